@@ -1,0 +1,7 @@
+"""mmrb: adversarial robustness benchmark for multimodal (image + text) classifiers."""
+
+__version__ = "0.1.0"
+
+#: Bumped whenever a change makes new leaderboard numbers incomparable with old ones
+#: (data rules, metric definitions, attack defaults).
+PROTOCOL_VERSION = "1"

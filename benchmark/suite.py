@@ -1,0 +1,148 @@
+"""Suite files: pydantic models of a YAML suite; errors name the file, the field and what is allowed."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from benchmark.errors import SuiteError
+
+MODALITIES = ("none", "image", "text", "joint")
+SOURCES = ("art", "mmrb")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSpec(_Strict):
+    """Where samples come from: generated Indiana-format data, or the real release at `path`."""
+
+    name: Literal["indiana_synth", "indiana"] = "indiana_synth"
+    path: str | None = Field(None, description="indiana: the Kaggle release folder (holds indiana_reports.csv)")
+    images_dir: str | None = Field(None, description="indiana: image folder if not <path>/images/images_normalized")
+    n: int = Field(600, gt=10, description="indiana_synth: number of uids to generate")
+    seed: int = Field(0, description="indiana_synth: generator seed")
+    image_size: int = Field(64, ge=16, le=1024, description="side the images are resized to (model input)")
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _real_needs_path(self) -> "DatasetSpec":
+        if self.name == "indiana" and not self.path:
+            raise ValueError("dataset 'indiana' needs 'path': the folder of the Kaggle release")
+        return self
+
+
+class ModelSpec(_Strict):
+    """A registered model (wrappers.list_models()) with optional config overrides."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        import wrappers
+
+        wrappers.registry.model_entry(name)  # raises ModelError with the closest names
+        return name
+
+    @property
+    def label(self) -> str:
+        """The name shown in results: the registered name, plus overrides if any."""
+        if not self.params:
+            return self.name
+        return self.name + "[" + ",".join(f"{k}={v}" for k, v in sorted(self.params.items())) + "]"
+
+
+class AttackSpec(_Strict):
+    """One attack: its source library, its name there, the modality it perturbs and its parameters."""
+
+    name: str
+    source: Literal["art", "mmrb"] = "art"
+    modality: Literal["none", "image", "text", "joint"] = "image"
+    params: dict[str, Any] = Field(default_factory=dict)
+    epsilons: list[float] | None = Field(None, description="overrides the suite's epsilons for this attack")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("name") == "none":
+            return {"source": "mmrb", "modality": "none", **data}
+        return data
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+class Suite(_Strict):
+    """A model × attack × ε grid on one dataset."""
+
+    name: str
+    description: str = ""
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    models: list[ModelSpec] = Field(min_length=1)
+    attacks: list[AttackSpec] = Field(min_length=1)
+    epsilons: list[float] = Field(default_factory=lambda: [8 / 255])
+    seed: int = 0
+    limit: int | None = Field(None, gt=0, description="score at most this many test samples")
+    content_hash: str = Field("", description="set by load_suite: sha256 of the file")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _names_to_specs(cls, value: Any) -> Any:
+        return [{"name": v} if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
+
+    @field_validator("epsilons")
+    @classmethod
+    def _in_pixel_range(cls, value: list[float]) -> list[float]:
+        bad = [e for e in value if not 0 < e <= 1]
+        if bad:
+            raise ValueError(f"epsilons are L∞ budgets in [0,1] pixel units, 0 < ε ≤ 1; got {bad}")
+        return value
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite YAML file."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot read suite file ({exc.strerror})") from exc
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SuiteError(f"{path}: a suite is a YAML mapping with name, dataset, models, attacks, epsilons")
+    data.setdefault("name", path.stem)
+    data["content_hash"] = hashlib.sha256(raw).hexdigest()[:16]
+    try:
+        return Suite.model_validate(data)
+    except ValidationError as exc:
+        raise SuiteError(f"{path}: invalid suite\n" + "\n".join(_describe(err, data) for err in exc.errors())) from None
+
+
+def _describe(err: dict, data: dict) -> str:
+    """One line per error: the dotted field path (with the model/attack name), the problem, what is allowed."""
+    loc = list(err["loc"])
+    parts, node = [], data
+    for key in loc:
+        node = node[key] if isinstance(node, (dict, list)) and _has(node, key) else None
+        name = node.get("name") if isinstance(node, dict) else None
+        parts.append(f"{key}" + (f" ({name})" if isinstance(key, int) and name else ""))
+    field = ".".join(parts) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "literal_error":
+        msg += f" (got {err.get('input')!r})"
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field; check the spelling (see README: Suites)"
+    return f"  field '{field}': {msg}"
+
+
+def _has(node: dict | list, key: Any) -> bool:
+    return key in node if isinstance(node, dict) else isinstance(key, int) and 0 <= key < len(node)

@@ -1,0 +1,65 @@
+"""Model presets and training recipes: the paper's (Mozhegova et al. 2025, Sec. 4.1) and tiny CPU ones."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from benchmark.errors import ModelError
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Trains on 2 CPU cores in about a minute; text_encoder "tiny_bert" is built from the training reports.
+    "tiny": dict(arch="mmrb_tiny_seresnet", pretrained=False, checkpoint_path=None, shared_backbone=False,
+                 text_encoder="tiny_bert", max_length=128),
+    # SE-ResNet-154 (2048-d per view) and Bio_ClinicalBERT (768-d [CLS]), as in the paper.
+    "paper": dict(arch="legacy_senet154", pretrained=True, checkpoint_path=None, shared_backbone=False,
+                  text_encoder="emilyalsentzer/Bio_ClinicalBERT", max_length=256),
+}
+VISION_KEYS = ("arch", "pretrained", "checkpoint_path", "shared_backbone")
+TEXT_KEYS = ("text_encoder", "max_length")
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """How a model is trained: Adam, cross-entropy, optional ReduceLROnPlateau on the epoch's training loss."""
+
+    lr: float = 1e-3
+    epochs: int = 5
+    batch_size: int = 32
+    weight_decay: float = 0.0
+    scheduler: str | None = None  # None or "plateau"
+    init_from_unimodal: bool = False  # early fusion: start encoders from the trained single-modality models
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "TrainRecipe":
+        """A copy with `overrides` applied; unknown keys raise naming the allowed ones."""
+        allowed = {f.name for f in fields(self)}
+        bad = set(overrides) - allowed
+        if bad:
+            raise ModelError(f"unknown recipe field(s) {sorted(bad)}; allowed: {sorted(allowed)}")
+        return replace(self, **overrides)
+
+
+RECIPES: dict[tuple[str, str], TrainRecipe] = {
+    ("vision", "paper"): TrainRecipe(lr=1e-4, epochs=13, batch_size=128, scheduler="plateau"),
+    ("text", "paper"): TrainRecipe(lr=2e-5, epochs=5, batch_size=16),
+    ("early_fusion", "paper"): TrainRecipe(lr=1e-4, epochs=5, batch_size=16),
+    ("late_fusion", "paper"): TrainRecipe(lr=1e-5, epochs=5, batch_size=16),
+    ("ensemble_fusion", "paper"): TrainRecipe(epochs=0),
+    ("vision", "tiny"): TrainRecipe(lr=1e-3, epochs=10, batch_size=32, scheduler="plateau"),
+    ("text", "tiny"): TrainRecipe(lr=5e-4, epochs=10, batch_size=32),
+    ("early_fusion", "tiny"): TrainRecipe(lr=3e-4, epochs=4, batch_size=32, init_from_unimodal=True),
+    ("late_fusion", "tiny"): TrainRecipe(lr=1e-2, epochs=60, batch_size=64),
+    ("ensemble_fusion", "tiny"): TrainRecipe(epochs=0),
+}
+
+
+def resolve_config(family: str, preset: str, overrides: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Preset values for `keys`, overridden; returns the config incl. a resolved 'recipe' dict."""
+    overrides = dict(overrides)
+    recipe = RECIPES[family, preset].with_overrides(overrides.pop("recipe", None) or {})
+    bad = set(overrides) - set(keys)
+    if bad:
+        raise ModelError(f"{family} model: unknown override(s) {sorted(bad)}; allowed: {sorted(keys) + ['recipe']}")
+    config = {k: PRESETS[preset][k] for k in keys}
+    config.update(overrides)
+    config["recipe"] = {f.name: getattr(recipe, f.name) for f in fields(recipe)}
+    return config

@@ -1,0 +1,62 @@
+"""Model registry in the style of timm: one decorator, one lookup, one listing."""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from benchmark.errors import ModelError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered model: its factory, class (whose family and modalities it has) and preset (tiny, paper)."""
+
+    name: str
+    factory: Callable[..., Any]
+    cls: type
+    preset: str
+
+    @property
+    def family(self) -> str:
+        return self.cls.family
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        return self.cls.modalities
+
+
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, cls: type, preset: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a model factory under `name`; the factory takes keyword overrides only."""
+
+    def decorate(factory: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _MODELS:
+            raise ModelError(f"model {name!r} is registered twice")
+        _MODELS[name] = ModelEntry(name, factory, cls, preset)
+        return factory
+
+    return decorate
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The entry registered as `name`, or raise naming the closest registered names."""
+    try:
+        return _MODELS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _MODELS, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ModelError(f"unknown model {name!r}.{hint} Registered: {', '.join(sorted(_MODELS))}") from None
+
+
+def create_model(name: str, **overrides: Any):
+    """Build the registered model `name` (heads untrained); `overrides` replace preset config fields."""
+    return model_entry(name).factory(**overrides)
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a shell-style pattern, sorted."""
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))

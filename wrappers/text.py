@@ -1,0 +1,113 @@
+"""BERT text encoders: the paper's Bio_ClinicalBERT by hub name, or a tiny BERT trained here."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, BertTokenizerFast
+
+from benchmark.errors import ModelError
+from wrappers.configs import TEXT_KEYS, resolve_config
+from wrappers.registry import register_model
+
+#: The text_encoder value that asks for a tiny BERT whose WordPiece vocabulary is trained on the
+#: training reports (see `make_tiny_bert`); anything else is a hub name or a local folder.
+TINY_BERT = "tiny_bert"
+TINY_BERT_CONFIG = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=128, max_position_embeddings=256)
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def make_tiny_bert(corpus: Sequence[str], out_dir: str | Path, vocab_size: int = 2000, seed: int = 0) -> Path:
+    """Train a WordPiece tokenizer on `corpus`, build a random-init tiny BERT, save both with save_pretrained."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(list(corpus), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS))
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    tok.decoder = decoders.WordPiece()
+    tokenizer = BertTokenizerFast(tokenizer_object=tok, model_max_length=TINY_BERT_CONFIG["max_position_embeddings"])
+    torch.manual_seed(seed)
+    encoder = BertModel(BertConfig(vocab_size=tok.get_vocab_size(), **TINY_BERT_CONFIG), add_pooling_layer=False)
+    out = Path(out_dir)
+    tokenizer.save_pretrained(out)
+    encoder.save_pretrained(out)
+    return out
+
+
+def load_text_encoder(name_or_path: str | Path) -> tuple[BertTokenizerFast, nn.Module]:
+    """Tokenizer and encoder from a hub name or a local save_pretrained folder (one code path for both)."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
+        encoder = AutoModel.from_pretrained(str(name_or_path), add_pooling_layer=False)
+    except (OSError, ValueError) as exc:
+        raise ModelError(
+            f"text_encoder {str(name_or_path)!r} cannot be loaded ({exc.__class__.__name__}: {exc}). "
+            "Give a local folder written with save_pretrained (download it once where the hub is reachable), "
+            f"or use text_encoder: {TINY_BERT}."
+        ) from exc
+    return tokenizer, encoder
+
+
+class TextEncoder(nn.Module):
+    """Report text -> [CLS] features of a BERT; `tokenize` turns strings into fixed-length id tensors."""
+
+    def __init__(self, name_or_path: str | Path, max_length: int = 128) -> None:
+        super().__init__()
+        if str(name_or_path) == TINY_BERT:
+            raise ModelError(f"text_encoder {TINY_BERT!r} must be built from a corpus first: use wrappers.training.obtain_trained")
+        self.tokenizer, self.bert = load_text_encoder(name_or_path)
+        self.max_length = max_length
+        self.feature_dim = self.bert.config.hidden_size
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Fixed-length (padded, truncated) input ids and attention masks, one row per text."""
+        batch = self.tokenizer(list(texts), padding="max_length", truncation=True,
+                               max_length=self.max_length, return_tensors="pt")
+        return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+
+    def forward(self, text: dict[str, torch.Tensor]) -> torch.Tensor:
+        out = self.bert(input_ids=text["input_ids"], attention_mask=text["attention_mask"])
+        return out.last_hidden_state[:, 0]
+
+    def save_pretrained(self, out_dir: str | Path) -> None:
+        """Write tokenizer and encoder so that `TextEncoder(out_dir)` rebuilds this architecture offline."""
+        self.tokenizer.save_pretrained(out_dir)
+        self.bert.save_pretrained(out_dir)
+
+
+class TextClassifier(nn.Module):
+    """Text-only model M_T: BERT [CLS] features -> linear head (normal / abnormal)."""
+
+    family = "text"
+    modalities = frozenset({"text"})
+
+    def __init__(self, config: dict) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = TextEncoder(config["text_encoder"], config["max_length"])
+        self.head = nn.Linear(self.encoder.feature_dim, 2)
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        return self.encoder.tokenize(texts)
+
+    def forward(self, images: torch.Tensor | None, text: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(self.encoder(text))
+
+
+def _register(name: str, preset: str) -> None:
+    @register_model(name, TextClassifier, preset)
+    def factory(**overrides) -> TextClassifier:
+        return TextClassifier({"name": name, **resolve_config("text", preset, overrides, TEXT_KEYS)})
+
+
+_register("text_only", "tiny")
+_register("text_only_paper", "paper")

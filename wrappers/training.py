@@ -1,0 +1,181 @@
+"""Training recipes and the trained-model cache (safetensors + JSON config, keyed by config + data)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+from benchmark.errors import ModelError
+from wrappers.configs import PRESETS, TEXT_KEYS, VISION_KEYS, TrainRecipe
+from wrappers.registry import create_model, model_entry
+from wrappers.text import TINY_BERT, TextEncoder, make_tiny_bert
+
+log = logging.getLogger(__name__)
+
+#: Bump when a change to training makes cached checkpoints stale.
+TRAINING_VERSION = "1"
+CONFIG_FILE, WEIGHTS_FILE, TEXT_DIR = "config.json", "model.safetensors", "text_encoder"
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    """Training data: (n, 2, H, W) images in [0, 1], n report texts, n labels (1 = abnormal)."""
+
+    images: np.ndarray
+    texts: Sequence[str]
+    labels: np.ndarray
+    fingerprint: str
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def tiny_bert_folder(texts: Sequence[str], cache_dir: Path, seed: int) -> Path:
+    """The tiny BERT (random init + WordPiece trained on `texts`) for this corpus, built once and cached."""
+    folder = cache_dir / "text_encoders" / f"{TINY_BERT}-{_digest([list(texts), seed])}"
+    if not (folder / "config.json").exists():
+        tmp = folder.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        make_tiny_bert(texts, tmp, seed=seed)
+        tmp.rename(folder)
+    return folder
+
+
+def obtain_trained(name: str, overrides: dict[str, Any], data: LabelledSet, cache_dir: str | Path,
+                   seed: int = 0) -> nn.Module:
+    """The model `name` trained on `data` with its recipe: loaded from the cache, or trained and cached."""
+    cache_dir = Path(cache_dir)
+    entry = model_entry(name)
+    key = _digest({"name": name, "overrides": overrides, "data": data.fingerprint, "seed": seed, "v": TRAINING_VERSION})
+    folder = cache_dir / "models" / f"{name}-{key}"
+    if (folder / WEIGHTS_FILE).exists():
+        return load_checkpoint(folder)
+    resolved = dict(overrides)
+    if entry.family != "vision" and resolved.get("text_encoder", PRESETS[entry.preset]["text_encoder"]) == TINY_BERT:
+        resolved["text_encoder"] = str(tiny_bert_folder(data.texts, cache_dir, seed))
+    torch.manual_seed(seed)
+    model = create_model(name, **resolved)
+    recipe = TrainRecipe(**model.config["recipe"])
+    log.info("training %s (%s) for %d epochs", name, entry.family, recipe.epochs)
+    if entry.family in ("vision", "text"):
+        fit(model, batch_logits(model, data), data.labels, recipe, seed)
+    else:
+        vision, text = (obtain_trained(cfg["name"], {k: overrides[k] for k in keys if k in overrides}, data, cache_dir, seed)
+                        for cfg, keys in zip(model.branch_configs(), (VISION_KEYS, TEXT_KEYS)))
+        if entry.family == "early_fusion":
+            if recipe.init_from_unimodal:
+                model.vision.load_state_dict(vision.encoder.state_dict())
+                model.text.load_state_dict(text.encoder.state_dict())
+            fit(model, batch_logits(model, data), data.labels, recipe, seed)
+        else:
+            model.vision.load_state_dict(vision.state_dict())
+            model.text.load_state_dict(text.state_dict())
+            if entry.family == "late_fusion":
+                fit_late_fusion_head(model, data, recipe, seed)
+    save_checkpoint(model, folder)
+    return model.eval()
+
+
+def batch_logits(model: nn.Module, data: LabelledSet) -> Callable[[torch.Tensor], torch.Tensor]:
+    """idx -> logits of `model` on those rows of `data` (texts tokenized once)."""
+    images = torch.as_tensor(data.images, dtype=torch.float32) if "image" in model.modalities else None
+    tokens = model.tokenize(data.texts) if "text" in model.modalities else None
+    return lambda idx: model(None if images is None else images[idx],
+                             None if tokens is None else {k: v[idx] for k, v in tokens.items()})
+
+
+def fit(module: nn.Module, logits_of: Callable[[torch.Tensor], torch.Tensor], labels: np.ndarray,
+        recipe: TrainRecipe, seed: int) -> list[float]:
+    """Adam + cross-entropy on `module`'s trainable parameters over shuffled mini-batches; mean loss per epoch."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=1) if recipe.scheduler == "plateau" else None
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    module.train()
+    for _ in range(recipe.epochs):
+        total = 0.0
+        for idx in torch.randperm(len(labels), generator=generator).split(recipe.batch_size):
+            loss = nn.functional.cross_entropy(logits_of(idx), labels[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        losses.append(total / len(labels))
+        if scheduler is not None:
+            scheduler.step(losses[-1])
+    module.eval()
+    return losses
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: np.ndarray | None, texts: Sequence[str] | None,
+                   batch_size: int = 64) -> torch.Tensor:
+    """Logits of `model` on paired images/texts, in eval mode, batch by batch."""
+    model.eval()
+    n = len(images) if images is not None else len(texts)
+    tokens = model.tokenize(texts) if "text" in model.modalities else None
+    out = []
+    for start in range(0, n, batch_size):
+        sl = slice(start, start + batch_size)
+        out.append(model(None if images is None or "image" not in model.modalities else torch.as_tensor(images[sl], dtype=torch.float32),
+                         None if tokens is None else {k: v[sl] for k, v in tokens.items()}))
+    return torch.cat(out)
+
+
+def fit_late_fusion_head(model: nn.Module, data: LabelledSet, recipe: TrainRecipe, seed: int) -> list[float]:
+    """Stage 2 of late fusion: branches frozen, train the 4->2 head on their (precomputed) logits."""
+    model.vision.requires_grad_(False)
+    model.text.requires_grad_(False)
+    branch = torch.cat([predict_logits(model.vision, data.images, None),
+                        predict_logits(model.text, None, data.texts)], dim=1)
+    return fit(model.head, lambda idx: model.head(branch[idx]), data.labels, recipe, seed)
+
+
+def save_checkpoint(model: nn.Module, folder: str | Path) -> Path:
+    """Write config.json + model.safetensors (+ the text encoder's tokenizer/config folder) atomically."""
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    config = dict(model.config)
+    encoders = [m for m in model.modules() if isinstance(m, TextEncoder)]
+    if encoders:
+        encoders[0].save_pretrained(tmp / TEXT_DIR)
+        config["text_encoder"] = TEXT_DIR
+    (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+    save_model(model, str(tmp / WEIGHTS_FILE))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder
+
+
+def load_checkpoint(folder: str | Path) -> nn.Module:
+    """Rebuild a model saved by `save_checkpoint` (offline: the text encoder comes from the folder)."""
+    folder = Path(folder)
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{folder / CONFIG_FILE}: cannot read checkpoint config ({exc})") from exc
+    name = config.pop("name")
+    config.pop("preset", None)
+    if config.get("text_encoder") == TEXT_DIR:
+        config["text_encoder"] = str(folder / TEXT_DIR)
+    if "pretrained" in config:  # the weights come from the checkpoint, not the hub or a timm file
+        config.update(pretrained=False, checkpoint_path=None)
+    model = create_model(name, **config)
+    missing, unexpected = load_model(model, str(folder / WEIGHTS_FILE), strict=False)
+    if missing or unexpected:
+        raise ModelError(f"{folder / WEIGHTS_FILE}: weights do not fit {name!r} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model.eval()
