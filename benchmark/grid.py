@@ -1,8 +1,8 @@
 """Suite -> cells: the model × attack × ε grid, pure (no torch), so it is cheap to test and to ship."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from benchmark.suite import AttackSpec, ModelSpec, Suite
 

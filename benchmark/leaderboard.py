@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -22,7 +23,10 @@ KEY = ("protocol_version", "suite", "suite_hash", "data_fingerprint", "model", "
 CSV_NAME, MD_NAME = "leaderboard.csv", "LEADERBOARD.md"
 
 
-def git_commit(where: Path = Path(__file__).resolve().parent) -> str:
+HERE = Path(__file__).resolve().parent
+
+
+def git_commit(where: Path = HERE) -> str:
     """HEAD of the checkout mmrb runs from, '-dirty' if tracked files changed; 'unknown' outside git."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, check=True).stdout.strip()
@@ -58,10 +62,11 @@ def publish(rows: Iterable[dict[str, Any]], meta: dict[str, Any], directory: str
     directory.mkdir(parents=True, exist_ok=True)
     new = pd.DataFrame([{**meta, **{k: r.get(k) for k in SCORES}} for r in rows if not r.get("error")],
                        columns=list(PROVENANCE + SCORES))
+    text_columns = {c: str for c in PROVENANCE + ("model", "attack", "attack_source", "modality", "transfer_source")}
+    new = new.astype(text_columns)
     csv_path = directory / CSV_NAME
-    table = pd.concat([pd.read_csv(csv_path, dtype={"transfer_source": str, "suite_hash": str}), new]) \
+    table = pd.concat([pd.read_csv(csv_path, dtype=text_columns, keep_default_na=False, na_values={"epsilon": [""]}), new]) \
         if csv_path.exists() else new
-    table["transfer_source"] = table["transfer_source"].fillna("")
     table = table.drop_duplicates(subset=list(KEY), keep="last")
     table.to_csv(csv_path, index=False)
     md_path = directory / MD_NAME

@@ -14,6 +14,15 @@ MODALITIES = ("none", "image", "text", "joint")
 SOURCES = ("art", "mmrb")
 
 
+def _check_epsilons(value: list[float] | None) -> list[float] | None:
+    bad = [e for e in value or () if not 0 < e <= 1]
+    if bad:
+        raise ValueError(f"epsilons are L∞ budgets in [0,1] pixel units, 0 < ε ≤ 1; got {bad}")
+    if value is not None and not value:
+        raise ValueError("epsilons is empty: give at least one budget or leave the field out")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -30,7 +39,7 @@ class DatasetSpec(_Strict):
     test_fraction: float = Field(0.2, gt=0, lt=1)
 
     @model_validator(mode="after")
-    def _real_needs_path(self) -> "DatasetSpec":
+    def _real_needs_path(self) -> DatasetSpec:
         if self.name == "indiana" and not self.path:
             raise ValueError("dataset 'indiana' needs 'path': the folder of the Kaggle release")
         return self
@@ -46,8 +55,12 @@ class ModelSpec(_Strict):
     @classmethod
     def _registered(cls, name: str) -> str:
         import wrappers
+        from benchmark.errors import ModelError
 
-        wrappers.registry.model_entry(name)  # raises ModelError with the closest names
+        try:
+            wrappers.registry.model_entry(name)
+        except ModelError as exc:  # a ValueError lets pydantic report it with the file and field
+            raise ValueError(str(exc)) from None
         return name
 
     @property
@@ -74,6 +87,8 @@ class AttackSpec(_Strict):
             return {"source": "mmrb", "modality": "none", **data}
         return data
 
+    _check_epsilons = field_validator("epsilons")(classmethod(lambda cls, value: _check_epsilons(value)))
+
     @property
     def label(self) -> str:
         return self.name
@@ -97,13 +112,7 @@ class Suite(_Strict):
     def _names_to_specs(cls, value: Any) -> Any:
         return [{"name": v} if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
 
-    @field_validator("epsilons")
-    @classmethod
-    def _in_pixel_range(cls, value: list[float]) -> list[float]:
-        bad = [e for e in value if not 0 < e <= 1]
-        if bad:
-            raise ValueError(f"epsilons are L∞ budgets in [0,1] pixel units, 0 < ε ≤ 1; got {bad}")
-        return value
+    _in_pixel_range = field_validator("epsilons")(classmethod(lambda cls, value: _check_epsilons(value)))
 
 
 def load_suite(path: str | Path) -> Suite:

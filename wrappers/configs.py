@@ -29,7 +29,7 @@ class TrainRecipe:
     scheduler: str | None = None  # None or "plateau"
     init_from_unimodal: bool = False  # early fusion: start encoders from the trained single-modality models
 
-    def with_overrides(self, overrides: dict[str, Any]) -> "TrainRecipe":
+    def with_overrides(self, overrides: dict[str, Any]) -> TrainRecipe:
         """A copy with `overrides` applied; unknown keys raise naming the allowed ones."""
         allowed = {f.name for f in fields(self)}
         bad = set(overrides) - allowed

@@ -12,7 +12,7 @@ that query arbitrary images.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -67,7 +67,7 @@ class ContextBinding:
         self.radius = float(distances.min()) / 2 if len(anchors) > 1 else float("inf")
 
     @classmethod
-    def from_images(cls, images: torch.Tensor, context: dict[str, torch.Tensor]) -> "ContextBinding":
+    def from_images(cls, images: torch.Tensor, context: dict[str, torch.Tensor]) -> ContextBinding:
         """Bind `context` row i to clean image i."""
         side = fingerprint_side(len(images), images.shape[1], min(images.shape[-2:]))
         return cls(fingerprint(images, side), context, side)
@@ -97,7 +97,7 @@ class ContextBinding:
         idx = self.indices(images).cpu()
         return {k: v[idx].to(images.device) for k, v in self.context.items()}
 
-    def subset(self, index: Sequence[int]) -> "ContextBinding":
+    def subset(self, index: Sequence[int]) -> ContextBinding:
         """A binding of only some samples (e.g. one, for decision-based attacks)."""
         idx = torch.as_tensor(list(index), dtype=torch.long)
         return ContextBinding(self.anchors[idx], {k: v[idx] for k, v in self.context.items()}, self.side,
@@ -183,7 +183,7 @@ class ImageView(PyTorchClassifier):
         return self.binding.groups(epsilon)
 
     @contextlib.contextmanager
-    def bound_to(self, index: Sequence[int]) -> Iterator["ImageView"]:
+    def bound_to(self, index: Sequence[int]) -> Iterator[ImageView]:
         """Temporarily bind only the samples `index` (one sample: any query image gets its text)."""
         full = self._view.binding
         if full is not None and len(index) != len(full):

@@ -1,7 +1,7 @@
 """VisionBERT fusion models of Mozhegova et al. (2025): early, late and ensemble fusion."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -1,8 +1,8 @@
 """BERT text encoders: the paper's Bio_ClinicalBERT by hub name, or a tiny BERT trained here."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import nn

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import timm
 import torch
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model as timm_register
+from timm.models import build_model_with_cfg, generate_default_cfgs
+from timm.models import register_model as timm_register
 from timm.models.resnet import BasicBlock, ResNet
 from torch import nn
 

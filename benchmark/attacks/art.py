@@ -58,6 +58,9 @@ def craft_art(name, params, view, x, y, epsilon, seed) -> Crafted:
         log.info("%s at eps=%s: %d groups (view radius %.3f)", name, epsilon, len(groups), view.max_epsilon)
     x_adv = np.empty_like(x)
     for group in groups:
+        # Some constructors query placeholder inputs (AutoPGD: an all-ones image); one bound sample answers them.
+        with view.bound_to(group[:1]):
+            attack = cls(view, **kwargs)
         with view.bound_to(group):
-            x_adv[group] = cls(view, **kwargs).generate(x=x[group], y=labels[group])
+            x_adv[group] = attack.generate(x=x[group], y=labels[group])
     return Crafted(x_adv, steps, kwargs)

@@ -24,7 +24,7 @@ class SplitArrays:
     uids: list[str]
 
     @classmethod
-    def from_samples(cls, samples: tuple[Sample, ...], image_size: int) -> "SplitArrays":
+    def from_samples(cls, samples: tuple[Sample, ...], image_size: int) -> SplitArrays:
         return cls(load_images(samples, image_size), [s.text for s in samples],
                    np.array([s.label for s in samples], dtype=np.int64), [s.uid for s in samples])
 

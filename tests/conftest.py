@@ -1,0 +1,47 @@
+"""Shared fixtures: a small generated Indiana-format dataset and tiny models trained on it (once per session)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmark.data import SplitArrays
+from benchmark.data.indiana import load_indiana
+from benchmark.data.synth import write_synthetic_indiana
+from wrappers.training import LabelledSet, obtain_trained
+
+IMAGE_SIZE = 32
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("mmrb-cache")
+
+
+@pytest.fixture(scope="session")
+def indiana_root(tmp_path_factory) -> Path:
+    return write_synthetic_indiana(tmp_path_factory.mktemp("indiana") / "release", n=400, seed=3, image_size=64)
+
+
+@pytest.fixture(scope="session")
+def splits(indiana_root) -> tuple[SplitArrays, SplitArrays, str]:
+    dataset = load_indiana(indiana_root)
+    train, test = dataset.split(seed=0)
+    return SplitArrays.from_samples(train, IMAGE_SIZE), SplitArrays.from_samples(test, IMAGE_SIZE), dataset.fingerprint()
+
+
+@pytest.fixture(scope="session")
+def train_set(splits) -> LabelledSet:
+    train, _, fingerprint = splits
+    return LabelledSet(train.images, train.texts, train.labels, fingerprint)
+
+
+@pytest.fixture(scope="session")
+def test_split(splits) -> SplitArrays:
+    return splits[1]
+
+
+@pytest.fixture(scope="session")
+def trained(train_set, cache_dir):
+    """name -> tiny model trained with its default recipe on the session's training split."""
+    return lambda name: obtain_trained(name, {}, train_set, cache_dir, seed=0)
