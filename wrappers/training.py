@@ -62,13 +62,14 @@ def obtain_trained(name: str, overrides: dict[str, Any], data: LabelledSet, cach
     if (folder / WEIGHTS_FILE).exists():
         return load_checkpoint(folder)
     resolved = dict(overrides)
-    if entry.family != "vision" and resolved.get("text_encoder", PRESETS[entry.preset]["text_encoder"]) == TINY_BERT:
+    preset_encoder = PRESETS.get(entry.preset, {}).get("text_encoder")
+    if "text" in entry.modalities and resolved.get("text_encoder", preset_encoder) == TINY_BERT:
         resolved["text_encoder"] = str(tiny_bert_folder(data.texts, cache_dir, seed))
     torch.manual_seed(seed)
     model = create_model(name, **resolved)
-    recipe = TrainRecipe(**model.config["recipe"])
+    recipe = TrainRecipe(**model.config.get("recipe", {}))
     log.info("training %s (%s) for %d epochs", name, entry.family, recipe.epochs)
-    if entry.family in ("vision", "text"):
+    if entry.family not in ("early_fusion", "late_fusion", "ensemble_fusion"):  # any self-contained model
         fit(model, batch_logits(model, data), data.labels, recipe, seed)
     else:
         vision, text = (obtain_trained(cfg["name"], {k: overrides[k] for k in keys if k in overrides}, data, cache_dir, seed)

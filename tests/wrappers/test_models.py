@@ -126,3 +126,35 @@ def test_cache_key_changes_with_the_data(train_set, cache_dir, tmp_path):
     model = obtain_trained("vision_only", {"recipe": {"epochs": 1}}, other, tmp_path, seed=0)
     assert len(list((tmp_path / "models").glob("vision_only-*"))) == 1
     assert np.isfinite(predict_logits(model, other.images[:2], None).numpy()).all()
+
+
+class _MeanPixelModel(torch.nn.Module):
+    """The README's "Adding a model" shape: family, modalities, config, tokenize, forward."""
+
+    family = "mean_pixel"
+    modalities = frozenset({"image"})
+
+    def __init__(self, config: dict) -> None:
+        super().__init__()
+        self.config = config
+        self.head = torch.nn.Linear(2, 2)
+
+    def tokenize(self, texts):
+        return None
+
+    def forward(self, images, text=None):
+        return self.head(images.mean((2, 3)))
+
+
+def test_a_registered_custom_model_trains_caches_and_gets_a_view(train_set, tmp_path, test_split):
+    from wrappers.estimators import ImageView
+    from wrappers.registry import register_model
+
+    @register_model("test_mean_pixel", _MeanPixelModel, "custom")
+    def factory(**overrides):
+        return _MeanPixelModel({"name": "test_mean_pixel", "recipe": {"lr": 0.05, "epochs": 3}, **overrides})
+
+    model = obtain_trained("test_mean_pixel", {}, train_set, tmp_path)
+    assert len(list((tmp_path / "models").glob("test_mean_pixel-*"))) == 1
+    view = ImageView(model, test_split.images[:4])
+    assert view.predict(test_split.images[:4]).shape == (4, 2)
