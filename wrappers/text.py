@@ -1,6 +1,8 @@
 """BERT text encoders: the paper's Bio_ClinicalBERT by hub name, or a tiny BERT trained here."""
 from __future__ import annotations
 
+import string
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,23 +22,42 @@ TINY_BERT_CONFIG = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def make_tiny_bert(corpus: Sequence[str], out_dir: str | Path, vocab_size: int = 2000, seed: int = 0) -> Path:
-    """Train a WordPiece tokenizer on `corpus`, build a random-init tiny BERT, save both with save_pretrained."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+def wordpiece_vocab(corpus: Sequence[str], vocab_size: int) -> dict[str, int]:
+    """A deterministic WordPiece vocabulary: special tokens, every character seen plus a-z and 0-9 (word-initial
+    and ##-continued, so unseen words are spelled out rather than [UNK]),
+    then the corpus's words by descending count (ties alphabetical) up to `vocab_size`.
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    Built by hand rather than with tokenizers' WordPieceTrainer, whose vocabulary order changes from
+    run to run (hash-map ties), which would make cached tiny models irreproducible.
+    """
+    from tokenizers import normalizers, pre_tokenizers
+
+    normalize, split = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    counts = Counter(word for text in corpus for word, _ in split.pre_tokenize_str(normalize.normalize_str(text)))
+    chars = sorted({c for word in counts for c in word} | set(string.ascii_lowercase + string.digits))
+    tokens = SPECIAL_TOKENS + chars + ["##" + c for c in chars]
+    taken = set(tokens)
+    words = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if w not in taken]
+    tokens += words[: max(0, vocab_size - len(tokens))]
+    return {token: i for i, token in enumerate(tokens)}
+
+
+def make_tiny_bert(corpus: Sequence[str], out_dir: str | Path, vocab_size: int = 4000, seed: int = 0) -> Path:
+    """Build a WordPiece tokenizer from `corpus` and a random-init tiny BERT; save both with save_pretrained."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    vocab = wordpiece_vocab(corpus, vocab_size)
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(list(corpus), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS))
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
     )
     tok.decoder = decoders.WordPiece()
     tokenizer = BertTokenizerFast(tokenizer_object=tok, model_max_length=TINY_BERT_CONFIG["max_position_embeddings"])
     torch.manual_seed(seed)
-    encoder = BertModel(BertConfig(vocab_size=tok.get_vocab_size(), **TINY_BERT_CONFIG), add_pooling_layer=False)
+    encoder = BertModel(BertConfig(vocab_size=len(vocab), **TINY_BERT_CONFIG), add_pooling_layer=False)
     out = Path(out_dir)
     tokenizer.save_pretrained(out)
     encoder.save_pretrained(out)

@@ -23,7 +23,7 @@ from wrappers.text import TINY_BERT, TextEncoder, make_tiny_bert
 log = logging.getLogger(__name__)
 
 #: Bump when a change to training makes cached checkpoints stale.
-TRAINING_VERSION = "1"
+TRAINING_VERSION = "2"
 CONFIG_FILE, WEIGHTS_FILE, TEXT_DIR = "config.json", "model.safetensors", "text_encoder"
 
 

@@ -158,3 +158,13 @@ def test_a_registered_custom_model_trains_caches_and_gets_a_view(train_set, tmp_
     assert len(list((tmp_path / "models").glob("test_mean_pixel-*"))) == 1
     view = ImageView(model, test_split.images[:4])
     assert view.predict(test_split.images[:4]).shape == (4, 2)
+
+
+def test_tiny_bert_is_reproducible_and_spells_out_unknown_words(tmp_path):
+    a, b = make_tiny_bert(CORPUS, tmp_path / "a"), make_tiny_bert(CORPUS, tmp_path / "b")
+    assert (a / "vocab.txt").read_bytes() == (b / "vocab.txt").read_bytes()
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+    tokenizer, _ = load_text_encoder(a)
+    assert tokenizer.tokenize("The heart is enlarged.") == ["the", "heart", "is", "enlarged", "."]
+    pieces = tokenizer.tokenize("cardiomegaly")  # never seen: falls back to characters, not [UNK]
+    assert "[UNK]" not in pieces and "".join(p.removeprefix("##") for p in pieces) == "cardiomegaly"
