@@ -14,6 +14,17 @@ MODALITIES = ("none", "image", "text", "joint")
 SOURCES = ("art", "mmrb")
 
 
+def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'recipe': {'lr': 1}} -> {'recipe.lr': 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _check_epsilons(value: list[float] | None) -> list[float] | None:
     bad = [e for e in value or () if not 0 < e <= 1]
     if bad:
@@ -68,7 +79,7 @@ class ModelSpec(_Strict):
         """The name shown in results: the registered name, plus overrides if any."""
         if not self.params:
             return self.name
-        return self.name + "[" + ",".join(f"{k}={v}" for k, v in sorted(self.params.items())) + "]"
+        return self.name + "[" + ",".join(f"{k}={v}" for k, v in sorted(_flatten(self.params).items())) + "]"
 
 
 class AttackSpec(_Strict):
