@@ -6,29 +6,53 @@ from dataclasses import dataclass
 
 from benchmark.suite import AttackSpec, ModelSpec, Suite
 
+NEEDS = {"none": frozenset(), "image": frozenset({"image"}), "text": frozenset({"text"}),
+         "joint": frozenset({"image", "text"})}
+
 
 @dataclass(frozen=True)
 class Cell:
-    """One scored combination; epsilon is None for attacks without a budget (the clean row)."""
+    """One scored combination; epsilon is None for attacks without an image budget.
+
+    For transfer cells `source` is the model the attack was crafted on and `model` the one scored."""
 
     model: ModelSpec
     attack: AttackSpec
     epsilon: float | None
+    source: ModelSpec | None = None
 
 
 def applies(attack: AttackSpec, modalities: frozenset[str]) -> bool:
     """An attack applies to a model that reads every modality it perturbs."""
-    needed = {"none": set(), "image": {"image"}, "text": {"text"}, "joint": {"image", "text"}}[attack.modality]
-    return needed <= modalities
+    return NEEDS[attack.modality] <= modalities
+
+
+def budgets(attack: AttackSpec, default: list[float]) -> list[float | None]:
+    """The ε values an attack runs at: none for clean and text attacks."""
+    return [None] if attack.modality in ("none", "text") else list(attack.epsilons or default)
 
 
 def expand(suite: Suite, modalities_of: Callable[[str], frozenset[str]]) -> list[Cell]:
-    """All cells of the suite in order: models outer, attacks, then ε; skips attacks a model cannot take."""
+    """White-box cells in order: models outer, attacks, then ε; skips attacks a model cannot take."""
     cells = []
     for model in suite.models:
         for attack in suite.attacks:
-            if not applies(attack, modalities_of(model.name)):
-                continue
-            budgets = [None] if attack.modality == "none" else (attack.epsilons or suite.epsilons)
-            cells.extend(Cell(model, attack, eps) for eps in budgets)
+            if applies(attack, modalities_of(model.name)):
+                cells.extend(Cell(model, attack, eps) for eps in budgets(attack, suite.epsilons))
+    return cells
+
+
+def expand_transfer(suite: Suite, modalities_of: Callable[[str], frozenset[str]]) -> list[Cell]:
+    """Transfer cells ordered source, attack, ε, target: each (source, attack, ε) is crafted once for its targets."""
+    spec = suite.transfer
+    if spec is None:
+        return []
+    cells = []
+    for source in spec.sources:
+        if "image" not in modalities_of(source.name):
+            continue
+        for attack in spec.attacks:
+            for eps in budgets(attack, spec.epsilons or suite.epsilons):
+                cells.extend(Cell(target, attack, eps, source) for target in spec.targets
+                             if applies(attack, modalities_of(target.name)))
     return cells

@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from benchmark.errors import SuiteError
 
 MODALITIES = ("none", "image", "text", "joint")
-SOURCES = ("art", "mmrb")
 
 
 def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -86,23 +85,62 @@ class AttackSpec(_Strict):
     """One attack: its source library, its name there, the modality it perturbs and its parameters."""
 
     name: str
-    source: Literal["art", "mmrb"] = "art"
+    source: Literal["art", "torchattacks", "textattack", "mmrb"] = "art"
     modality: Literal["none", "image", "text", "joint"] = "image"
     params: dict[str, Any] = Field(default_factory=dict)
     epsilons: list[float] | None = Field(None, description="overrides the suite's epsilons for this attack")
+    label: str = Field("", description="name in results (default: name); must be unique in the suite")
+    compare_with: str | None = Field(None, description="label of another attack: results get the robust-accuracy gap")
 
     @model_validator(mode="before")
     @classmethod
-    def _none_shorthand(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("name") == "none":
-            return {"source": "mmrb", "modality": "none", **data}
+    def _defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("name") == "none":
+            data = {"source": "mmrb", "modality": "none", **data}
+        if data.get("name") == "worst_case":
+            data = {"source": "mmrb", **data}
+        data.setdefault("label", data.get("name", ""))
         return data
 
     _check_epsilons = field_validator("epsilons")(classmethod(lambda cls, value: _check_epsilons(value)))
 
-    @property
-    def label(self) -> str:
-        return self.name
+    @model_validator(mode="after")
+    def _worst_case_lists_attacks(self) -> AttackSpec:
+        if self.name == "worst_case":
+            parts = self.params.get("of")
+            if not isinstance(parts, list) or not parts:
+                raise ValueError("worst_case needs params: {of: [label, ...]}: the attacks a sample must survive")
+        if self.modality in ("text", "none") and self.epsilons:
+            raise ValueError(f"a {self.modality!r} attack has no image budget: remove 'epsilons'")
+        return self
+
+
+class TransferSpec(_Strict):
+    """Black-box transfer: adversarial images crafted once on each source, scored on every target."""
+
+    sources: list[ModelSpec] = Field(min_length=1)
+    targets: list[ModelSpec] = Field(min_length=1)
+    attacks: list[AttackSpec] = Field(min_length=1)
+    epsilons: list[float] | None = None
+
+    _names_to_specs = field_validator("sources", "targets", mode="before")(
+        classmethod(lambda cls, value: _names_to_specs(value)))
+    _check_epsilons = field_validator("epsilons")(classmethod(lambda cls, value: _check_epsilons(value)))
+
+    @field_validator("attacks")
+    @classmethod
+    def _image_only(cls, attacks: list[AttackSpec]) -> list[AttackSpec]:
+        bad = [a.label for a in attacks if a.modality != "image"]
+        if bad:
+            raise ValueError(f"transfer attacks perturb images only (the paper leaves the text alone); not: {bad}")
+        return attacks
+
+
+def _names_to_specs(value: Any) -> Any:
+    return [{"name": v} if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
 
 
 class Suite(_Strict):
@@ -111,17 +149,33 @@ class Suite(_Strict):
     name: str
     description: str = ""
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
-    models: list[ModelSpec] = Field(min_length=1)
-    attacks: list[AttackSpec] = Field(min_length=1)
+    models: list[ModelSpec] = Field(default_factory=list)
+    attacks: list[AttackSpec] = Field(default_factory=list)
+    transfer: TransferSpec | None = None
     epsilons: list[float] = Field(default_factory=lambda: [8 / 255])
     seed: int = 0
     limit: int | None = Field(None, gt=0, description="score at most this many test samples")
     content_hash: str = Field("", description="set by load_suite: sha256 of the file")
 
-    @field_validator("models", mode="before")
-    @classmethod
-    def _names_to_specs(cls, value: Any) -> Any:
-        return [{"name": v} if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
+    _names_to_specs = field_validator("models", mode="before")(classmethod(lambda cls, value: _names_to_specs(value)))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Suite:
+        if not (self.models and self.attacks) and self.transfer is None:
+            raise ValueError("a suite needs 'models' and 'attacks', or a 'transfer' section")
+        labels = [a.label for a in self.attacks]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(f"attack labels must be unique, repeated: {dupes}; give each a 'label'")
+        for i, attack in enumerate(self.attacks):
+            earlier = labels[:i]
+            refs = list(attack.params.get("of", [])) if attack.name == "worst_case" else []
+            refs += [attack.compare_with] if attack.compare_with else []
+            missing = [r for r in refs if r not in earlier]
+            if missing:
+                raise ValueError(f"attack {attack.label!r} refers to {missing}, which must be labels of attacks listed "
+                                 f"before it; known so far: {earlier}")
+        return self
 
     _in_pixel_range = field_validator("epsilons")(classmethod(lambda cls, value: _check_epsilons(value)))
 

@@ -171,6 +171,7 @@ class ImageView(PyTorchClassifier):
         self.multimodal_model = model
         self.default_batch_size = batch_size
         self._view = self.model  # ART keeps the module we passed as .model
+        self._all = binding
 
     @property
     def binding(self) -> ContextBinding | None:
@@ -185,20 +186,21 @@ class ImageView(PyTorchClassifier):
         """Groups of the n bound samples to attack one at a time so that every query finds its own text."""
         if self.binding is None:
             return [list(range(n))]
-        if len(self.binding) != n:
-            raise ContextError(f"{n} inputs given, but {len(self.binding)} samples are bound to this view")
-        return self.binding.groups(epsilon)
+        if len(self._all) != n:
+            raise ContextError(f"{n} inputs given, but {len(self._all)} samples are bound to this view")
+        return self._all.groups(epsilon)
 
     @contextlib.contextmanager
     def bound_to(self, index: Sequence[int]) -> Iterator[ImageView]:
-        """Temporarily bind only the samples `index` (one sample: any query image gets its text)."""
-        full = self._view.binding
-        if full is not None and len(index) != len(full):
-            self._view.binding = full.subset(index)
+        """Temporarily bind only the samples `index` of the view's samples (one sample: any query image gets
+        its text). Indices always refer to all bound samples, also when calls nest."""
+        previous = self._view.binding
+        if self._all is not None:
+            self._view.binding = self._all if len(index) == len(self._all) else self._all.subset(index)
         try:
             yield self
         finally:
-            self._view.binding = full
+            self._view.binding = previous
 
     def predict(self, x: np.ndarray, batch_size: int | None = None, training_mode: bool = False, **kwargs) -> np.ndarray:
         return super().predict(x, batch_size=batch_size or self.default_batch_size, training_mode=training_mode, **kwargs)

@@ -1,9 +1,13 @@
-"""Attack registry: one adapter per source library; a YAML entry names the source, the attack and its params."""
+"""Attack registry: one adapter per source library; a YAML entry names the source, the attack and its params.
+
+Adding an attack from a supported library is one YAML entry; adding a source is one module with a
+function registered by `register_source`, taking (name, params, target, epsilon, seed) -> Crafted.
+"""
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -12,17 +16,38 @@ from benchmark.errors import AttackError
 
 
 @dataclass(frozen=True)
-class Crafted:
-    """Adversarial inputs and what was actually run (resolved params, iteration count)."""
+class Target:
+    """What an attack works on: the model, its test inputs and true labels, and the image view bound to them."""
 
-    x_adv: np.ndarray
+    model: Any
+    images: np.ndarray
+    texts: Sequence[str]
+    labels: np.ndarray
+    view: Any = None  # wrappers.estimators.ImageView, or None for a model without image input
+
+    def with_texts(self, texts: Sequence[str]) -> Target:
+        """The same samples with other texts (a new view is bound to them)."""
+        from wrappers.estimators import ImageView
+
+        view = ImageView(self.model, self.images, texts) if self.view is not None else None
+        return replace(self, texts=list(texts), view=view)
+
+
+@dataclass(frozen=True)
+class Crafted:
+    """Adversarial inputs (images and texts; the untouched modality is passed through) and what was run."""
+
+    images: np.ndarray
+    texts: list[str]
     steps: int
     params: dict[str, Any] = field(default_factory=dict)
+    queries: np.ndarray | None = None  # model queries per sample, where the library reports them
 
 
-#: craft(name, params, view, x, y, epsilon, seed) -> Crafted
+#: craft(name, params, target, epsilon, seed) -> Crafted
 Adapter = Callable[..., Crafted]
 _SOURCES: dict[str, Adapter] = {}
+SOURCES = ("art", "torchattacks", "textattack", "mmrb")
 
 
 def register_source(name: str) -> Callable[[Adapter], Adapter]:
@@ -35,21 +60,35 @@ def register_source(name: str) -> Callable[[Adapter], Adapter]:
     return decorate
 
 
-def list_sources() -> list[str]:
-    _load_adapters()
-    return sorted(_SOURCES)
-
-
-def craft(source: str, name: str, params: dict[str, Any], view, x: np.ndarray, y: np.ndarray,
-          epsilon: float | None, seed: int) -> Crafted:
-    """Run attack `name` of `source` on the view's inputs `x` with true labels `y`."""
-    _load_adapters()
-    if source not in _SOURCES:
-        close = difflib.get_close_matches(source, _SOURCES, n=2)
+def craft(source: str, name: str, params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
+    """Run attack `name` of `source` on `target`; ε is the image budget (None for text attacks)."""
+    if source not in SOURCES:
+        close = difflib.get_close_matches(source, SOURCES, n=2)
         raise AttackError(f"unknown attack source {source!r}{' (did you mean ' + ', '.join(close) + '?)' if close else ''}; "
-                          f"known: {', '.join(sorted(_SOURCES))}")
-    return _SOURCES[source](name, params, view, x, y, epsilon, seed)
+                          f"known: {', '.join(SOURCES)}")
+    _load_adapter(source)
+    return _SOURCES[source](name, params, target, epsilon, seed)
 
 
-def _load_adapters() -> None:
-    from benchmark.attacks import art, mmrb  # noqa: F401  (importing registers them)
+def _load_adapter(source: str) -> None:
+    """Import the adapter module of `source` (lazily: TextAttack's import is slow and needs NLTK data)."""
+    import importlib
+
+    importlib.import_module(f"benchmark.attacks.{'mmrb' if source == 'mmrb' else source + '_adapter'}")
+
+
+def run_in_groups(target: Target, epsilon: float | None, attack_group: Callable[[list[int]], np.ndarray]) -> np.ndarray:
+    """Craft adversarial images group by group (see ImageView.attack_groups); a group whose queries leave
+    the matching radius (an attack that searches beyond its ε-ball) is redone one sample at a time."""
+    from benchmark.errors import ContextError
+
+    view, x_adv = target.view, np.empty_like(target.images)
+    for group in view.attack_groups(len(target.images), epsilon):
+        try:
+            with view.bound_to(group):
+                x_adv[group] = attack_group(group)
+        except ContextError:
+            for i in group:
+                with view.bound_to([i]):
+                    x_adv[[i]] = attack_group([i])
+    return x_adv

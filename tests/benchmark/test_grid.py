@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from benchmark.grid import applies, expand
 from benchmark.suite import AttackSpec, Suite, load_suite
@@ -68,10 +69,13 @@ def test_per_attack_epsilons_override_the_suite_budgets():
     assert [(c.attack.name, c.epsilon) for c in cells] == [("FGM", 0.1), ("FGM", 0.2), ("PGD", 0.5)]
 
 
-def test_clean_attack_has_one_cell_without_budget_even_with_epsilons():
-    suite = make_suite(["vision_only"], [{"name": "none", "epsilons": [0.1, 0.2, 0.3]}], epsilons=[0.05])
-    cells = expand(suite, lambda name: IMAGE)
-    assert [(c.attack.modality, c.epsilon) for c in cells] == [("none", None)]
+def test_clean_and_text_attacks_have_one_cell_without_budget():
+    suite = make_suite(["early_fusion"], [{"name": "none"}, {"name": "synonym_swap", "source": "mmrb", "modality": "text"}],
+                       epsilons=[0.05, 0.1])
+    cells = expand(suite, lambda name: BOTH)
+    assert [(c.attack.modality, c.epsilon) for c in cells] == [("none", None), ("text", None)]
+    with pytest.raises(ValidationError, match="no image budget"):
+        make_suite(["vision_only"], [{"name": "none", "epsilons": [0.1, 0.2, 0.3]}], epsilons=[0.05])
 
 
 def test_cells_carry_the_suite_specs():
@@ -117,12 +121,13 @@ attack_specs = st.fixed_dictionaries(
     {"name": st.sampled_from(["FGM", "PGD", "none", "HopSkipJump"]),
      "modality": st.sampled_from(list(NEEDS))},
     optional={"epsilons": budget_lists},
-)
+).map(lambda a: {k: v for k, v in a.items() if k != "epsilons" or a["modality"] in ("image", "joint")}
+      if a["name"] != "none" else {"name": "none"})
 
 
 @settings(max_examples=150, deadline=None)
 @given(models=st.lists(st.sampled_from(MODEL_NAMES), min_size=1, max_size=4),
-       attacks=st.lists(attack_specs, min_size=1, max_size=4),
+       attacks=st.lists(attack_specs, min_size=1, max_size=4, unique_by=lambda a: a["name"]),
        epsilons=budget_lists,
        modality_choice=st.dictionaries(st.sampled_from(MODEL_NAMES), st.sampled_from(MODALITY_SETS)))
 def test_cell_count_is_the_sum_of_applicable_budgets(models, attacks, epsilons, modality_choice):
@@ -135,12 +140,12 @@ def test_cell_count_is_the_sum_of_applicable_budgets(models, attacks, epsilons, 
         for attack in suite.attacks:
             if not NEEDS[attack.modality] <= modalities_of(model.name):
                 continue
-            if attack.modality == "none":
+            if attack.modality in ("none", "text"):
                 expected.append((model.name, attack.name, None))
             else:
                 expected += [(model.name, attack.name, e) for e in attack.epsilons or suite.epsilons]
     assert len(cells) == sum(
-        (1 if a.modality == "none" else len(a.epsilons or epsilons))
+        (1 if a.modality in ("none", "text") else len(a.epsilons or epsilons))
         for m in models for a in suite.attacks if NEEDS[a.modality] <= modalities_of(m)
     )
     assert [(c.model.name, c.attack.name, c.epsilon) for c in cells] == expected

@@ -174,7 +174,7 @@ def test_every_bad_field_is_reported(tmp_path):
 
 def test_missing_required_fields(tmp_path):
     message = suite_error(write(tmp_path, "name: x\n"))
-    assert "field 'models'" in message and "field 'attacks'" in message
+    assert "needs 'models' and 'attacks', or a 'transfer' section" in message
 
 
 def test_yaml_syntax_error(tmp_path):

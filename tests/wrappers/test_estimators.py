@@ -7,7 +7,7 @@ import torch
 from art.attacks.evasion import AutoProjectedGradientDescent, FastGradientMethod, ProjectedGradientDescent, SquareAttack
 from torch import nn
 
-from benchmark.attacks import craft
+from benchmark.attacks import Target, craft
 from benchmark.errors import ContextError, ModelError
 from wrappers.estimators import ContextBinding, ImageView
 from wrappers.training import predict_logits
@@ -118,11 +118,11 @@ def test_decision_based_attack_runs_one_sample_at_a_time():
     probe = AlignmentProbe(len(texts))
     view = ImageView(probe, images, texts)
     crafted = craft("art", "HopSkipJump", {"max_iter": 2, "max_eval": 40, "init_eval": 10, "init_size": 20},
-                    view, images, labels, epsilon=None, seed=0)
+                    Target(probe, images, texts, labels, view), epsilon=None, seed=0)
     order = [ids[0] for ids in probe.seen if len(set(ids)) == 1]
     assert all(len(set(ids)) == 1 for ids in probe.seen)  # every call is one sample's candidates
     assert order == sorted(order) and set(order) == set(range(4))  # sample by sample, in order
-    assert crafted.x_adv.shape == images.shape
+    assert crafted.images.shape == images.shape
 
 
 @pytest.mark.parametrize("attack, params", [("FastGradientMethod", {}), ("ProjectedGradientDescent", {"max_iter": 5})])
@@ -131,7 +131,7 @@ def test_art_attacks_stay_in_budget_and_pixel_range(trained, test_split, attack,
     model = trained("late_fusion")
     x, y = test_split.images[:24], test_split.labels[:24]
     view = ImageView(model, x, test_split.texts[:24])
-    x_adv = craft("art", attack, params, view, x, y, eps, seed=0).x_adv
+    x_adv = craft("art", attack, params, Target(model, x, test_split.texts[:24], y, view), eps, seed=0).images
     assert np.abs(x_adv - x).max() <= eps + 1e-6
     assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
     assert np.abs(x_adv - x).max() > eps / 2  # it moved
@@ -143,7 +143,7 @@ def test_pgd_lowers_the_accuracy_of_a_trained_model(trained, test_split, name):
     x, y, texts = test_split.images, test_split.labels, test_split.texts
     view = ImageView(model, x, texts)
     clean = (predict_logits(model, x, texts).argmax(1).numpy() == y).mean()
-    x_adv = craft("art", "ProjectedGradientDescent", {"max_iter": 10}, view, x, y, 8 / 255, seed=0).x_adv
+    x_adv = craft("art", "ProjectedGradientDescent", {"max_iter": 10}, Target(model, x, texts, y, view), 8 / 255, seed=0).images
     robust = (predict_logits(model, x_adv, texts).argmax(1).numpy() == y).mean()
     assert clean > 0.6
     assert robust < clean - 0.2

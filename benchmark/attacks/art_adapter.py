@@ -3,16 +3,13 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import logging
 
 import numpy as np
 import torch
 from art.attacks import evasion
 
-from benchmark.attacks import Crafted, register_source
+from benchmark.attacks import Crafted, Target, register_source, run_in_groups
 from benchmark.errors import AttackError
-
-log = logging.getLogger(__name__)
 
 
 def attack_class(name: str) -> type:
@@ -45,22 +42,21 @@ def resolve_params(cls: type, params: dict, epsilon: float | None, batch_size: i
 
 
 @register_source("art")
-def craft_art(name, params, view, x, y, epsilon, seed) -> Crafted:
-    """Run ART's `name` on the view, one group of samples at a time (see ImageView.attack_groups)."""
+def craft_art(name: str, params: dict, target: Target, epsilon: float | None, seed: int) -> Crafted:
+    """Run ART's `name` on the image view, one group of samples at a time (see ImageView.attack_groups)."""
     cls = attack_class(name)
+    view = target.view
     kwargs = resolve_params(cls, params, epsilon, view.default_batch_size)
-    steps = int(kwargs.get("max_iter", 1))
     np.random.seed(seed)  # ART draws random starts from numpy's global generator
     torch.manual_seed(seed)
-    labels = np.eye(view.nb_classes, dtype=np.float32)[y]
-    groups = view.attack_groups(len(x), kwargs.get("eps"))
-    if len(groups) > 1:
-        log.info("%s at eps=%s: %d groups (view radius %.3f)", name, epsilon, len(groups), view.max_epsilon)
-    x_adv = np.empty_like(x)
-    for group in groups:
+    labels = np.eye(view.nb_classes, dtype=np.float32)[target.labels]
+
+    def attack_group(group: list[int]) -> np.ndarray:
         # Some constructors query placeholder inputs (AutoPGD: an all-ones image); one bound sample answers them.
         with view.bound_to(group[:1]):
             attack = cls(view, **kwargs)
         with view.bound_to(group):
-            x_adv[group] = attack.generate(x=x[group], y=labels[group])
-    return Crafted(x_adv, steps, kwargs)
+            return attack.generate(x=target.images[group], y=labels[group])
+
+    x_adv = run_in_groups(target, kwargs.get("eps"), attack_group)
+    return Crafted(x_adv, list(target.texts), int(kwargs.get("max_iter", 1)), kwargs)

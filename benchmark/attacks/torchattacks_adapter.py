@@ -1,0 +1,61 @@
+"""Adapter for torchattacks: a YAML entry -> a torchattacks attack on the image view's module."""
+from __future__ import annotations
+
+import difflib
+import inspect
+
+import numpy as np
+import torch
+
+from benchmark.attacks import Crafted, Target, register_source, run_in_groups
+from benchmark.errors import AttackError
+
+
+def attack_class(name: str) -> type:
+    """The torchattacks attack class called `name`."""
+    import torchattacks
+
+    cls = getattr(torchattacks, name, None)
+    if not (inspect.isclass(cls) and issubclass(cls, torchattacks.attack.Attack)):
+        known = [n for n in dir(torchattacks) if inspect.isclass(getattr(torchattacks, n))]
+        close = difflib.get_close_matches(name, known, n=3)
+        raise AttackError(f"torchattacks has no attack {name!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+    return cls
+
+
+def resolve_params(cls: type, params: dict, epsilon: float | None) -> dict:
+    """Suite params plus mmrb defaults: eps, alpha = 2.5·ε/steps (as for ART), seed where the attack takes one."""
+    accepted = inspect.signature(cls.__init__).parameters
+    kwargs = dict(params)
+    if epsilon is not None and "eps" in accepted:
+        kwargs["eps"] = epsilon
+    if "alpha" in accepted and "steps" in accepted and "eps" in kwargs:
+        kwargs.setdefault("alpha", 2.5 * kwargs["eps"] / kwargs.get("steps", accepted["steps"].default))
+    unknown = set(kwargs) - set(accepted)
+    if unknown:
+        raise AttackError(f"torchattacks {cls.__name__} has no parameter(s) {sorted(unknown)}; "
+                          f"it takes: {', '.join(p for p in accepted if p not in ('self', 'model'))}")
+    return kwargs
+
+
+@register_source("torchattacks")
+def craft_torchattacks(name: str, params: dict, target: Target, epsilon: float | None, seed: int) -> Crafted:
+    """Run torchattacks' `name` on the view's module (images -> logits with each row's text looked up)."""
+    cls = attack_class(name)
+    kwargs = resolve_params(cls, params, epsilon)
+    if "seed" in inspect.signature(cls.__init__).parameters:
+        kwargs.setdefault("seed", seed)
+    torch.manual_seed(seed)
+    module = target.view.model
+    device = next(module.parameters()).device
+    bounded = "eps" in kwargs and kwargs.get("norm", "Linf") == "Linf"
+
+    def attack_group(group: list[int]) -> np.ndarray:
+        attack = cls(module, **kwargs)
+        images = torch.as_tensor(target.images[group], device=device)
+        labels = torch.as_tensor(target.labels[group], device=device)
+        return attack(images, labels).detach().cpu().numpy()
+
+    x_adv = run_in_groups(target, kwargs["eps"] if bounded else None, attack_group)
+    steps = int(kwargs.get("steps", kwargs.get("n_queries", 1)))
+    return Crafted(x_adv, list(target.texts), steps, kwargs)
