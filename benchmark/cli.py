@@ -24,6 +24,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     out = Path(args.out or Path("runs") / suite.name)
     record = run_suite(suite, out, args.cache, device=args.device, progress=not args.quiet)
     print(f"results: {record.results_path} ({len(record.rows)} rows)")
+    if record.tables and not args.quiet:
+        print(record.tables)
     failed = [r for r in record.rows if r["error"]]
     for row in failed:
         print(f"  failed: {row['model']} / {row['attack']} / eps={row['epsilon']}: {row['error']}", file=sys.stderr)
@@ -42,6 +44,12 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
     out = write_synthetic_indiana(args.out, n=args.n, seed=args.seed, image_size=args.image_size)
     print(f"wrote {args.n} synthetic Indiana-format studies to {out}")
+
+
+def cmd_text_resources(args: argparse.Namespace) -> None:
+    from benchmark.data.text_resources import build_nltk_data
+
+    print(f"NLTK data (WordNet 3.0 from Debian's wordnet packages + English stopwords) in {build_nltk_data(args.out)}")
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -72,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--image-size", type=int, default=128, help="PNG side in pixels")
     synth.set_defaults(func=cmd_synth)
+
+    resources = data.add_parser("text-resources", help="build the NLTK data text attacks need, offline, from Debian's "
+                                "wordnet-base and wordnet-sense-index packages")
+    resources.add_argument("--out", type=Path, default=None, help="folder (default $MMRB_NLTK_DATA or ~/.cache/mmrb/nltk_data)")
+    resources.set_defaults(func=cmd_text_resources)
 
     models = verbs.add_parser("models", help="list registered models")
     models.add_argument("pattern", nargs="?", default="*")

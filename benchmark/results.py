@@ -10,7 +10,7 @@ COLUMNS = (
     "suite", "model", "attack", "attack_source", "modality", "epsilon", "steps", "transfer_source", "n",
     "clean_accuracy", "robust_accuracy", "clean_f1", "robust_f1", "auc", "robust_auc", "attack_success_rate",
     "branch_robust_accuracy", "branch_robust_f1", "queries", "compare_with", "agreement_gap",
-    "max_perturbation", "seconds", "params", "error",
+    "max_perturbation", "over_budget", "seconds", "params", "error",
 )
 
 

@@ -20,6 +20,7 @@ from benchmark.grid import Cell, expand, expand_transfer
 from benchmark.metrics import accuracy, f1_score, perturbation_linf, robustness_scores
 from benchmark.results import ResultsWriter
 from benchmark.suite import ModelSpec, Suite
+from benchmark.tables import write_tables
 from wrappers.estimators import ImageView
 from wrappers.registry import model_entry
 from wrappers.training import LabelledSet, obtain_trained, predict_logits
@@ -34,6 +35,7 @@ class RunRecord:
     rows: list[dict[str, Any]]
     data_fingerprint: str
     results_path: Path
+    tables: str = ""  # Markdown of the paper-shaped tables, also written next to results.csv
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,19 @@ def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, device: 
             for row in _transfer_cells(suite, group, get):
                 results.write(row)
                 bar.update()
-    return RunRecord(results.rows, fingerprint, results.path)
+    return RunRecord(results.rows, fingerprint, results.path, write_tables(results.rows, out_dir))
+
+
+def enforce_budget(crafted: Crafted, clean: np.ndarray, epsilon: float | None) -> tuple[Crafted, float]:
+    """L∞ threat model: an adversarial image that changed any pixel by more than ε (minimal-norm attacks such as
+    HopSkipJump, FAB or CW may) does not count; its clean image is scored. Returns the fraction reverted."""
+    if epsilon is None:
+        return crafted, 0.0
+    over = np.abs(crafted.images - clean).reshape(len(clean), -1).max(1) > epsilon + 1e-6
+    if not over.any():
+        return crafted, 0.0
+    images = np.where(over[:, None, None, None], clean, crafted.images)
+    return Crafted(images, crafted.texts, crafted.steps, crafted.params, crafted.queries), float(over.mean())
 
 
 def _base_row(suite: Suite, cell: Cell, n: int) -> dict[str, Any]:
@@ -128,6 +142,7 @@ def _white_box_cell(suite: Suite, cell: Cell, run: TrainedModel, done: dict) -> 
             crafted, adv_prob = _worst_case(attack.params["of"], cell.epsilon, done, target)
         else:
             crafted = craft(attack.source, attack.name, attack.params, target, cell.epsilon, suite.seed)
+            crafted, row["over_budget"] = enforce_budget(crafted, target.images, cell.epsilon)
             adv_prob = run.clean_prob if attack.modality == "none" else probabilities(target.model, crafted.images, crafted.texts)
         row.update(_scores(run, crafted, adv_prob, attack.modality), _adv_prob=adv_prob, _images=crafted.images)
         if attack.compare_with:
@@ -163,6 +178,7 @@ def _transfer_cells(suite: Suite, cells: list[Cell], get) -> list[dict[str, Any]
     start = time.perf_counter()
     try:
         crafted = craft(first.attack.source, first.attack.name, first.attack.params, source.target, first.epsilon, suite.seed)
+        crafted, over_budget = enforce_budget(crafted, source.target.images, first.epsilon)
     except MmrbError as exc:
         log.error("transfer %s from %s failed: %s", first.attack.label, first.source.label, exc)
         return [{**_base_row(suite, c, len(source.target.labels)), "error": str(exc)} for c in cells]
@@ -172,7 +188,8 @@ def _transfer_cells(suite: Suite, cells: list[Cell], get) -> list[dict[str, Any]
         run = get(cell.model)
         start = time.perf_counter()
         adv_prob = probabilities(run.target.model, crafted.images, run.target.texts)
-        row = {**_base_row(suite, cell, len(run.target.labels)), **_scores(run, crafted, adv_prob, "image")}
+        row = {**_base_row(suite, cell, len(run.target.labels)), **_scores(run, crafted, adv_prob, "image"),
+               "over_budget": over_budget}
         row["seconds"] = round(time.perf_counter() - start + craft_seconds / len(cells), 3)
         rows.append(row)
     return rows
