@@ -1,8 +1,9 @@
 """Result tables shaped like the paper's: attacks × models (Table 1) and transfer matrices (Tables 2–3)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 

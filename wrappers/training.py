@@ -23,7 +23,7 @@ from wrappers.text import TINY_BERT, TextEncoder, make_tiny_bert
 log = logging.getLogger(__name__)
 
 #: Bump when a change to training makes cached checkpoints stale.
-TRAINING_VERSION = "2"
+TRAINING_VERSION = "3"
 CONFIG_FILE, WEIGHTS_FILE, TEXT_DIR = "config.json", "model.safetensors", "text_encoder"
 
 
@@ -69,21 +69,20 @@ def obtain_trained(name: str, overrides: dict[str, Any], data: LabelledSet, cach
     model = create_model(name, **resolved)
     recipe = TrainRecipe(**model.config.get("recipe", {}))
     log.info("training %s (%s) for %d epochs", name, entry.family, recipe.epochs)
-    if entry.family not in ("early_fusion", "late_fusion", "ensemble_fusion"):  # any self-contained model
-        fit(model, batch_logits(model, data), data.labels, recipe, seed)
-    else:
+    if entry.family == "early_fusion" and recipe.init_from_unimodal or entry.family in ("late_fusion", "ensemble_fusion"):
         vision, text = (obtain_trained(cfg["name"], {k: overrides[k] for k in keys if k in overrides}, data, cache_dir, seed)
                         for cfg, keys in zip(model.branch_configs(), (VISION_KEYS, TEXT_KEYS)))
         if entry.family == "early_fusion":
-            if recipe.init_from_unimodal:
-                model.vision.load_state_dict(vision.encoder.state_dict())
-                model.text.load_state_dict(text.encoder.state_dict())
-            fit(model, batch_logits(model, data), data.labels, recipe, seed)
+            model.vision.load_state_dict(vision.encoder.state_dict())
+            model.text.load_state_dict(text.encoder.state_dict())
         else:
             model.vision.load_state_dict(vision.state_dict())
             model.text.load_state_dict(text.state_dict())
-            if entry.family == "late_fusion":
-                fit_late_fusion_head(model, data, recipe, seed)
+    torch.manual_seed(seed)  # dropout draws the same numbers whether the branches were loaded or trained above
+    if entry.family == "late_fusion":
+        fit_late_fusion_head(model, data, recipe, seed)
+    elif entry.family != "ensemble_fusion":
+        fit(model, batch_logits(model, data), data.labels, recipe, seed)
     save_checkpoint(model, folder)
     return model.eval()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import math
 import random
 import string
@@ -68,6 +69,20 @@ def _no_nltk_downloads() -> Iterator[None]:
         yield
     finally:
         nltk.download = original
+
+
+@contextlib.contextmanager
+def _quiet_textattack() -> Iterator[None]:
+    """Silence TextAttack's "Unknown if model of class ... compatible with goal function" warning: its
+    validator knows only HuggingFace/TextAttack model classes, and TextView returns classification logits."""
+    from textattack.shared.utils import logger
+
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @functools.lru_cache(maxsize=1)
@@ -186,9 +201,10 @@ class _TextViewBase:
         return torch.cat(out).numpy() if out else np.zeros((0, 2), dtype=np.float32)
 
     def _tokenize(self, inputs: Sequence[str]) -> list[list[str]]:
-        tokenizer = getattr(getattr(self.model, "encoder", None) or getattr(self.model, "text", None), "tokenizer", None)
+        """Word pieces of each input (TextAttack's ModelWrapper.tokenize; not used by these recipes)."""
+        tokenizer = next((m.tokenizer for m in self.model.modules() if hasattr(m, "tokenizer")), None)
         if tokenizer is None:
-            raise NotImplementedError("this model exposes no tokenizer")
+            raise NotImplementedError(f"{type(self.model).__name__} exposes no tokenizer")
         return [tokenizer.convert_ids_to_tokens(tokenizer(x, truncation=True)["input_ids"]) for x in inputs]
 
 
@@ -230,7 +246,7 @@ def build_attack(name: str, view, params: dict[str, Any]):
     import textattack
     from textattack.attack_recipes import DeepWordBugGao2018, PWWSRen2019
 
-    with _no_nltk_downloads():
+    with _no_nltk_downloads(), _quiet_textattack():
         if name == "PWWS":
             attack = PWWSRen2019.build(view)
         elif name == "DeepWordBug":
