@@ -47,6 +47,12 @@ class TrainedModel:
     clean_prob: np.ndarray
 
 
+def needs_text_resources(suite: Suite) -> bool:
+    """Whether any attack of the suite perturbs text (and so needs WordNet and stopwords)."""
+    attacks = suite.attacks + (suite.transfer.attacks if suite.transfer else [])
+    return any(a.modality in ("text", "joint") or a.source == "textattack" for a in attacks)
+
+
 def probabilities(model, images: np.ndarray, texts) -> np.ndarray:
     """Class probabilities of `model` on paired inputs (by position: the runner knows each row's text)."""
     return torch.softmax(predict_logits(model, images, texts), 1).numpy()
@@ -56,6 +62,10 @@ def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, device: 
               progress: bool = True) -> RunRecord:
     """Execute every cell of `suite`; rows are appended to out_dir/results.csv as they finish."""
     out_dir, cache_dir = Path(out_dir), Path(cache_dir)
+    if needs_text_resources(suite):  # stop before any data or training work, not halfway through the grid
+        from benchmark.data.text_resources import ensure_text_resources
+
+        ensure_text_resources()
     spec = suite.dataset
     dataset = load_dataset(spec, cache_dir)
     train_samples, test_samples = dataset.split(suite.seed, spec.test_fraction)

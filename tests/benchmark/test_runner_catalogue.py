@@ -89,3 +89,16 @@ def test_transfer_crafts_once_per_source_attack_and_budget(tmp_path, shared_cach
     assert (diagonal["robust_accuracy"] < diagonal["clean_accuracy"]).all()  # white-box PGD at 0.2 breaks its source
     matrix = (tmp_path / "out" / "transfer.md").read_text()
     assert "black-box \\ generator" in matrix and "ε=0.2" in matrix
+
+
+def test_missing_wordnet_stops_the_run_before_any_work(tmp_path, monkeypatch):
+    import benchmark.data.text_resources as resources
+
+    monkeypatch.setenv("MMRB_NLTK_DATA", str(tmp_path / "empty"))
+    monkeypatch.setattr(resources, "missing_text_resources", lambda paths=None: ["wordnet", "stopwords"])
+    path = tmp_path / "suite.yaml"
+    path.write_text(CATALOGUE)
+    with pytest.raises(resources.TextResourceError, match="wordnet") as info:
+        run_suite(load_suite(path), tmp_path / "out", tmp_path / "cache", progress=False)
+    assert "nltk.download" in str(info.value) and "wordnet-base" in str(info.value)
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()  # nothing was generated or trained
