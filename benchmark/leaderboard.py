@@ -27,13 +27,16 @@ HERE = Path(__file__).resolve().parent
 
 
 def git_commit(where: Path = HERE) -> str:
-    """HEAD of the checkout mmrb runs from, '-dirty' if tracked files changed; 'unknown' outside git."""
+    """HEAD of the checkout mmrb runs from, '-dirty' if tracked files (outside leaderboard/) changed;
+    'unknown' outside git."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, check=True).stdout.strip()
 
     try:
         head = git("rev-parse", "--short=12", "HEAD")
-        return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+        # the leaderboard's own files do not make a checkout dirty: publishing rewrites them
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)leaderboard")
+        return head + ("-dirty" if changed else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
