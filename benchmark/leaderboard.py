@@ -80,7 +80,9 @@ def publish(rows: Iterable[dict[str, Any]], meta: dict[str, Any], directory: str
 def _column(row: pd.Series) -> str:
     if row["modality"] == "none":
         return "clean"
-    return f"{row['attack']} ε={row['epsilon']:.4g}"
+    eps = "" if pd.isna(row["epsilon"]) else f" ε={float(row['epsilon']):.4g}"
+    source = f" from {row['transfer_source']}" if row["transfer_source"] else ""
+    return f"{row['attack']}{eps}{source}"
 
 
 def render_markdown(table: pd.DataFrame) -> str:
