@@ -92,3 +92,28 @@ def run_in_groups(target: Target, epsilon: float | None, attack_group: Callable[
                 with view.bound_to([i]):
                     x_adv[[i]] = attack_group([i])
     return x_adv
+
+
+def budget_params(cls: type, params: dict[str, Any], epsilon: float | None, step: str, steps: str) -> dict[str, Any]:
+    """Suite params with ε set and the step defaulting to 2.5·ε/steps (Madry et al.), where `cls` takes them."""
+    import inspect
+
+    accepted = inspect.signature(cls.__init__).parameters
+    kwargs = dict(params)
+    if epsilon is not None and "eps" in accepted:
+        kwargs["eps"] = epsilon
+    if step in accepted and steps in accepted and "eps" in kwargs:
+        kwargs.setdefault(step, 2.5 * kwargs["eps"] / kwargs.get(steps, accepted[steps].default))
+    return kwargs
+
+
+def reject_unknown(cls: type, kwargs: dict[str, Any], library: str, internal: tuple[str, ...]) -> dict[str, Any]:
+    """`kwargs`, or an AttackError naming the parameters `cls` does not take and those it does."""
+    import inspect
+
+    accepted = inspect.signature(cls.__init__).parameters
+    unknown = set(kwargs) - set(accepted)
+    if unknown:
+        raise AttackError(f"{library} {cls.__name__} has no parameter(s) {sorted(unknown)}; "
+                          f"it takes: {', '.join(p for p in accepted if p not in ('self', *internal))}")
+    return kwargs

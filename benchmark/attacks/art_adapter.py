@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from art.attacks import evasion
 
-from benchmark.attacks import Crafted, Target, register_source, run_in_groups
+from benchmark.attacks import Crafted, Target, budget_params, register_source, reject_unknown, run_in_groups
 from benchmark.errors import AttackError
 
 
@@ -25,20 +25,12 @@ def attack_class(name: str) -> type:
 def resolve_params(cls: type, params: dict, epsilon: float | None, batch_size: int) -> dict:
     """Suite params plus mmrb defaults: eps, eps_step = 2.5·ε/steps (Madry et al.), quiet, batch size."""
     accepted = inspect.signature(cls.__init__).parameters
-    kwargs = dict(params)
-    if epsilon is not None and "eps" in accepted:
-        kwargs["eps"] = epsilon
-    if "eps_step" in accepted and "max_iter" in accepted and "eps" in kwargs:
-        kwargs.setdefault("eps_step", 2.5 * kwargs["eps"] / kwargs.get("max_iter", accepted["max_iter"].default))
+    kwargs = budget_params(cls, params, epsilon, "eps_step", "max_iter")
     if "verbose" in accepted:
         kwargs.setdefault("verbose", False)
     if "batch_size" in accepted:
         kwargs.setdefault("batch_size", batch_size)
-    unknown = set(kwargs) - set(accepted)
-    if unknown:
-        raise AttackError(f"ART {cls.__name__} has no parameter(s) {sorted(unknown)}; "
-                          f"it takes: {', '.join(p for p in accepted if p not in ('self', 'estimator', 'classifier'))}")
-    return kwargs
+    return reject_unknown(cls, kwargs, "ART", ("estimator", "classifier"))
 
 
 @register_source("art")

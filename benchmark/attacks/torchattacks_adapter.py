@@ -7,7 +7,7 @@ import inspect
 import numpy as np
 import torch
 
-from benchmark.attacks import Crafted, Target, register_source, run_in_groups
+from benchmark.attacks import Crafted, Target, budget_params, register_source, reject_unknown, run_in_groups
 from benchmark.errors import AttackError
 
 
@@ -24,18 +24,8 @@ def attack_class(name: str) -> type:
 
 
 def resolve_params(cls: type, params: dict, epsilon: float | None) -> dict:
-    """Suite params plus mmrb defaults: eps, alpha = 2.5·ε/steps (as for ART), seed where the attack takes one."""
-    accepted = inspect.signature(cls.__init__).parameters
-    kwargs = dict(params)
-    if epsilon is not None and "eps" in accepted:
-        kwargs["eps"] = epsilon
-    if "alpha" in accepted and "steps" in accepted and "eps" in kwargs:
-        kwargs.setdefault("alpha", 2.5 * kwargs["eps"] / kwargs.get("steps", accepted["steps"].default))
-    unknown = set(kwargs) - set(accepted)
-    if unknown:
-        raise AttackError(f"torchattacks {cls.__name__} has no parameter(s) {sorted(unknown)}; "
-                          f"it takes: {', '.join(p for p in accepted if p not in ('self', 'model'))}")
-    return kwargs
+    """Suite params plus mmrb defaults: eps, alpha = 2.5·ε/steps (as for ART)."""
+    return reject_unknown(cls, budget_params(cls, params, epsilon, "alpha", "steps"), "torchattacks", ("model",))
 
 
 @register_source("torchattacks")
