@@ -1,0 +1,102 @@
+"""Content addressing for the caches: digests of values and of the code that decides a result.
+
+A cache key must change whenever anything that decides the cached bytes changes: the resolved config,
+the data, the seed, and the code. `code_digest` hashes the source files of the modules that define the
+given objects (classes, functions, modules, or instances of classes), so editing a factory's default or
+a model class retrains; library modules (torch, timm, ...) are covered by their versions instead.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import sys
+import types
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+#: Packages whose code is identified by their installed version rather than by hashing their files.
+LIBRARIES = ("torch", "torchvision", "timm", "transformers", "tokenizers", "safetensors", "numpy",
+             "art", "torchattacks", "textattack", "open_clip", "sklearn", "scipy")
+_DISTRIBUTIONS = {"art": "adversarial-robustness-toolbox", "sklearn": "scikit-learn", "open_clip": "open_clip_torch"}
+
+
+def digest(obj: Any, length: int = 16) -> str:
+    """sha256 of a JSON-able value (keys sorted; other objects by str), as hex."""
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def file_digest(path: str | Path, length: int = 64) -> str:
+    """sha256 of a file's bytes, as hex (streamed: works for multi-GB checkpoints)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:length]
+
+
+def library_version(name: str) -> str:
+    """Installed version of a library by its import name ('absent' if not installed)."""
+    try:
+        return metadata.version(_DISTRIBUTIONS.get(name, name))
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def _module_of(obj: Any) -> types.ModuleType | None:
+    if isinstance(obj, types.ModuleType):
+        return obj
+    if not (inspect.isclass(obj) or inspect.isfunction(obj) or inspect.ismethod(obj)):
+        obj = type(obj)
+    return sys.modules.get(getattr(obj, "__module__", "") or "")
+
+
+@functools.lru_cache(maxsize=512)
+def _source_digest(path: str, mtime_ns: int, size: int) -> str:
+    return file_digest(path)
+
+
+def code_digest(*objects: Any) -> str:
+    """Digest of the code defining `objects`: the source file of each one's module (deduplicated), and the
+    versions of the libraries among them. Objects defined in `__main__` or without a file hash their
+    own source text where inspect can find it."""
+    parts: dict[str, str] = {}
+    for obj in objects:
+        module = _module_of(obj)
+        if module is None:
+            continue
+        top = module.__name__.split(".")[0]
+        if top in LIBRARIES:
+            parts[top] = library_version(top)
+            continue
+        path = getattr(module, "__file__", None)
+        if path and os.path.isfile(path):
+            stat = os.stat(path)
+            parts[module.__name__] = _source_digest(path, stat.st_mtime_ns, stat.st_size)
+        else:
+            try:
+                parts[module.__name__] = digest(inspect.getsource(obj if not isinstance(obj, types.ModuleType) else module))
+            except (OSError, TypeError):
+                parts[module.__name__] = "unknown"
+    return digest(parts)
+
+
+def write_atomically(folder: Path, fill) -> Path:
+    """Create `folder` by filling a temporary sibling with `fill(tmp)` and renaming it into place, so a
+    crash (even SIGKILL) never leaves a half-written folder under the final name."""
+    folder = Path(folder)
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        fill(tmp)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
