@@ -1,0 +1,447 @@
+"""`mmrb compare-defenses`: Han et al. (2025) end to end on generated data — noisy CLIP pre-training, then
+LP / MLP / RAN / NMTune (any registered defense) on frozen features, scored in and out of domain, clean and
+under attack, over several seeds.
+
+A general CLIP (stand-in for the public DataComp CLIP, one for all seeds) is pre-trained on the chest pairs plus
+the target domain's pairs; it is the surrogate of the feature attack. Per seed and for each noise type (image: feature PGD towards a
+target-domain image; caption: rule-based rewrite) and ratio γ, a share γ of the chest pairs (nested: the 5 %
+pairs are among the 10 % ones) is replaced by attacked pairs and the general CLIP is further pre-trained on
+them (stand-in for ROCOv2, §4.2). Downstream, each defense is fit on frozen image features of a fresh sample of
+the same generator (ID, stand-in for ChestX-ray14) and tested on it and on a shifted generator (OOD, stand-in
+for CheXpert), clean and under each attack of the suite. Outputs: results.csv (one row per seed × noise × γ ×
+method × domain × attack, with provenance), tables.md (Tables 6/10 shape, mean ± 95 % t-interval over seeds),
+zeroshot.md (Table 4 shape), clip_scores.md (Table 1 shape), accuracy_vs_noise_*.png, provenance.json.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from benchmark import PROTOCOL_VERSION, __version__
+from benchmark.errors import SuiteError
+
+log = logging.getLogger(__name__)
+PACKAGES = ("torch", "open_clip", "adversarial-robustness-toolbox", "numpy")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PretrainSpec(_Strict):
+    """The pre-training corpus (generated Indiana-format frontal images + reports) and the CLIP recipes."""
+
+    n: int = Field(600, ge=8)
+    data_seed: int = 0
+    target_n: int = Field(200, ge=0, description="target-domain pairs added to the general CLIP's corpus")
+    base_seed: int = Field(0, description="one general CLIP for all seeds, as the paper's one public CLIP")
+    clip: str = "mmrb-tiny"
+    clip_pretrained: str | None = None
+    base: dict[str, Any] = {"epochs": 30}
+    finetune: dict[str, Any] = {"epochs": 8}
+
+
+class NoiseSpec(_Strict):
+    """Noise types and ratios γ of the pre-training corpus, and the attacks that make the noisy pairs."""
+
+    types: list[Literal["image", "caption"]] = ["image", "caption"]
+    ratios: list[float] = [0.0, 0.05, 0.1, 0.2, 0.3]
+    epsilon: float = Field(8 / 255, gt=0, le=1)
+    steps: int = Field(10, ge=1)
+    max_words: int = Field(3, ge=1)
+    rewriter: str | None = None
+
+
+class DomainSpec(_Strict):
+    """One downstream generated dataset: size, generator seed, OOD shift strength (0 = in-distribution)."""
+
+    n: int = Field(600, ge=8)
+    data_seed: int = 1
+    shift: float = Field(0.0, ge=0)
+
+
+class AttackSpec(_Strict):
+    """An attack of the catalogue run on every defended classifier at the suite's ε."""
+
+    label: str
+    source: Literal["art", "torchattacks", "mmrb"] = "art"
+    name: str
+    params: dict[str, Any] = {}
+
+
+class DefenseSuite(_Strict):
+    """A `compare-defenses` suite (suites/defenses.yaml)."""
+
+    name: str = ""
+    seeds: list[int] = [0, 1, 2]
+    threads: int = Field(1, ge=1)
+    image_size: int = Field(64, ge=16)
+    pretrain: PretrainSpec = PretrainSpec()
+    noise: NoiseSpec = NoiseSpec()
+    id: DomainSpec = DomainSpec(n=600, data_seed=1)
+    ood: DomainSpec = DomainSpec(n=300, data_seed=2, shift=1.0)
+    defenses: list[str] = ["lp", "mlp", "nmtune", "ran"]
+    head_recipe: dict[str, Any] = {}
+    attacks: list[AttackSpec] = [AttackSpec(label="PGD", name="ProjectedGradientDescent", params={"max_iter": 10}),
+                                 AttackSpec(label="feature", source="mmrb", name="feature_pgd", params={"steps": 10})]
+    epsilon: float = Field(8 / 255, gt=0, le=1)
+    limit: int | None = Field(None, ge=1, description="score at most this many test samples per domain")
+    zero_shot_labels: list[str] | None = None
+    content_hash: str = ""
+
+
+def load_defense_suite(path: str | Path) -> DefenseSuite:
+    """Validate a compare-defenses YAML file; errors name the file and the field."""
+    from wrappers.cache import digest
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SuiteError(f"{path}: cannot read the suite ({exc})") from exc
+    try:
+        suite = DefenseSuite(**raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors())
+        raise SuiteError(f"{path}: invalid defenses suite / {problems}") from None
+    from defenses import list_defenses
+
+    unknown = [d for d in suite.defenses if d not in list_defenses()]
+    if unknown:
+        raise SuiteError(f"{path}: field 'defenses': unknown {unknown}; registered: {', '.join(list_defenses())}")
+    if any(not 0 <= r < 1 for r in suite.noise.ratios):
+        raise SuiteError(f"{path}: field 'noise.ratios': each ratio γ must be in [0, 1); got {suite.noise.ratios}")
+    if len({a.label for a in suite.attacks}) != len(suite.attacks) or "clean" in {a.label for a in suite.attacks}:
+        raise SuiteError(f"{path}: field 'attacks': labels must be unique and not 'clean'")
+    return suite.model_copy(update={"name": suite.name or path.stem, "content_hash": digest(raw)})
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images (n, 2, H, W) in [0, 1], report texts and labels (1 = abnormal) of one generated split."""
+
+    images: np.ndarray
+    texts: list[str]
+    labels: np.ndarray
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Data:
+    """Everything a comparison runs on: pre-training pairs, target domain, ID train/test, OOD test."""
+
+    pretrain: Split
+    target_images: np.ndarray
+    target_captions: list[str]
+    id_train: Split
+    id_test: Split
+    ood_test: Split
+
+    @property
+    def fingerprint(self) -> str:
+        from wrappers.cache import digest
+
+        return digest([s.fingerprint for s in (self.pretrain, self.id_train, self.id_test, self.ood_test)]
+                      + [len(self.target_captions)])
+
+
+def load_data(suite: DefenseSuite, cache_dir: Path) -> Data:
+    """Generate (once, into the cache) and load the chest datasets; draw the target domain and the OOD shift."""
+    from benchmark.data import SplitArrays, synthetic_folder
+    from benchmark.data.indiana import load_indiana
+    from benchmark.data.synth_domains import shift_images, shift_reports, target_domain
+
+    def split(n: int, data_seed: int, part: str, shift: float = 0.0) -> Split:
+        dataset = load_indiana(synthetic_folder(cache_dir, n, data_seed))
+        train, test = dataset.split(0)
+        samples = {"all": train + test, "train": train, "test": test}[part]
+        arrays = SplitArrays.from_samples(samples, suite.image_size)
+        images, texts = arrays.images, arrays.texts
+        if shift:
+            images, texts = shift_images(images, data_seed, shift), shift_reports(texts)
+        return Split(images, texts, arrays.labels,
+                     f"{dataset.fingerprint()}-{part}-{suite.image_size}px-shift{shift}")
+
+    target_images, target_captions = target_domain(suite.pretrain.target_n, suite.pretrain.data_seed, suite.image_size)
+    return Data(split(suite.pretrain.n, suite.pretrain.data_seed, "all"), target_images, target_captions,
+                split(suite.id.n, suite.id.data_seed, "train", suite.id.shift),
+                split(suite.id.n, suite.id.data_seed, "test", suite.id.shift),
+                split(suite.ood.n, suite.ood.data_seed, "all", suite.ood.shift))
+
+
+def noisy_pairs(data: Data, base_spec: str, suite: DefenseSuite, seed: int) -> dict[str, tuple[np.ndarray, list[str], np.ndarray]]:
+    """Per noise type, the most noisy corpus (images, captions) and the order in which pairs turn noisy: the first
+    ⌊γ·N⌋ pairs of that order are the attacked ones at ratio γ (nested sets, crafted once)."""
+    from benchmark.attacks.caption import RuleRewriter, load_rewriter, rewrite_captions
+    from benchmark.attacks.feature import FeaturePGD
+    from wrappers.clip import ClipEncoder
+
+    pairs = data.pretrain
+    rng = np.random.default_rng([seed, 1729])
+    order = rng.permutation(len(pairs.texts))
+    most = order[: int(max(suite.noise.ratios) * len(order))]
+    out: dict[str, tuple[np.ndarray, list[str], np.ndarray]] = {}
+    if "image" in suite.noise.types:
+        surrogate = ClipEncoder(base_spec).eval().requires_grad_(False)
+        targets = rng.integers(0, len(data.target_captions), size=len(most)) if len(data.target_captions) else None
+        if targets is None:
+            raise SuiteError("pretrain.target_n must be > 0 for image noise: the feature attack needs target images")
+        attack = FeaturePGD(surrogate.encode_image, suite.noise.epsilon, steps=suite.noise.steps, seed=seed)
+        images = pairs.images.copy()
+        x = torch.as_tensor(pairs.images[most])
+        goal = torch.as_tensor(data.target_images[targets])
+        images[most] = torch.cat([attack(x[i:i + 64], goal[i:i + 64]) for i in range(0, len(most), 64)]).numpy()
+        out["image"] = (images, list(pairs.texts), order)
+    if "caption" in suite.noise.types:
+        rewriter = load_rewriter(suite.noise.rewriter) if suite.noise.rewriter else RuleRewriter(suite.noise.max_words)
+        texts = list(pairs.texts)
+        for i, text in zip(most, rewrite_captions([texts[i] for i in most], seed, rewriter)):
+            texts[i] = text
+        out["caption"] = (pairs.images, texts, order)
+    return out
+
+
+def pretrain_grid(data: Data, suite: DefenseSuite, cache_dir: Path, seed: int) -> tuple[str, dict[tuple[str, float], str]]:
+    """The general CLIP and, per (noise type, γ), the CLIP further pre-trained on that noisy corpus (all cached)."""
+    from wrappers.clip import PretrainRecipe, obtain_pretrained_clip
+
+    spec = suite.pretrain
+    base_images = np.concatenate([data.pretrain.images[:, 0], data.target_images[:, 0]])
+    base = obtain_pretrained_clip(spec.clip, spec.clip_pretrained, base_images,
+                                  list(data.pretrain.texts) + list(data.target_captions),
+                                  PretrainRecipe.from_dict(spec.base, "pretrain.base"), cache_dir, spec.base_seed)
+    finetune = PretrainRecipe.from_dict(spec.finetune, "pretrain.finetune")
+    corpora = noisy_pairs(data, base, suite, seed)
+    clean_images, clean_texts = data.pretrain.images, list(data.pretrain.texts)
+    grid: dict[tuple[str, float], str] = {}
+    for kind, (noisy_images, noisy_texts, order) in corpora.items():
+        for ratio in suite.noise.ratios:
+            picked = order[: int(ratio * len(order))]
+            images, texts = clean_images.copy(), list(clean_texts)
+            images[picked] = noisy_images[picked]
+            for i in picked:
+                texts[i] = noisy_texts[i]
+            grid[kind, ratio] = obtain_pretrained_clip(base, None, images[:, 0], texts, finetune, cache_dir, seed)
+    return base, grid
+
+
+def score(model: Any, split: Split, attacks: Sequence[AttackSpec], epsilon: float, seed: int,
+          shared: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Accuracy and AUC of `model` on `split`, clean and under each attack (feature-attack images are shared
+    between the heads of one CLIP: they depend on the encoder only)."""
+    from benchmark.attacks import Target, craft
+    from benchmark.metrics import accuracy, roc_auc
+    from wrappers.estimators import ImageView
+    from wrappers.training import predict_logits
+
+    def row(label: str, images: np.ndarray, extra: dict[str, Any]) -> dict[str, Any]:
+        prob = torch.softmax(predict_logits(model, images, None), 1).numpy()
+        return {"attack": label, "accuracy": accuracy(split.labels, prob.argmax(1)),
+                "auc": roc_auc(split.labels, prob[:, 1]), **extra}
+
+    rows = [row("clean", split.images, {})]
+    target = Target(model, split.images, split.texts, split.labels, ImageView(model, split.images, split.texts))
+    for attack in attacks:
+        head_free = attack.source == "mmrb" and attack.name == "feature_pgd"
+        if head_free and attack.label in shared:
+            images, extra = shared[attack.label]
+        else:
+            crafted = craft(attack.source, attack.name, dict(attack.params), target, epsilon, seed)
+            images = crafted.images
+            extra = {k: v for k, v in crafted.params.items() if k.startswith(("clip_score", "target_similarity"))}
+            if head_free:
+                shared[attack.label] = (images, extra)
+        rows.append(row(attack.label, images, extra))
+    return rows
+
+
+def zero_shot_rows(clip_spec: str, data: Data, labels: Sequence[str] | None) -> list[dict[str, Any]]:
+    """Zero-shot accuracy and AUC of one CLIP on ID and OOD tests (the paper's Table 4)."""
+    import wrappers
+    from benchmark.metrics import accuracy, roc_auc
+    from wrappers.training import predict_logits
+
+    overrides = {"clip": clip_spec, "pretrain": {"epochs": 0}, **({"labels": list(labels)} if labels else {})}
+    model = wrappers.create_model("clip_zeroshot", **overrides)
+    model.trained.fill_(True)
+    rows = []
+    for domain, split in (("ID", data.id_test), ("OOD", data.ood_test)):
+        prob = torch.softmax(predict_logits(model.eval(), split.images, None), 1).numpy()
+        rows.append({"domain": domain, "accuracy": accuracy(split.labels, prob.argmax(1)), "auc": roc_auc(split.labels, prob[:, 1])})
+    return rows
+
+
+def _limited(split: Split, limit: int | None) -> Split:
+    if limit is None or limit >= len(split.labels):
+        return split
+    return Split(split.images[:limit], split.texts[:limit], split.labels[:limit], f"{split.fingerprint}-limit{limit}")
+
+
+def run_comparison(suite: DefenseSuite, cache_dir: str | Path, progress: bool = True) -> pd.DataFrame:
+    """All rows of the comparison (one per seed × noise type × γ × method × domain × attack), as a DataFrame."""
+    import wrappers
+    from wrappers.training import LabelledSet
+
+    torch.set_num_threads(suite.threads)
+    cache_dir = Path(cache_dir)
+    data = load_data(suite, cache_dir)
+    train = LabelledSet(data.id_train.images, data.id_train.texts, data.id_train.labels, data.id_train.fingerprint)
+    tests = {"ID": _limited(data.id_test, suite.limit), "OOD": _limited(data.ood_test, suite.limit)}
+    rows: list[dict[str, Any]] = []
+    start = time.time()
+    for seed in suite.seeds:
+        _, grid = pretrain_grid(data, suite, cache_dir, seed)
+        for (kind, ratio), clip_spec in grid.items():
+            for zs in zero_shot_rows(clip_spec, data, suite.zero_shot_labels):
+                rows.append({"seed": seed, "noise": kind, "ratio": ratio, "method": "zero_shot", "attack": "clean", **zs})
+            shared: dict[str, dict[str, Any]] = {domain: {} for domain in tests}
+            for method in suite.defenses:
+                model = wrappers.create_model(f"clip_{method}" if f"clip_{method}" in wrappers.list_models() else "clip_lp",
+                                              clip=clip_spec, pretrain={"epochs": 0}, head_recipe=suite.head_recipe,
+                                              **({"defense": method} if f"clip_{method}" in wrappers.list_models() else {}))
+                model.train_on(train, cache_dir, seed)
+                for domain, split in tests.items():
+                    for r in score(model, split, suite.attacks, suite.epsilon, seed, shared[domain]):
+                        rows.append({"seed": seed, "noise": kind, "ratio": ratio, "method": method, "domain": domain, **r})
+            if progress:
+                print(f"  seed {seed} · {kind} noise γ={ratio:g}: done ({time.time() - start:.0f} s)", flush=True)
+    return pd.DataFrame(rows)
+
+
+def interval(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and half-width of the 95 % Student-t interval over seeds (0 for one seed)."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    if len(values) < 2:
+        return float(values.mean()), 0.0
+    return float(values.mean()), float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+
+
+def _cell(values: Sequence[float]) -> str:
+    mean, half = interval(values)
+    return "–" if np.isnan(mean) else f"{100 * mean:.1f} ± {100 * half:.1f}"
+
+
+def defense_tables(frame: pd.DataFrame, attacks: Sequence[str]) -> str:
+    """One Markdown table per noise type: rows γ × method, columns ID/OOD accuracy and AUC, clean and attacked."""
+    frame = frame[frame["method"] != "zero_shot"]
+    parts = []
+    for kind, by_kind in frame.groupby("noise", sort=False):
+        table = {}
+        for (ratio, method), group in by_kind.groupby(["ratio", "method"], sort=False):
+            cells = {}
+            for domain in ("ID", "OOD"):
+                for attack in ("clean", *attacks):
+                    sel = group[(group["domain"] == domain) & (group["attack"] == attack)]
+                    for metric, name in (("accuracy", "ACC"), ("auc", "AUC")):
+                        cells[f"{domain} {name} {attack}"] = _cell(sel[metric])
+            table[(f"{100 * ratio:g}", method)] = cells
+        parts.append(f"### {kind} noise\n\n" + pd.DataFrame.from_dict(table, orient="index")
+                     .rename_axis(["γ %", "method"]).reset_index().to_markdown(index=False))
+    return "\n\n".join(parts)
+
+
+def zero_shot_table(frame: pd.DataFrame) -> str:
+    """The paper's Table 4 shape: rows noise type × γ, columns ID/OOD AUC and accuracy of the zero-shot classifier."""
+    frame = frame[frame["method"] == "zero_shot"]
+    table = {}
+    for (kind, ratio), group in frame.groupby(["noise", "ratio"], sort=False):
+        table[(kind, f"{100 * ratio:g}")] = {f"{domain} {name}": _cell(group[group["domain"] == domain][metric])
+                                             for domain in ("ID", "OOD") for metric, name in (("auc", "AUC"), ("accuracy", "ACC"))}
+    return pd.DataFrame.from_dict(table, orient="index").rename_axis(["noise", "γ %"]).reset_index().to_markdown(index=False)
+
+
+def clip_score_table(frame: pd.DataFrame) -> str:
+    """The paper's Table 1 shape for the feature attack on the downstream tests: CLIP score of x_clean and x_adv
+    against the target caption, and the target-image feature similarity, per noise type and γ."""
+    cols = ["clip_score_clean", "clip_score_adv", "target_similarity_clean", "target_similarity_adv"]
+    if not set(cols) <= set(frame.columns):
+        return "(no feature attack in this suite)"
+    sel = frame.dropna(subset=["clip_score_clean"]).drop_duplicates(["seed", "noise", "ratio", "domain", "attack"])
+    out = sel.groupby(["noise", "ratio", "domain"], sort=False)[cols].mean().reset_index()
+    return out.round(3).to_markdown(index=False)
+
+
+def plot_accuracy(frame: pd.DataFrame, out: Path) -> list[Path]:
+    """Clean accuracy vs γ per method, ID and OOD side by side, one figure per noise type (error bars: 95 % t)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    frame = frame[(frame["attack"] == "clean") & (frame["method"] != "zero_shot")]
+    for kind, by_kind in frame.groupby("noise", sort=False):
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+        for ax, domain in zip(axes, ("ID", "OOD")):
+            for method, group in by_kind[by_kind["domain"] == domain].groupby("method", sort=False):
+                stats = [interval(g["accuracy"]) for _, g in group.groupby("ratio")]
+                ratios = sorted(group["ratio"].unique())
+                ax.errorbar([100 * r for r in ratios], [100 * m for m, _ in stats], yerr=[100 * h for _, h in stats],
+                            marker="o", capsize=3, label=method)
+            ax.set(title=f"{domain} ({kind} noise)", xlabel="noise ratio γ (%)")
+        axes[0].set_ylabel("accuracy (%)")
+        axes[1].legend()
+        fig.tight_layout()
+        path = out / f"accuracy_vs_noise_{kind}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def provenance(suite: DefenseSuite, data_fingerprint: str) -> dict[str, Any]:
+    """What the outputs of one comparison record about how they were produced (as the leaderboard's entries)."""
+    from wrappers.cache import library_version
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).parent,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = head + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {"protocol_version": PROTOCOL_VERSION, "suite": suite.name, "suite_hash": suite.content_hash,
+            "data_fingerprint": data_fingerprint, "seeds": list(suite.seeds), "git_commit": commit,
+            "packages": ";".join(f"{p}={library_version(p)}" for p in PACKAGES), "mmrb_version": __version__,
+            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def compare_defenses(suite: DefenseSuite, out: str | Path, cache_dir: str | Path, progress: bool = True) -> pd.DataFrame:
+    """Run the comparison and write results.csv, the tables, the plots and provenance.json into `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    frame = run_comparison(suite, cache_dir, progress)
+    meta = provenance(suite, load_data(suite, Path(cache_dir)).fingerprint)
+    meta["seconds"] = round(time.time() - start, 1)
+    attacks = [a.label for a in suite.attacks]
+    frame.assign(**{k: v for k, v in meta.items() if k != "seeds"}).to_csv(out / "results.csv", index=False)
+    header = (f"suite `{suite.name}` ({meta['suite_hash']}) · data `{meta['data_fingerprint']}` · seeds {meta['seeds']} · "
+              f"protocol {meta['protocol_version']} · commit `{meta['git_commit']}` · {meta['date']} · "
+              f"{meta['seconds']:.0f} s\n{meta['packages']}\n\nmean ± half-width of the 95 % t-interval over seeds, in %; "
+              f"attacks at ε = {suite.epsilon:.4g}\n\n")
+    (out / "tables.md").write_text(header + defense_tables(frame, attacks) + "\n")
+    (out / "zeroshot.md").write_text(header + zero_shot_table(frame) + "\n")
+    (out / "clip_scores.md").write_text(header + clip_score_table(frame) + "\n")
+    plot_accuracy(frame, out)
+    (out / "provenance.json").write_text(json.dumps(meta, indent=2))
+    return frame

@@ -1,0 +1,445 @@
+"""CLIP dual encoders (OpenCLIP) as mmrb models: zero-shot, CLIP fusion, and defended classifiers on frozen features.
+
+One code path builds every CLIP: `build_clip(arch, pretrained)` takes `mmrb-tiny` (a 64-d ViT/transformer pair
+small enough to pre-train on 2 CPU cores), any OpenCLIP architecture with a pretrained tag or checkpoint file
+(`ViT-B-32` + `openai`), `hf-hub:org/name` (BiomedCLIP) or `local-dir:FOLDER` (an `open_clip_config.json` and
+`open_clip_model.safetensors` written by `save_clip`). Pre-trained and fine-tuned CLIPs are cached as such folders.
+
+The models follow the mmrb contract: `forward(images, text)` with images (n, 2, H, W) in [0, 1]; the frontal
+view is resized to the CLIP's input size, replicated to 3 channels and normalised inside the model, so attacks
+work in pixel space. CLIP models are trained by `train_on(data, cache_dir, seed)`: pre-training of the CLIP
+(symmetric InfoNCE on frontal image + report pairs, Han et al. 2025 App. B.2; skipped for a given checkpoint),
+then the head on frozen features; both are cached under `<cache>/clip/`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from benchmark.errors import ModelError
+from wrappers.cache import code_digest, digest, write_atomically
+from wrappers.registry import register_model
+
+log = logging.getLogger(__name__)
+
+TINY_ARCH = "mmrb-tiny"
+#: embed_dim 64; image tower: CLIP's ModifiedResNet (as RN50, one bottleneck per stage, width 16) at 64 px; text
+#: tower: 2 transformer layers of width 64 over 64 BPE tokens. A ViT of the same cost (patch 8, 2 layers of width
+#: 64) learned much weaker features from 800 generated pairs (linear probe 70 % vs 79 %), so the tiny CLIP is a ResNet.
+TINY_MODEL_CFG: dict[str, Any] = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 16, "head_width": 16},
+    "text_cfg": {"context_length": 64, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+#: The X-ray normalisation of the Indiana data (Mozhegova et al., Sec. 3.5), on all three channels.
+TINY_PREPROCESS_CFG: dict[str, Any] = {"size": 64, "mean": (0.61, 0.61, 0.61), "std": (0.24, 0.24, 0.24)}
+CONFIG_FILE, WEIGHTS_FILE, HEAD_FILE = "open_clip_config.json", "open_clip_model.safetensors", "head.safetensors"
+#: The paper's zero-shot prompts are "{label}" vs "No {label}" (You et al. 2023); abnormal = any finding.
+DEFAULT_LABELS = ("cardiomegaly", "pleural effusion", "airspace opacity")
+
+
+@dataclass(frozen=True)
+class PretrainRecipe:
+    """CLIP (continued) pre-training: AdamW (β 0.9/0.98, App. B.4), linear warm-up then cosine decay; 0 epochs = none."""
+
+    epochs: int = 0
+    lr: float = 1e-3
+    batch_size: int = 64
+    weight_decay: float = 0.1
+    warmup_epochs: int = 1
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None, where: str = "pretrain") -> PretrainRecipe:
+        """A recipe from a config dict; unknown keys raise naming the allowed ones."""
+        values = dict(values or {})
+        allowed = {f.name for f in fields(cls)}
+        bad = sorted(set(values) - allowed)
+        if bad:
+            raise ModelError(f"field '{where}': unknown key(s) {bad}; allowed: {sorted(allowed)}")
+        return cls(**values)
+
+
+def build_clip(arch: str, pretrained: str | None = None) -> tuple[nn.Module, Any, dict[str, Any]]:
+    """(OpenCLIP model, its tokenizer, its {model_cfg, preprocess_cfg}) for an architecture and weights source."""
+    import open_clip
+
+    try:
+        if arch == TINY_ARCH:
+            if pretrained:
+                raise ModelError(f"{TINY_ARCH} has no pretrained weights ({pretrained!r}); use local-dir:FOLDER")
+            model = open_clip.CLIP(**TINY_MODEL_CFG)
+            cfg = {"model_cfg": TINY_MODEL_CFG, "preprocess_cfg": TINY_PREPROCESS_CFG}
+        else:
+            model = open_clip.create_model(arch, pretrained=pretrained or None)
+            cfg = {"model_cfg": _model_cfg(arch), "preprocess_cfg": {k: v for k, v in open_clip.get_model_preprocess_cfg(model).items()
+                                                                     if k in ("size", "mean", "std")}}
+        tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=cfg["model_cfg"]["text_cfg"]["context_length"]) \
+            if arch == TINY_ARCH else open_clip.get_tokenizer(arch)
+    except (RuntimeError, ValueError, FileNotFoundError, OSError) as exc:
+        raise ModelError(f"CLIP {arch!r} (pretrained {pretrained!r}) cannot be built: {exc}. Use {TINY_ARCH}, an "
+                         "OpenCLIP name (open_clip.list_models()) with a tag or a local checkpoint file, "
+                         "hf-hub:ORG/NAME (needs the hub or its cache) or local-dir:FOLDER") from exc
+    open_clip.set_model_preprocess_cfg(model, dict(cfg["preprocess_cfg"]))
+    return model, tokenizer, cfg
+
+
+def _model_cfg(arch: str) -> dict[str, Any]:
+    """The OpenCLIP model config of `arch` (built-in name, local-dir: or hf-hub: folder)."""
+    import open_clip
+
+    if arch.startswith("local-dir:"):
+        return json.loads((Path(arch.split(":", 1)[1]) / CONFIG_FILE).read_text())["model_cfg"]
+    if arch.startswith("hf-hub:"):
+        from open_clip.factory import _get_hf_config
+
+        return _get_hf_config(arch.split(":", 1)[1])["model_cfg"]
+    return open_clip.get_model_config(arch)
+
+
+def save_clip(model: nn.Module, cfg: dict[str, Any], folder: Path) -> Path:
+    """Write an OpenCLIP local-dir folder (config + safetensors weights) atomically; load it as local-dir:FOLDER."""
+    def fill(tmp: Path) -> None:
+        (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2, default=list))
+        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS_FILE))
+
+    return write_atomically(Path(folder), fill)
+
+
+class ClipEncoder(nn.Module):
+    """An OpenCLIP model behind mmrb's image contract: (n, 2, H, W) in [0, 1] -> L2-normalised embeddings."""
+
+    def __init__(self, arch: str, pretrained: str | None = None) -> None:
+        super().__init__()
+        self.clip, self.tokenizer, self.cfg = build_clip(arch, pretrained)
+        pre = self.cfg["preprocess_cfg"]
+        size = pre.get("size", self.cfg["model_cfg"]["vision_cfg"].get("image_size", 224))
+        self.image_size = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
+        self.register_buffer("mean", torch.tensor(pre["mean"], dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(pre["std"], dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.cfg["model_cfg"]["embed_dim"])
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """Frontal view -> CLIP input size, 3 channels, normalised (differentiable: attacks go through it)."""
+        x = images[:, :1] if images.dim() == 4 else images[:, None]
+        if tuple(x.shape[-2:]) != self.image_size:
+            x = F.interpolate(x, size=self.image_size, mode="bilinear", align_corners=False)
+        return (x.expand(-1, 3, -1, -1) - self.mean) / self.std
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """L2-normalised image embeddings of (n, 2, H, W) (or (n, H, W)) images in [0, 1]."""
+        return self.clip.encode_image(self.prepare(images), normalize=True)
+
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        return self.tokenizer(list(texts))
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """L2-normalised text embeddings of token ids."""
+        return self.clip.encode_text(tokens, normalize=True)
+
+    @torch.no_grad()
+    def embed_texts(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        """Normalised embeddings of texts, batch by batch, without gradients."""
+        return torch.cat([self.encode_text(self.tokenize(texts[i:i + batch_size])) for i in range(0, len(texts), batch_size)])
+
+    @torch.no_grad()
+    def embed_images(self, images: np.ndarray | torch.Tensor, batch_size: int = 128) -> torch.Tensor:
+        """Normalised embeddings of images, batch by batch, in eval mode, without gradients."""
+        was_training = self.training
+        self.eval()
+        images = torch.as_tensor(images, dtype=torch.float32)
+        out = torch.cat([self.encode_image(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+        self.train(was_training)
+        return out
+
+
+def clip_score(encoder: ClipEncoder, images: np.ndarray | torch.Tensor, captions: Sequence[str]) -> np.ndarray:
+    """Cosine similarity of each image with its caption (the paper's "CLIP score", Table 1), per sample."""
+    return (encoder.embed_images(images) * encoder.embed_texts(captions)).sum(1).numpy()
+
+
+def contrastive_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE over a batch (App. B.2, Eqs. 1-2), as OpenCLIP's ClipLoss computes it."""
+    from open_clip import ClipLoss
+
+    return ClipLoss()(image_emb, text_emb, logit_scale)
+
+
+def pretrain_clip(encoder: ClipEncoder, images: np.ndarray, texts: Sequence[str], recipe: PretrainRecipe,
+                  seed: int) -> list[float]:
+    """Train both towers on image-caption pairs with the symmetric InfoNCE loss; mean loss per epoch."""
+    images_t = torch.as_tensor(images, dtype=torch.float32)
+    tokens = encoder.tokenize(texts)
+    steps_per_epoch = max(1, -(-len(images_t) // recipe.batch_size))
+    total, warmup = recipe.epochs * steps_per_epoch, recipe.warmup_epochs * steps_per_epoch
+    optimizer = torch.optim.AdamW(encoder.parameters(), lr=recipe.lr, betas=(0.9, 0.98), weight_decay=recipe.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + np.cos(np.pi * (s - warmup) / max(1, total - warmup))))
+    generator = torch.Generator().manual_seed(seed)
+    encoder.train()
+    losses = []
+    for _ in range(recipe.epochs):
+        running = 0.0
+        for idx in torch.randperm(len(images_t), generator=generator).split(recipe.batch_size):
+            if len(idx) < 2:
+                continue
+            loss = contrastive_loss(encoder.encode_image(images_t[idx]), encoder.encode_text(tokens[idx]),
+                                    encoder.clip.logit_scale.exp())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            with torch.no_grad():  # CLIP clamps the temperature at 100 (Radford et al. 2021)
+                encoder.clip.logit_scale.clamp_(0, np.log(100))
+            running += loss.item() * len(idx)
+        losses.append(running / len(images_t))
+    encoder.eval()
+    return losses
+
+
+def pairs_fingerprint(images: np.ndarray, texts: Sequence[str]) -> str:
+    """Digest of image-caption pairs (array bytes and texts): part of every pre-training cache key."""
+    import hashlib
+
+    h = hashlib.sha256(np.ascontiguousarray(images, dtype=np.float32).tobytes())
+    h.update("\n".join(texts).encode())
+    return h.hexdigest()[:16]
+
+
+def cache_entry(folder: Path, required: str) -> bool:
+    """Whether `folder` holds a complete entry; a folder without `required` is reported once and removed."""
+    if (folder / required).exists():
+        return True
+    if folder.exists():
+        log.warning("cache entry %s is incomplete (no %s); rebuilding it", folder, required)
+        shutil.rmtree(folder, ignore_errors=True)
+    return False
+
+
+def obtain_pretrained_clip(arch: str, pretrained: str | None, images: np.ndarray, texts: Sequence[str],
+                           recipe: PretrainRecipe, cache_dir: str | Path, seed: int) -> str:
+    """`arch` pre-trained on the pairs with `recipe` as an OpenCLIP `local-dir:` spec, from the cache or trained
+    and cached under <cache>/clip/pretrained/; with 0 epochs, `arch` itself (the weights as given)."""
+    if recipe.epochs == 0:
+        return arch
+    key = digest({"arch": arch, "pretrained": pretrained, "recipe": asdict(recipe), "seed": seed,
+                  "pairs": pairs_fingerprint(images, texts), "code": code_digest(pretrain_clip, build_clip)})
+    folder = Path(cache_dir) / "clip" / "pretrained" / f"{arch.rsplit('/', 1)[-1].replace(':', '-')}-{key}"
+    if cache_entry(folder, WEIGHTS_FILE):
+        try:
+            build_clip(f"local-dir:{folder}")
+            return f"local-dir:{folder}"
+        except (ModelError, RuntimeError, ValueError, OSError) as exc:
+            log.warning("cache entry %s is corrupt (%s); rebuilding it", folder, exc)
+            shutil.rmtree(folder, ignore_errors=True)
+    torch.manual_seed(seed)
+    encoder = ClipEncoder(arch, pretrained)
+    losses = pretrain_clip(encoder, images, texts, recipe, seed)
+    log.info("pre-trained %s for %d epochs on %d pairs: InfoNCE %.3f -> %.3f", arch, recipe.epochs, len(texts),
+             losses[0], losses[-1])
+    save_clip(encoder.clip, encoder.cfg, folder)
+    return f"local-dir:{folder}"
+
+
+class ClipModel(nn.Module):
+    """Base of the CLIP-based mmrb models: a CLIP encoder (frozen after pre-training) and a head."""
+
+    family = "clip"
+    modalities = frozenset({"image"})
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = ClipEncoder(config["clip"], config.get("clip_pretrained"))
+        self.register_buffer("trained", torch.zeros((), dtype=torch.bool))
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor] | None:
+        return None
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """The frozen CLIP image embedding of (n, 2, H, W) images (what the feature-space attack targets)."""
+        return self.encoder.encode_image(images)
+
+    def _check_trained(self) -> None:
+        if not bool(self.trained):
+            raise ModelError(f"{self.config['name']}: CLIP models are trained by model.train_on(data, cache_dir, seed) "
+                             "(pre-training, then the head on frozen features), not by the generic fit loop")
+
+    def pretrained_spec(self, data: Any, cache_dir: Path, seed: int) -> str:
+        """The CLIP this model starts from: pre-trained on the frontal images + reports of `data` if its recipe says so."""
+        recipe = PretrainRecipe.from_dict(self.config.get("pretrain"))
+        return obtain_pretrained_clip(self.config["clip"], self.config.get("clip_pretrained"), data.images[:, 0],
+                                      data.texts, recipe, cache_dir, seed)
+
+    def train_on(self, data: Any, cache_dir: str | Path, seed: int) -> ClipModel:
+        """Pre-train (cached), freeze the CLIP, fit the head (cached); `data` is a training LabelledSet."""
+        cache_dir = Path(cache_dir)
+        spec = self.pretrained_spec(data, cache_dir, seed)
+        if spec != self.config["clip"]:
+            self.encoder = ClipEncoder(spec)
+        self.encoder.requires_grad_(False).eval()
+        key = digest({"config": self.config, "clip": spec, "data": pairs_fingerprint(data.images, data.texts),
+                      "labels": np.asarray(data.labels).tolist(), "seed": seed, "code": code_digest(type(self), *self.code_objects())})
+        folder = cache_dir / "clip" / "heads" / f"{self.config['name']}-{key}"
+        head = self.head_module()
+        if head is not None:
+            if cache_entry(folder, HEAD_FILE):
+                try:
+                    head.load_state_dict(load_file(str(folder / HEAD_FILE)))
+                except (RuntimeError, OSError) as exc:
+                    log.warning("cache entry %s is corrupt (%s); rebuilding it", folder, exc)
+                    shutil.rmtree(folder, ignore_errors=True)
+            if not folder.exists():
+                torch.manual_seed(seed)
+                self.fit_head(data, seed)
+                write_atomically(folder, lambda tmp: save_file(
+                    {k: v.detach().contiguous() for k, v in head.state_dict().items()}, str(tmp / HEAD_FILE)))
+        self.trained.fill_(True)
+        return self.eval()
+
+    def head_module(self) -> nn.Module | None:
+        """The trained part besides the CLIP (None: nothing to fit)."""
+        return None
+
+    def fit_head(self, data: Any, seed: int) -> list[float]:
+        """Fit the head on frozen features of `data`; mean loss per epoch."""
+        return []
+
+    def code_objects(self) -> tuple[Any, ...]:
+        """Objects whose source decides the head (their files go into its cache key)."""
+        return ()
+
+
+class ClipZeroShot(ClipModel):
+    """Zero-shot classifier: per finding, "{label}" vs "No {label}" (Han et al. §5.3); abnormal = the most
+    confident finding. Prompt embeddings come from OpenCLIP's zero-shot classifier builder."""
+
+    family = "clip_zeroshot"
+
+    def forward(self, images: torch.Tensor, text: Any = None) -> torch.Tensor:
+        self._check_trained()
+        weights = self.prompt_weights()  # (D, 2L): positives then negatives
+        sims = self.encoder.encode_image(images) @ weights
+        n_labels = weights.shape[1] // 2
+        margin = (sims[:, :n_labels] - sims[:, n_labels:]).amax(1) * self.encoder.clip.logit_scale.exp()
+        return torch.stack([torch.zeros_like(margin), margin], dim=1)
+
+    @torch.no_grad()
+    def prompt_weights(self) -> torch.Tensor:
+        """(D, 2L) normalised embeddings of the "{label}" prompts, then the "No {label}" prompts."""
+        from open_clip import build_zero_shot_classifier
+
+        labels = list(self.config["labels"])
+        positive = build_zero_shot_classifier(self.encoder.clip, self.encoder.tokenizer, labels, ("{}",), None)
+        negative = build_zero_shot_classifier(self.encoder.clip, self.encoder.tokenizer, labels, ("No {}",), None)
+        return torch.cat([positive, negative], dim=1)
+
+
+class ClipDefended(ClipModel):
+    """A classifier on frozen CLIP image features with a fine-tuning method of `defenses` (LP, MLP, RAN, NMTune)."""
+
+    family = "clip_defended"
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        from defenses import create_defense
+
+        self.head = create_defense(config["defense"], self.encoder.embed_dim, **config.get("defense_params", {}))
+
+    def head_module(self) -> nn.Module:
+        return self.head
+
+    def code_objects(self) -> tuple[Any, ...]:
+        return (type(self.head),)
+
+    def fit_head(self, data: Any, seed: int) -> list[float]:
+        from defenses import fit_head
+
+        features = self.encoder.embed_images(data.images)
+        return fit_head(self.head, features, torch.as_tensor(data.labels), seed, **self.config.get("head_recipe", {}))
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The tuned features the head classifies (Z for MLP/RAN, g for NMTune, F for LP)."""
+        return self.head.transform(self.encoder.encode_image(images))
+
+    def forward(self, images: torch.Tensor, text: Any = None) -> torch.Tensor:
+        self._check_trained()
+        return self.head(self.encoder.encode_image(images))
+
+
+class ClipFusion(ClipModel):
+    """CLIP image embedding ⊕ CLIP text embedding of the report -> linear head (CLIP frozen), so CLIP models
+    sit on the same leaderboard as the VisionBERT fusion models."""
+
+    family = "clip_fusion"
+    modalities = frozenset({"image", "text"})
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        from defenses import create_defense
+
+        self.head = create_defense("lp", 2 * self.encoder.embed_dim)
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.encoder.tokenize(texts)}
+
+    def head_module(self) -> nn.Module:
+        return self.head
+
+    def code_objects(self) -> tuple[Any, ...]:
+        return (type(self.head),)
+
+    def fit_head(self, data: Any, seed: int) -> list[float]:
+        from defenses import fit_head
+
+        features = torch.cat([self.encoder.embed_images(data.images), self.encoder.embed_texts(list(data.texts))], 1)
+        return fit_head(self.head, features, torch.as_tensor(data.labels), seed, **self.config.get("head_recipe", {}))
+
+    def forward(self, images: torch.Tensor, text: dict[str, torch.Tensor]) -> torch.Tensor:
+        self._check_trained()
+        return self.head(torch.cat([self.encoder.encode_image(images), self.encoder.encode_text(text["input_ids"])], 1))
+
+
+#: Tiny preset: mmrb-tiny pre-trained from scratch on the suite's training pairs (~30 s on 2 CPU cores).
+TINY_PRETRAIN = {"epochs": 30, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.1, "warmup_epochs": 1}
+CONFIG_KEYS = ("clip", "clip_pretrained", "pretrain", "defense", "defense_params", "head_recipe", "labels")
+
+
+def _resolve(name: str, overrides: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The model config: defaults, overridden; unknown keys raise naming the allowed ones."""
+    bad = sorted(set(overrides) - set(CONFIG_KEYS))
+    if bad:
+        raise ModelError(f"model {name!r}: unknown override(s) {bad}; allowed: {', '.join(CONFIG_KEYS)}")
+    if overrides.get("defense", defaults.get("defense")) != defaults.get("defense"):
+        raise ModelError(f"model {name!r}: defense {overrides['defense']!r} differs from its own "
+                         f"({defaults.get('defense')!r}); pick the model clip_{overrides['defense']} instead")
+    config = {"name": name, "preset": "tiny", "clip": TINY_ARCH, "clip_pretrained": None, **defaults, **overrides}
+    if "pretrain" not in overrides and config["clip"] != TINY_ARCH:
+        config["pretrain"] = {"epochs": 0}  # a given CLIP is used as it is unless a pre-training recipe is given
+    PretrainRecipe.from_dict(config.get("pretrain"), f"models.{name}.params.pretrain")
+    return config
+
+
+def _register(name: str, cls: type[ClipModel], defaults: dict[str, Any]) -> None:
+    @register_model(name, cls, "tiny")
+    def factory(**overrides: Any) -> ClipModel:
+        return cls(_resolve(name, overrides, {"pretrain": dict(TINY_PRETRAIN), **defaults}))
+
+
+_register("clip_zeroshot", ClipZeroShot, {"labels": list(DEFAULT_LABELS)})
+_register("clip_fusion", ClipFusion, {})
+for _defense in ("lp", "mlp", "ran", "nmtune"):
+    _register(f"clip_{_defense}", ClipDefended, {"defense": _defense})
