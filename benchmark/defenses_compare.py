@@ -222,7 +222,8 @@ def pretrain_grid(data: Data, suite: DefenseSuite, cache_dir: Path, seed: int) -
     base_images = np.concatenate([data.pretrain.images[:, 0], data.target_images[:, 0]])
     base = obtain_pretrained_clip(spec.clip, spec.clip_pretrained, base_images,
                                   list(data.pretrain.texts) + list(data.target_captions),
-                                  PretrainRecipe.from_dict(spec.base, "pretrain.base"), cache_dir, spec.base_seed)
+                                  PretrainRecipe.from_dict(spec.base, "pretrain.base"), cache_dir, spec.base_seed,
+                                  suite.image_size)
     finetune = PretrainRecipe.from_dict(spec.finetune, "pretrain.finetune")
     corpora = noisy_pairs(data, base, suite, seed)
     clean_images, clean_texts = data.pretrain.images, list(data.pretrain.texts)

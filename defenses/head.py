@@ -18,7 +18,7 @@ class HeadRecipe:
 
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    epochs: int = 100
+    epochs: int = 50
     batch_size: int = 64
 
     def with_overrides(self, overrides: dict[str, Any]) -> HeadRecipe:

@@ -34,13 +34,14 @@ from wrappers.registry import register_model
 log = logging.getLogger(__name__)
 
 TINY_ARCH = "mmrb-tiny"
-#: embed_dim 64; image tower: CLIP's ModifiedResNet (as RN50, one bottleneck per stage, width 16) at 64 px; text
-#: tower: 2 transformer layers of width 64 over 64 BPE tokens. A ViT of the same cost (patch 8, 2 layers of width
-#: 64) learned much weaker features from 800 generated pairs (linear probe 70 % vs 79 %), so the tiny CLIP is a ResNet.
+#: embed_dim 64; image tower: CLIP's ModifiedResNet (as RN50, one bottleneck per stage, width 16) at 64 px (or
+#: the model's `image_size`); text tower: 2 transformer layers of width 32 over 64 BPE tokens. A ViT of the same
+#: cost (patch 8, 2 layers of width 64) learned much weaker features from 800 generated pairs (linear probe 70 %
+#: vs 79 % accuracy), so the tiny CLIP's image tower is a ResNet.
 TINY_MODEL_CFG: dict[str, Any] = {
     "embed_dim": 64,
     "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 16, "head_width": 16},
-    "text_cfg": {"context_length": 64, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+    "text_cfg": {"context_length": 64, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
 }
 #: The X-ray normalisation of the Indiana data (Mozhegova et al., Sec. 3.5), on all three channels.
 TINY_PREPROCESS_CFG: dict[str, Any] = {"size": 64, "mean": (0.61, 0.61, 0.61), "std": (0.24, 0.24, 0.24)}
@@ -70,20 +71,25 @@ class PretrainRecipe:
         return cls(**values)
 
 
-def build_clip(arch: str, pretrained: str | None = None) -> tuple[nn.Module, Any, dict[str, Any]]:
-    """(OpenCLIP model, its tokenizer, its {model_cfg, preprocess_cfg}) for an architecture and weights source."""
+def build_clip(arch: str, pretrained: str | None = None,
+               image_size: int | None = None) -> tuple[nn.Module, Any, dict[str, Any]]:
+    """(OpenCLIP model, its tokenizer, its {model_cfg, preprocess_cfg}) for an architecture and weights source;
+    `image_size` overrides the input size of a new model (OpenCLIP's force_image_size)."""
     import open_clip
 
     try:
         if arch == TINY_ARCH:
             if pretrained:
                 raise ModelError(f"{TINY_ARCH} has no pretrained weights ({pretrained!r}); use local-dir:FOLDER")
-            model = open_clip.CLIP(**TINY_MODEL_CFG)
-            cfg = {"model_cfg": TINY_MODEL_CFG, "preprocess_cfg": TINY_PREPROCESS_CFG}
+            size = image_size or TINY_PREPROCESS_CFG["size"]
+            model_cfg = {**TINY_MODEL_CFG, "vision_cfg": {**TINY_MODEL_CFG["vision_cfg"], "image_size": size}}
+            model = open_clip.CLIP(**model_cfg)
+            cfg = {"model_cfg": model_cfg, "preprocess_cfg": {**TINY_PREPROCESS_CFG, "size": size}}
         else:
-            model = open_clip.create_model(arch, pretrained=pretrained or None)
-            cfg = {"model_cfg": _model_cfg(arch), "preprocess_cfg": {k: v for k, v in open_clip.get_model_preprocess_cfg(model).items()
-                                                                     if k in ("size", "mean", "std")}}
+            model = open_clip.create_model(arch, pretrained=pretrained or None, force_image_size=image_size)
+            preprocess = open_clip.get_model_preprocess_cfg(model)
+            cfg = {"model_cfg": _model_cfg(arch, image_size),
+                   "preprocess_cfg": {k: v for k, v in preprocess.items() if k in ("size", "mean", "std")}}
         tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=cfg["model_cfg"]["text_cfg"]["context_length"]) \
             if arch == TINY_ARCH else open_clip.get_tokenizer(arch)
     except (RuntimeError, ValueError, FileNotFoundError, OSError) as exc:
@@ -94,17 +100,21 @@ def build_clip(arch: str, pretrained: str | None = None) -> tuple[nn.Module, Any
     return model, tokenizer, cfg
 
 
-def _model_cfg(arch: str) -> dict[str, Any]:
-    """The OpenCLIP model config of `arch` (built-in name, local-dir: or hf-hub: folder)."""
+def _model_cfg(arch: str, image_size: int | None = None) -> dict[str, Any]:
+    """The OpenCLIP model config of `arch` (built-in name, local-dir: or hf-hub: folder), input size overridden."""
     import open_clip
 
     if arch.startswith("local-dir:"):
-        return json.loads((Path(arch.split(":", 1)[1]) / CONFIG_FILE).read_text())["model_cfg"]
-    if arch.startswith("hf-hub:"):
+        cfg = json.loads((Path(arch.split(":", 1)[1]) / CONFIG_FILE).read_text())["model_cfg"]
+    elif arch.startswith("hf-hub:"):
         from open_clip.factory import _get_hf_config
 
-        return _get_hf_config(arch.split(":", 1)[1])["model_cfg"]
-    return open_clip.get_model_config(arch)
+        cfg = _get_hf_config(arch.split(":", 1)[1])["model_cfg"]
+    else:
+        cfg = open_clip.get_model_config(arch)
+    if image_size:
+        cfg = {**cfg, "vision_cfg": {**cfg["vision_cfg"], "image_size": image_size}}
+    return cfg
 
 
 def save_clip(model: nn.Module, cfg: dict[str, Any], folder: Path) -> Path:
@@ -119,9 +129,9 @@ def save_clip(model: nn.Module, cfg: dict[str, Any], folder: Path) -> Path:
 class ClipEncoder(nn.Module):
     """An OpenCLIP model behind mmrb's image contract: (n, 2, H, W) in [0, 1] -> L2-normalised embeddings."""
 
-    def __init__(self, arch: str, pretrained: str | None = None) -> None:
+    def __init__(self, arch: str, pretrained: str | None = None, image_size: int | None = None) -> None:
         super().__init__()
-        self.clip, self.tokenizer, self.cfg = build_clip(arch, pretrained)
+        self.clip, self.tokenizer, self.cfg = build_clip(arch, pretrained, image_size)
         pre = self.cfg["preprocess_cfg"]
         size = pre.get("size", self.cfg["model_cfg"]["vision_cfg"].get("image_size", 224))
         self.image_size = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
@@ -230,23 +240,23 @@ def cache_entry(folder: Path, required: str) -> bool:
 
 
 def obtain_pretrained_clip(arch: str, pretrained: str | None, images: np.ndarray, texts: Sequence[str],
-                           recipe: PretrainRecipe, cache_dir: str | Path, seed: int) -> str:
+                           recipe: PretrainRecipe, cache_dir: str | Path, seed: int, image_size: int | None = None) -> str:
     """`arch` pre-trained on the pairs with `recipe` as an OpenCLIP `local-dir:` spec, from the cache or trained
     and cached under <cache>/clip/pretrained/; with 0 epochs, `arch` itself (the weights as given)."""
     if recipe.epochs == 0:
         return arch
-    key = digest({"arch": arch, "pretrained": pretrained, "recipe": asdict(recipe), "seed": seed,
+    key = digest({"arch": arch, "pretrained": pretrained, "image_size": image_size, "recipe": asdict(recipe), "seed": seed,
                   "pairs": pairs_fingerprint(images, texts), "code": code_digest(pretrain_clip, build_clip)})
     folder = Path(cache_dir) / "clip" / "pretrained" / f"{arch.rsplit('/', 1)[-1].replace(':', '-')}-{key}"
     if cache_entry(folder, WEIGHTS_FILE):
         try:
             build_clip(f"local-dir:{folder}")
             return f"local-dir:{folder}"
-        except (ModelError, RuntimeError, ValueError, OSError) as exc:
+        except Exception as exc:  # a damaged file can fail in any library's own way (safetensors, json, torch)
             log.warning("cache entry %s is corrupt (%s); rebuilding it", folder, exc)
             shutil.rmtree(folder, ignore_errors=True)
     torch.manual_seed(seed)
-    encoder = ClipEncoder(arch, pretrained)
+    encoder = ClipEncoder(arch, pretrained, image_size)
     losses = pretrain_clip(encoder, images, texts, recipe, seed)
     log.info("pre-trained %s for %d epochs on %d pairs: InfoNCE %.3f -> %.3f", arch, recipe.epochs, len(texts),
              losses[0], losses[-1])
@@ -263,7 +273,7 @@ class ClipModel(nn.Module):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         self.config = config
-        self.encoder = ClipEncoder(config["clip"], config.get("clip_pretrained"))
+        self.encoder = ClipEncoder(config["clip"], config.get("clip_pretrained"), config.get("image_size"))
         self.register_buffer("trained", torch.zeros((), dtype=torch.bool))
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor] | None:
@@ -282,7 +292,7 @@ class ClipModel(nn.Module):
         """The CLIP this model starts from: pre-trained on the frontal images + reports of `data` if its recipe says so."""
         recipe = PretrainRecipe.from_dict(self.config.get("pretrain"))
         return obtain_pretrained_clip(self.config["clip"], self.config.get("clip_pretrained"), data.images[:, 0],
-                                      data.texts, recipe, cache_dir, seed)
+                                      data.texts, recipe, cache_dir, seed, self.config.get("image_size"))
 
     def train_on(self, data: Any, cache_dir: str | Path, seed: int) -> ClipModel:
         """Pre-train (cached), freeze the CLIP, fit the head (cached); `data` is a training LabelledSet."""
@@ -299,7 +309,7 @@ class ClipModel(nn.Module):
             if cache_entry(folder, HEAD_FILE):
                 try:
                     head.load_state_dict(load_file(str(folder / HEAD_FILE)))
-                except (RuntimeError, OSError) as exc:
+                except Exception as exc:  # a damaged file can fail in any library's own way
                     log.warning("cache entry %s is corrupt (%s); rebuilding it", folder, exc)
                     shutil.rmtree(folder, ignore_errors=True)
             if not folder.exists():
@@ -415,7 +425,7 @@ class ClipFusion(ClipModel):
 
 #: Tiny preset: mmrb-tiny pre-trained from scratch on the suite's training pairs (~30 s on 2 CPU cores).
 TINY_PRETRAIN = {"epochs": 30, "lr": 1e-3, "batch_size": 64, "weight_decay": 0.1, "warmup_epochs": 1}
-CONFIG_KEYS = ("clip", "clip_pretrained", "pretrain", "defense", "defense_params", "head_recipe", "labels")
+CONFIG_KEYS = ("clip", "clip_pretrained", "image_size", "pretrain", "defense", "defense_params", "head_recipe", "labels")
 
 
 def _resolve(name: str, overrides: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:

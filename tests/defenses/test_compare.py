@@ -1,0 +1,69 @@
+"""`mmrb compare-defenses`: the suite schema, the seed interval, and the shipped smoke suite end to end."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from scipy import stats
+
+from benchmark.cli import main
+from benchmark.defenses_compare import interval, load_defense_suite
+from benchmark.errors import SuiteError
+
+SUITES = Path(__file__).resolve().parents[2] / "suites"
+
+
+def test_interval_is_the_student_t_half_width_over_seeds():
+    mean, half = interval([0.7, 0.8, 0.9])
+    assert mean == pytest.approx(0.8)
+    assert half == pytest.approx(stats.t.ppf(0.975, 2) * 0.1 / 3 ** 0.5)  # sd 0.1 over √3
+    assert interval([0.5]) == (0.5, 0.0)
+
+
+def test_bad_suites_name_the_file_and_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("defenses: [lp, rann]\n")
+    with pytest.raises(SuiteError, match="bad.yaml: field 'defenses': unknown \\['rann'\\]"):
+        load_defense_suite(bad)
+    bad.write_text("noise: {ratios: [0.0, 1.5]}\n")
+    with pytest.raises(SuiteError, match="field 'noise.ratios'"):
+        load_defense_suite(bad)
+    bad.write_text("noise: {types: [images]}\n")
+    with pytest.raises(SuiteError, match="field 'noise.types.0'"):
+        load_defense_suite(bad)
+    bad.write_text("seedz: [0]\n")
+    with pytest.raises(SuiteError, match="field 'seedz'"):
+        load_defense_suite(bad)
+
+
+def test_shipped_suites_validate():
+    full = load_defense_suite(SUITES / "defenses.yaml")
+    assert full.noise.ratios == [0.0, 0.05, 0.1, 0.2, 0.3] and full.defenses == ["lp", "mlp", "nmtune", "ran"]
+    assert {a.label for a in full.attacks} == {"PGD", "feature"} and len(full.seeds) >= 3
+
+
+@pytest.mark.slow
+def test_smoke_suite_end_to_end(tmp_path, capsys):
+    out = tmp_path / "out"
+    main(["compare-defenses", str(SUITES / "defenses_smoke.yaml"), "--out", str(out), "--cache", str(tmp_path / "cache")])
+    frame = pd.read_csv(out / "results.csv")
+    heads = frame[frame["method"] != "zero_shot"]
+    # 2 noise types × 2 ratios × 4 methods × 2 domains × (clean + 2 attacks), and the zero-shot rows
+    assert len(heads) == 2 * 2 * 4 * 2 * 3 and len(frame) - len(heads) == 2 * 2 * 2
+    assert set(heads["method"]) == {"lp", "mlp", "nmtune", "ran"} and set(heads["attack"]) == {"clean", "PGD", "feature"}
+    assert frame[["accuracy"]].notna().all().all() and frame["accuracy"].between(0, 1).all()
+    clean = heads[heads["attack"] == "clean"].set_index(["noise", "ratio", "method", "domain"])["accuracy"]
+    pgd = heads[heads["attack"] == "PGD"].set_index(["noise", "ratio", "method", "domain"])["accuracy"]
+    assert (pgd <= clean + 1e-9).all()  # white-box PGD never helps
+    feature = heads[heads["attack"] == "feature"]
+    assert (feature["target_similarity_adv"] > feature["target_similarity_clean"]).all()
+    tables = (out / "tables.md").read_text()
+    assert "### image noise" in tables and "### caption noise" in tables and "OOD ACC feature" in tables
+    assert "ID AUC" in (out / "zeroshot.md").read_text()
+    assert (out / "accuracy_vs_noise_image.png").stat().st_size > 1000
+    meta = json.loads((out / "provenance.json").read_text())
+    assert meta["suite"] == "defenses_smoke" and meta["protocol_version"] and "open_clip=" in meta["packages"]
+    assert frame["suite_hash"].nunique() == 1 and frame["data_fingerprint"].iloc[0] == meta["data_fingerprint"]
+    assert "results:" in capsys.readouterr().out
