@@ -293,7 +293,7 @@ def _limited(split: Split, limit: int | None) -> Split:
 
 def run_comparison(suite: DefenseSuite, cache_dir: str | Path, progress: bool = True) -> pd.DataFrame:
     """All rows of the comparison (one per seed × noise type × γ × method × domain × attack), as a DataFrame."""
-    import wrappers
+    from wrappers.clip import defended_model
     from wrappers.training import LabelledSet
 
     torch.set_num_threads(suite.threads)
@@ -310,9 +310,7 @@ def run_comparison(suite: DefenseSuite, cache_dir: str | Path, progress: bool = 
                 rows.append({"seed": seed, "noise": kind, "ratio": ratio, "method": "zero_shot", "attack": "clean", **zs})
             shared: dict[str, dict[str, Any]] = {domain: {} for domain in tests}
             for method in suite.defenses:
-                model = wrappers.create_model(f"clip_{method}" if f"clip_{method}" in wrappers.list_models() else "clip_lp",
-                                              clip=clip_spec, pretrain={"epochs": 0}, head_recipe=suite.head_recipe,
-                                              **({"defense": method} if f"clip_{method}" in wrappers.list_models() else {}))
+                model = defended_model(method, clip=clip_spec, pretrain={"epochs": 0}, head_recipe=suite.head_recipe)
                 model.train_on(train, cache_dir, seed)
                 for domain, split in tests.items():
                     for r in score(model, split, suite.attacks, suite.epsilon, seed, shared[domain]):

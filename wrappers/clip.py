@@ -449,6 +449,12 @@ def _register(name: str, cls: type[ClipModel], defaults: dict[str, Any]) -> None
         return cls(_resolve(name, overrides, {"pretrain": dict(TINY_PRETRAIN), **defaults}))
 
 
+def defended_model(defense: str, **overrides: Any) -> ClipDefended:
+    """A CLIP classifier with any registered defense head (also one without a `clip_<defense>` model entry)."""
+    name = f"clip_{defense}"
+    return ClipDefended(_resolve(name, overrides, {"pretrain": dict(TINY_PRETRAIN), "defense": defense}))
+
+
 _register("clip_zeroshot", ClipZeroShot, {"labels": list(DEFAULT_LABELS)})
 _register("clip_fusion", ClipFusion, {})
 for _defense in ("lp", "mlp", "ran", "nmtune"):
