@@ -39,6 +39,18 @@ def cmd_run(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+def cmd_compare_defenses(args: argparse.Namespace) -> None:
+    from benchmark.defenses_compare import compare_defenses, load_defense_suite
+
+    suite = load_defense_suite(args.suite)
+    out = Path(args.out or Path("runs") / suite.name)
+    frame = compare_defenses(suite, out, args.cache, progress=not args.quiet)
+    print(f"results: {out / 'results.csv'} ({len(frame)} rows); tables: {out / 'tables.md'}, {out / 'zeroshot.md'}")
+    if not args.quiet:
+        print((out / "tables.md").read_text())
+        print((out / "zeroshot.md").read_text())
+
+
 def cmd_synth(args: argparse.Namespace) -> None:
     from benchmark.data.synth import write_synthetic_indiana
 
@@ -72,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no table")
     run.set_defaults(func=cmd_run)
+
+    compare = verbs.add_parser("compare-defenses", help="noisy CLIP pre-training and the defense comparison "
+                               "(LP, MLP, RAN, NMTune) in and out of domain, clean and under attack")
+    compare.add_argument("suite", help="defenses suite YAML file, e.g. suites/defenses.yaml")
+    compare.add_argument("--out", help="folder for results.csv, tables and plots (default runs/<suite name>)")
+    compare.add_argument("--cache", type=Path, default=default_cache(), help="data/model cache (default $MMRB_CACHE or ~/.cache/mmrb)")
+    compare.add_argument("-q", "--quiet", action="store_true", help="no progress, no tables")
+    compare.set_defaults(func=cmd_compare_defenses)
 
     data = verbs.add_parser("data", help="dataset tools").add_subparsers(dest="data_verb", required=True)
     synth = data.add_parser("synth", help="write a synthetic dataset in the Indiana University format")

@@ -3,14 +3,16 @@
 - `none`: the clean inputs, scored like any attack so each table has its clean row;
 - `synonym_swap` (params: fraction) and `word_deletion` (params: fraction): the paper's fraction-based
   "Synonym replacing" and "Half-sentence deleting" (benchmark/attacks/text.py);
-- `joint`: an image attack and a text attack on the same samples (params: image, text, order).
+- `joint`: an image attack and a text attack on the same samples (params: image, text, order);
+- `feature_pgd` (image) and `caption_rewrite` (text): Han et al. (2025)'s feature-space targeted PGD on a CLIP
+  image encoder and rule-based adversarial caption rewrite (benchmark/attacks/feature.py, caption.py).
 """
 from __future__ import annotations
 
 from benchmark.attacks import Crafted, Target, craft, register_source
 from benchmark.errors import AttackError
 
-ATTACKS = ("none", "synonym_swap", "word_deletion", "joint")
+ATTACKS = ("none", "synonym_swap", "word_deletion", "joint", "feature_pgd", "caption_rewrite")
 JOINT_ORDERS = ("text_first", "independent")
 
 
@@ -29,6 +31,14 @@ def craft_mmrb(name: str, params: dict, target: Target, epsilon: float | None, s
         return Crafted(target.images, attack(target.texts, fraction, seed), 0, {"fraction": fraction})
     if name == "joint":
         return craft_joint(params, target, epsilon, seed)
+    if name == "feature_pgd":
+        from benchmark.attacks import feature
+
+        return feature.craft(params, target, epsilon, seed)
+    if name == "caption_rewrite":
+        from benchmark.attacks import caption
+
+        return caption.craft(params, target, seed)
     raise AttackError(f"unknown mmrb attack {name!r}; known: {', '.join(ATTACKS)}")
 
 
