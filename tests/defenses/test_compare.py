@@ -67,3 +67,28 @@ def test_smoke_suite_end_to_end(tmp_path, capsys):
     assert meta["suite"] == "defenses_smoke" and meta["protocol_version"] and "open_clip=" in meta["packages"]
     assert frame["suite_hash"].nunique() == 1 and frame["data_fingerprint"].iloc[0] == meta["data_fingerprint"]
     assert "results:" in capsys.readouterr().out
+
+
+def test_noisy_corpus_replaces_the_nested_share_of_pairs_within_the_budget(tmp_path):
+    import numpy as np
+    import torch
+
+    from benchmark.defenses_compare import Data, DefenseSuite, Split, noisy_pairs
+    from wrappers.clip import TINY_ARCH, ClipEncoder, save_clip
+
+    torch.manual_seed(0)
+    encoder = ClipEncoder(TINY_ARCH, image_size=32)
+    save_clip(encoder.clip, encoder.cfg, tmp_path / "base")
+    rng = np.random.default_rng(0)
+    texts = ["small left pleural effusion. the heart is normal."] * 40
+    pairs = Split(rng.random((40, 2, 32, 32), dtype=np.float32), texts, np.zeros(40, dtype=int), "x")
+    data = Data(pairs, rng.random((8, 2, 32, 32), dtype=np.float32), ["ct abdomen."] * 8, pairs, pairs, pairs)
+    suite = DefenseSuite(noise={"ratios": [0.0, 0.1, 0.3], "steps": 2})
+    corpora = noisy_pairs(data, f"local-dir:{tmp_path / 'base'}", suite, seed=0)
+    images, _, order = corpora["image"]
+    moved = np.flatnonzero(np.abs(images - pairs.images).reshape(40, -1).max(1) > 0)
+    assert set(moved) <= set(order[:12]) and len(moved) >= 10  # 30 % of 40 pairs, the first of the noise order
+    assert np.abs(images - pairs.images).max() <= suite.noise.epsilon + 1e-6
+    _, captions, order = corpora["caption"]
+    rewritten = [i for i, (a, b) in enumerate(zip(texts, captions)) if a != b]
+    assert sorted(rewritten) == sorted(order[:12])
