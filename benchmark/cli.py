@@ -17,13 +17,13 @@ def default_cache() -> Path:
 
 def cmd_run(args: argparse.Namespace) -> None:
     from benchmark.leaderboard import provenance, publish
-    from benchmark.runner import run_suite
+    from benchmark.runner import describe_run, run_suite
     from benchmark.suite import load_suite
 
     suite = load_suite(args.suite)
     out = Path(args.out or Path("runs") / suite.name)
-    record = run_suite(suite, out, args.cache, device=args.device, progress=not args.quiet)
-    print(f"results: {record.results_path} ({len(record.rows)} rows)")
+    record = run_suite(suite, out, args.cache, device=args.device, progress=not args.quiet, fresh=args.fresh)
+    print(describe_run(record))
     if record.tables and not args.quiet:
         print(record.tables)
     failed = [r for r in record.rows if r["error"]]
@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache", type=Path, default=default_cache(), help="data/model cache (default $MMRB_CACHE or ~/.cache/mmrb)")
     run.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder (default ./leaderboard)")
     run.add_argument("--no-leaderboard", action="store_true", help="write results.csv only")
-    run.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    run.add_argument("--device", default="cpu", help="torch device: cpu or cuda (checked before any work)")
+    run.add_argument("--fresh", action="store_true", help="forget the cells already committed in the --out folder and "
+                     "run every cell again (cached models and attacks are still reused: their keys cover their content)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no table")
     run.set_defaults(func=cmd_run)
 

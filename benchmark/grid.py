@@ -14,12 +14,14 @@ NEEDS = {"none": frozenset(), "image": frozenset({"image"}), "text": frozenset({
 class Cell:
     """One scored combination; epsilon is None for attacks without an image budget.
 
-    For transfer cells `source` is the model the attack was crafted on and `model` the one scored."""
+    For transfer cells `source` is the model the attack was crafted on and `model` the one scored. `seed` is the
+    training seed of the models (and the seed of the attack's own randomness)."""
 
     model: ModelSpec
     attack: AttackSpec
     epsilon: float | None
     source: ModelSpec | None = None
+    seed: int = 0
 
 
 def applies(attack: AttackSpec, modalities: frozenset[str]) -> bool:
@@ -33,26 +35,35 @@ def budgets(attack: AttackSpec, default: list[float]) -> list[float | None]:
 
 
 def expand(suite: Suite, modalities_of: Callable[[str], frozenset[str]]) -> list[Cell]:
-    """White-box cells in order: models outer, attacks, then ε; skips attacks a model cannot take."""
+    """White-box cells in order: models outer, training seeds, attacks, then ε; skips attacks a model cannot take."""
     cells = []
     for model in suite.models:
-        for attack in suite.attacks:
-            if applies(attack, modalities_of(model.name)):
-                cells.extend(Cell(model, attack, eps) for eps in budgets(attack, suite.epsilons))
+        for seed in suite.training_seeds:
+            for attack in suite.attacks:
+                if applies(attack, modalities_of(model.name)):
+                    cells.extend(Cell(model, attack, eps, seed=seed) for eps in budgets(attack, suite.epsilons))
     return cells
 
 
+def dropped_pairs(suite: Suite, modalities_of: Callable[[str], frozenset[str]]) -> list[str]:
+    """Why each (model, attack) pair of the suite makes no cell: the attack perturbs a modality the model lacks."""
+    return [f"{attack.label} ({attack.modality}) on {model.label} (reads {', '.join(sorted(modalities_of(model.name)))})"
+            for model in suite.models for attack in suite.attacks if not applies(attack, modalities_of(model.name))]
+
+
 def expand_transfer(suite: Suite, modalities_of: Callable[[str], frozenset[str]]) -> list[Cell]:
-    """Transfer cells ordered source, attack, ε, target: each (source, attack, ε) is crafted once for its targets."""
+    """Transfer cells ordered seed, source, attack, ε, target: each (seed, source, attack, ε) is crafted once for its
+    targets (all trained with the same seed)."""
     spec = suite.transfer
     if spec is None:
         return []
     cells = []
-    for source in spec.sources:
-        if "image" not in modalities_of(source.name):
-            continue
-        for attack in spec.attacks:
-            for eps in budgets(attack, spec.epsilons or suite.epsilons):
-                cells.extend(Cell(target, attack, eps, source) for target in spec.targets
-                             if applies(attack, modalities_of(target.name)))
+    for seed in suite.training_seeds:
+        for source in spec.sources:
+            if "image" not in modalities_of(source.name):
+                continue
+            for attack in spec.attacks:
+                for eps in budgets(attack, spec.epsilons or suite.epsilons):
+                    cells.extend(Cell(target, attack, eps, source, seed) for target in spec.targets
+                                 if applies(attack, modalities_of(target.name)))
     return cells

@@ -1,7 +1,12 @@
-"""The versioned leaderboard: entries with full provenance in leaderboard.csv, a Markdown view beside it."""
+"""The versioned leaderboard: entries with full provenance in leaderboard.csv, a Markdown view beside it.
+
+An entry is one cell aggregated over its training seeds (mean, spread, 95 % interval; benchmark.aggregate).
+Publishing is safe under concurrency: a lock on the folder around read-merge-write, and every file replaced
+atomically, so no entry is lost and no reader sees half a file."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 from collections.abc import Iterable
 from importlib import metadata
@@ -11,12 +16,16 @@ from typing import Any
 import pandas as pd
 
 from benchmark import PROTOCOL_VERSION, __version__
+from benchmark.aggregate import aggregate, with_interval
+from benchmark.results import folder_lock
 
 PACKAGES = ("torch", "torchvision", "adversarial-robustness-toolbox", "timm", "transformers")
 PROVENANCE = ("protocol_version", "suite", "suite_hash", "data_fingerprint", "seed", "git_commit", "packages",
               "mmrb_version", "date")
-SCORES = ("model", "attack", "attack_source", "modality", "epsilon", "steps", "transfer_source", "n",
-          "clean_accuracy", "robust_accuracy", "clean_f1", "robust_f1", "auc", "robust_auc", "attack_success_rate")
+SCORES = ("model", "attack", "attack_source", "modality", "epsilon", "steps", "transfer_source", "n", "seeds", "seed_list",
+          "clean_accuracy", "clean_accuracy_ci_low", "clean_accuracy_ci_high",
+          "robust_accuracy", "robust_accuracy_std", "robust_accuracy_ci_low", "robust_accuracy_ci_high",
+          "clean_f1", "robust_f1", "robust_f1_std", "robust_f1_hw", "auc", "robust_auc", "attack_success_rate")
 #: An entry replaces an earlier one with the same key: re-running a suite updates, never duplicates.
 KEY = ("protocol_version", "suite", "suite_hash", "data_fingerprint", "model", "attack", "attack_source",
        "epsilon", "transfer_source")
@@ -60,21 +69,31 @@ def provenance(suite_name: str, suite_hash: str, data_fingerprint: str, seed: in
 
 
 def publish(rows: Iterable[dict[str, Any]], meta: dict[str, Any], directory: str | Path) -> tuple[Path, Path]:
-    """Merge a run's successful rows into directory/leaderboard.csv and rewrite directory/LEADERBOARD.md."""
+    """Merge a run's cells, aggregated over seeds, into directory/leaderboard.csv and rewrite LEADERBOARD.md."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    new = pd.DataFrame([{**meta, **{k: r.get(k) for k in SCORES}} for r in rows if not r.get("error")],
+    cells = aggregate(rows)
+    new = pd.DataFrame([{**meta, **{k: r.get(k) for k in SCORES}} for r in cells.to_dict("records")],
                        columns=list(PROVENANCE + SCORES))
-    text_columns = {c: str for c in PROVENANCE + ("model", "attack", "attack_source", "modality", "transfer_source")}
+    text_columns = {c: str for c in PROVENANCE + ("model", "attack", "attack_source", "modality", "transfer_source", "seed_list")}
     new = new.astype(text_columns)
-    csv_path = directory / CSV_NAME
-    table = pd.concat([pd.read_csv(csv_path, dtype=text_columns, keep_default_na=False, na_values={"epsilon": [""]}), new]) \
-        if csv_path.exists() else new
-    table = table.drop_duplicates(subset=list(KEY), keep="last")
-    table.to_csv(csv_path, index=False)
-    md_path = directory / MD_NAME
-    md_path.write_text(render_markdown(table))
+    csv_path, md_path = directory / CSV_NAME, directory / MD_NAME
+    with folder_lock(directory, "the leaderboard", wait=True):
+        old = pd.read_csv(csv_path, dtype=text_columns, keep_default_na=False, na_values={"epsilon": [""]}) \
+            if csv_path.exists() else None
+        if old is not None and list(old.columns) != list(new.columns):  # written by an older mmrb: keep its rows
+            old = old.reindex(columns=new.columns)
+        table = pd.concat([old, new]) if old is not None and len(old) else new
+        table = table.drop_duplicates(subset=list(KEY), keep="last")
+        _replace(csv_path, table.to_csv(index=False))
+        _replace(md_path, render_markdown(table))
     return csv_path, md_path
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically (temporary file + rename)."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _column(row: pd.Series) -> str:
@@ -88,22 +107,29 @@ def _column(row: pd.Series) -> str:
 def render_markdown(table: pd.DataFrame) -> str:
     """One section per (protocol, suite, suite hash, data): robust accuracy and robust F1 (%), model × attack."""
     lines = ["# mmrb leaderboard", "",
-             "Robust accuracy and F1 of the abnormal class, in %, under each attack (clean = no attack). "
+             "Robust accuracy and F1 of the abnormal class, in %, under each attack (clean = no attack): mean over the "
+             "training seeds ± half-width of the 95 % interval (accuracy: seeds and test set; F1: seeds). "
              "Generated by `mmrb run`; the entries with full provenance are in leaderboard.csv.", ""]
     groups = table.groupby(["protocol_version", "suite", "suite_hash", "data_fingerprint"], sort=False)
     for (protocol, suite, suite_hash, data), group in groups:
         last = group.iloc[-1]
         lines += [f"## {suite} (protocol {protocol})", "",
-                  f"suite `{suite_hash}` · data `{data}` · seed {last['seed']} · commit `{last['git_commit']}` · "
+                  f"suite `{suite_hash}` · data `{data}` · split seed {last['seed']} · training seeds {last['seed_list']} · "
+                  f"n = {last['n']} · commit `{last['git_commit']}` · "
                   f"{last['date']}  ", f"{last['packages']}", ""]
         group = group.assign(column=group.apply(_column, axis=1))
         for metric, title in (("robust_accuracy", "Accuracy"), ("robust_f1", "F1 (abnormal)")):
-            pivot = group.pivot_table(index="model", columns="column", values=metric, aggfunc="last", sort=False)
-            lines += [f"**{title}**", "", _markdown_table(pivot * 100), ""]
+            cells = group.assign(text=[with_interval(_numeric(r), metric) for _, r in group.iterrows()])
+            pivot = cells.pivot_table(index="model", columns="column", values="text", aggfunc="last", sort=False)
+            lines += [f"**{title}**", "", _markdown_table(pivot), ""]
     return "\n".join(lines)
+
+
+def _numeric(row: pd.Series) -> dict[str, Any]:
+    return {k: pd.to_numeric(v, errors="coerce") if k in SCORES else v for k, v in row.items()}
 
 
 def _markdown_table(pivot: pd.DataFrame) -> str:
     header = ["model", *map(str, pivot.columns)]
-    rows = [[str(index), *("–" if pd.isna(v) else f"{v:.1f}" for v in values)] for index, values in pivot.iterrows()]
+    rows = [[str(index), *("–" if not isinstance(v, str) else v for v in values)] for index, values in pivot.iterrows()]
     return "\n".join("| " + " | ".join(r) + " |" for r in [header, ["---"] * len(header), *rows])

@@ -1,43 +1,131 @@
-"""The results store: one CSV row per cell, appended and flushed as each cell finishes."""
+"""The run store: every finished cell committed to SQLite in the run folder; results.csv is a view of it.
+
+One transaction per cell, in WAL mode, before the next cell starts: a run killed at any moment (SIGKILL
+included) loses at most the cell it was computing, and re-running the suite into the same folder skips every
+committed cell. A lock on the folder keeps a second process out; the CSV view is rewritten atomically
+(temporary file + rename), so a reader never sees half a file and the file is never truncated before work.
+"""
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
+import json
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-#: Columns of results.csv, in order (README: "Results").
+from benchmark.errors import MmrbError
+
+#: Columns of results.csv, in order (README: "Metrics").
 COLUMNS = (
-    "suite", "model", "attack", "attack_source", "modality", "epsilon", "steps", "transfer_source", "n",
+    "suite", "model", "attack", "attack_source", "modality", "epsilon", "seed", "steps", "transfer_source", "n",
     "clean_accuracy", "robust_accuracy", "clean_f1", "robust_f1", "auc", "robust_auc", "attack_success_rate",
     "branch_robust_accuracy", "branch_robust_f1", "queries", "compare_with", "agreement_gap",
     "max_perturbation", "over_budget", "seconds", "params", "error",
 )
+DB_NAME, LOCK_NAME, CSV_NAME = "run.sqlite", ".mmrb.lock", "results.csv"
 
 
-class ResultsWriter:
-    """Appends rows to DIR/results.csv; rows already written survive a crash in a later cell."""
+@contextlib.contextmanager
+def folder_lock(folder: Path, what: str, wait: bool) -> Iterator[None]:
+    """An exclusive lock on `folder` (released by the OS if the process dies). `wait=False` refuses at once
+    with a message naming the holder instead of waiting."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_NAME, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise MmrbError(f"{folder}: {what} is in use by another mmrb process (pid {holder}); wait for it to finish, "
+                            "or give this run another --out folder") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("w", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
-        self._writer.writeheader()
-        self.rows: list[dict[str, Any]] = []
 
-    def write(self, row: dict[str, Any]) -> None:
-        unknown = set(row) - set(COLUMNS)
-        if unknown:
-            raise ValueError(f"results row has columns not in COLUMNS: {sorted(unknown)}")
-        self._writer.writerow(row)
-        self._file.flush()
-        self.rows.append(row)
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+class RunStore:
+    """Finished cells of one run folder, keyed by each cell's content key (see benchmark.runner.cell_key)."""
+
+    def __init__(self, folder: str | Path, fresh: bool = False) -> None:
+        self.folder = Path(folder)
+        self._lock = folder_lock(self.folder, "this run folder", wait=False)
+        self._lock.__enter__()
+        try:
+            self._db = sqlite3.connect(self.folder / DB_NAME, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS cells (key TEXT PRIMARY KEY, row TEXT NOT NULL, "
+                             "failed INTEGER NOT NULL, run_id TEXT NOT NULL, finished REAL NOT NULL)")
+            if fresh:
+                self._db.execute("DELETE FROM cells")
+        except sqlite3.DatabaseError as exc:
+            self._lock.__exit__(None, None, None)
+            raise MmrbError(f"{self.folder / DB_NAME}: the run store cannot be opened ({exc}); move it away or "
+                            "re-run with --fresh") from None
+        self.run_id = uuid.uuid4().hex[:12]
+
+    def finished(self) -> set[str]:
+        """Keys of cells committed without an error (a failed cell is retried by the next run)."""
+        return {key for (key,) in self._db.execute("SELECT key FROM cells WHERE failed = 0")}
+
+    def commit(self, key: str, row: dict[str, Any]) -> None:
+        """Store one finished cell, in its own transaction."""
+        text = json.dumps(row, default=_plain, sort_keys=True)
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?)",
+                             (key, text, int(bool(row.get("error"))), self.run_id, time.time()))
+
+    def rows(self, keys: Sequence[str]) -> list[dict[str, Any]]:
+        """The stored rows of `keys`, in that order (keys not stored are left out)."""
+        stored = dict(self._db.execute("SELECT key, row FROM cells"))
+        return [json.loads(stored[k]) for k in keys if k in stored]
+
+    def run_ids(self) -> dict[str, str]:
+        """key -> id of the process run that computed it (lets tests tell resumed cells from recomputed ones)."""
+        return dict(self._db.execute("SELECT key, run_id FROM cells"))
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
-        self._file.close()
+        self._db.close()
+        self._lock.__exit__(None, None, None)
 
-    def __enter__(self) -> ResultsWriter:
+    def __enter__(self) -> RunStore:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def write_csv(rows: Iterable[dict[str, Any]], path: str | Path, columns: Sequence[str] = COLUMNS) -> Path:
+    """Write rows as CSV atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+    return path

@@ -1,9 +1,16 @@
-"""Runs a suite: data -> trained models -> cells -> attacks -> scores, one results row per cell."""
+"""Runs a suite: data -> trained models -> cells -> attacks -> scores, one results row per cell and seed.
+
+Each cell has a content key (`cell_key`) covering everything that decides its output. A finished cell is
+committed to the run folder's store (`benchmark.results.RunStore`) before the next one starts, and what it
+produced is kept in the attack cache (`benchmark.artifacts.ArtifactCache`): re-running into the same folder
+skips committed cells, and re-running an unchanged suite anywhere loads instead of attacking.
+"""
 from __future__ import annotations
 
-import itertools
+import functools
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,19 +20,24 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from benchmark.attacks import Crafted, Target, craft
+from benchmark import PROTOCOL_VERSION
+from benchmark.artifacts import Artifact, ArtifactCache
+from benchmark.attacks import Target, craft, enforce_budget
 from benchmark.data import SplitArrays, load_dataset
 from benchmark.errors import AttackError, MmrbError
 from benchmark.grid import Cell, expand, expand_transfer
 from benchmark.metrics import accuracy, f1_score, perturbation_linf, robustness_scores
-from benchmark.results import ResultsWriter
-from benchmark.suite import ModelSpec, Suite
+from benchmark.results import CSV_NAME, RunStore, write_csv
+from benchmark.suite import AttackSpec, ModelSpec, Suite
 from benchmark.tables import write_tables
+from benchmark.validate import check_device, check_suite
+from wrappers.cache import code_digest, digest, library_version
 from wrappers.estimators import ImageView
 from wrappers.registry import model_entry
-from wrappers.training import LabelledSet, obtain_trained, predict_logits
+from wrappers.training import LabelledSet, model_key, obtain_trained, predict_logits
 
 log = logging.getLogger(__name__)
+ATTACK_LIBRARIES = ("art", "torchattacks", "textattack")
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,8 @@ class RunRecord:
     data_fingerprint: str
     results_path: Path
     tables: str = ""  # Markdown of the paper-shaped tables, also written next to results.csv
+    computed: int = 0  # cells this run scored (the others were already in the run store)
+    loaded: int = 0  # of those, cells whose attack output came from the attack cache
 
 
 @dataclass(frozen=True)
@@ -58,14 +72,70 @@ def probabilities(model, images: np.ndarray, texts) -> np.ndarray:
     return torch.softmax(predict_logits(model, images, texts), 1).numpy()
 
 
+@functools.lru_cache(maxsize=1)
+def attack_code() -> dict[str, str]:
+    """Versions of the attack libraries and a digest of the code that turns a suite entry into adversarial
+    inputs (adapters, text attacks, the image view): part of every cell key."""
+    import importlib
+
+    modules = [importlib.import_module(f"benchmark.attacks.{m}") for m in
+               ("art_adapter", "torchattacks_adapter", "textattack_adapter", "mmrb", "text")]
+    import wrappers.estimators
+
+    return {**{lib: library_version(lib) for lib in ATTACK_LIBRARIES}, "code": code_digest(*modules, wrappers.estimators)}
+
+
+def _attack_identity(attack: AttackSpec) -> dict[str, Any]:
+    return {"source": attack.source, "name": attack.name, "modality": attack.modality, "params": attack.params}
+
+
+class Keys:
+    """Content keys of models and cells of one suite on one dataset."""
+
+    def __init__(self, suite: Suite, fingerprint: str, sample_ids: list[str]) -> None:
+        self.suite, self.fingerprint = suite, fingerprint
+        self.samples = digest(sample_ids)
+        self._models: dict[tuple[str, int], str] = {}
+
+    def model(self, spec: ModelSpec, seed: int) -> str:
+        if (spec.label, seed) not in self._models:
+            self._models[spec.label, seed] = model_key(spec.name, spec.params, self.fingerprint, seed)
+        return self._models[spec.label, seed]
+
+    def craft(self, model: ModelSpec, attack: AttackSpec, epsilon: float | None, seed: int) -> str:
+        """Key of adversarial inputs crafted by `attack` on `model` (a white-box cell, or a transfer craft)."""
+        if attack.name == "worst_case":
+            by_label = {a.label: a for a in self.suite.attacks}
+            parts = [self.craft(model, by_label[label], epsilon, seed) for label in attack.params["of"]]
+            return digest({"worst_case": parts})
+        return digest({"model": self.model(model, seed), "data": self.fingerprint, "samples": self.samples,
+                       "attack": _attack_identity(attack), "epsilon": epsilon, "seed": seed,
+                       "protocol": PROTOCOL_VERSION, "attack_code": attack_code()}, length=32)
+
+    def cell(self, cell: Cell) -> str:
+        """Key of a cell: its craft, and for transfer cells the target model scoring it."""
+        if cell.source is None:
+            return self.craft(cell.model, cell.attack, cell.epsilon, cell.seed)
+        return digest({"craft": self.craft(cell.source, cell.attack, cell.epsilon, cell.seed),
+                       "target": self.model(cell.model, cell.seed)}, length=32)
+
+
 def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, device: str = "cpu",
-              progress: bool = True) -> RunRecord:
-    """Execute every cell of `suite`; rows are appended to out_dir/results.csv as they finish."""
-    out_dir, cache_dir = Path(out_dir), Path(cache_dir)
+              progress: bool = True, fresh: bool = False) -> RunRecord:
+    """Execute every cell of `suite` not already committed in out_dir's run store (all of them with `fresh`);
+    results.csv there is regenerated from the store after every cell."""
+    check_device(device)
+    check_suite(suite)
     if needs_text_resources(suite):  # stop before any data or training work, not halfway through the grid
         from benchmark.data.text_resources import ensure_text_resources
 
         ensure_text_resources()
+    out_dir, cache_dir = Path(out_dir), Path(cache_dir)
+    with RunStore(out_dir, fresh=fresh) as store:
+        return _run(suite, store, cache_dir, device, progress)
+
+
+def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: bool) -> RunRecord:
     spec = suite.dataset
     dataset = load_dataset(spec, cache_dir)
     train_samples, test_samples = dataset.split(suite.seed, spec.test_fraction)
@@ -75,131 +145,187 @@ def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, device: 
     test = SplitArrays.from_samples(test_samples, spec.image_size)
     train_set = LabelledSet(train.images, train.texts, train.labels, fingerprint)
     modalities_of = lambda name: model_entry(name).modalities  # noqa: E731
-    cells, transfer = expand(suite, modalities_of), expand_transfer(suite, modalities_of)
-    log.info("%s: %d cells + %d transfer cells, %d train / %d test samples", suite.name, len(cells), len(transfer),
-             len(train.labels), len(test.labels))
-    trained: dict[str, TrainedModel] = {}
+    cells = expand(suite, modalities_of) + expand_transfer(suite, modalities_of)
+    keys = Keys(suite, fingerprint, test.uids)
+    cell_keys = [keys.cell(c) for c in cells]
+    finished = store.finished()
+    pending = [c for c, k in zip(cells, cell_keys) if k not in finished]
+    message = (f"{suite.name}: {len(cells)} cells ({len(suite.training_seeds)} training seeds), {len(train.labels)} train / "
+               f"{len(test.labels)} test samples; {len(cells) - len(pending)} already committed in {store.folder}, "
+               f"{len(pending)} to run")
+    log.info(message)
+    if progress:
+        print(message, file=sys.stderr)
+    work = Work(suite, keys, test, train_set, cache_dir, device)
+    results_path = store.folder / CSV_NAME
+    with tqdm(total=len(pending), desc=suite.name, disable=not progress, unit="cell") as bar:
+        for cell in pending:
+            bar.set_postfix_str(_describe(cell))
+            row = work.row(cell)
+            store.commit(keys.cell(cell), row)
+            write_csv(store.rows(cell_keys), results_path)
+            bar.update()
+    rows = store.rows(cell_keys)
+    write_csv(rows, results_path)
+    return RunRecord(rows, fingerprint, results_path, write_tables(rows, store.folder), computed=len(pending),
+                     loaded=work.loaded)
 
-    def get(model_spec: ModelSpec) -> TrainedModel:
-        if model_spec.label not in trained:
-            bar.set_postfix_str(f"training {model_spec.label}")
-            model = obtain_trained(model_spec.name, model_spec.params, train_set, cache_dir, suite.seed).to(device)
-            view = ImageView(model, test.images, test.texts, device=device) if "image" in model.modalities else None
+
+def _describe(cell: Cell) -> str:
+    source = f" from {cell.source.label}" if cell.source else ""
+    return f"{cell.model.label} seed={cell.seed} {cell.attack.label} eps={cell.epsilon}{source}"
+
+
+class Work:
+    """Computes cells: loads or trains models lazily, loads artifacts from the attack cache or crafts them."""
+
+    def __init__(self, suite: Suite, keys: Keys, test: SplitArrays, train_set: LabelledSet, cache_dir: Path,
+                 device: str) -> None:
+        self.suite, self.keys, self.test, self.train_set = suite, keys, test, train_set
+        self.cache_dir, self.device = cache_dir, device
+        self.artifacts = ArtifactCache(cache_dir / "attacks")
+        self._models: dict[tuple[str, int], TrainedModel] = {}
+        self._failed_crafts: dict[str, Exception] = {}  # a transfer craft that failed fails its targets without retrying
+        self.loaded = 0  # cells whose artifact came from the attack cache
+
+    def model(self, spec: ModelSpec, seed: int) -> TrainedModel:
+        """The trained model of (spec, seed); only the current seed's models are kept in memory."""
+        if (spec.label, seed) not in self._models:
+            for old in [k for k in self._models if k[1] != seed]:
+                del self._models[old]
+            model = obtain_trained(spec.name, spec.params, self.train_set, self.cache_dir, seed, self.device)
+            test = self.test
+            view = ImageView(model, test.images, test.texts, device=self.device) if "image" in model.modalities else None
             target = Target(model, test.images, test.texts, test.labels, view)
-            trained[model_spec.label] = TrainedModel(model_spec, target, probabilities(model, test.images, test.texts))
-        return trained[model_spec.label]
+            self._models[spec.label, seed] = TrainedModel(spec, target, probabilities(model, test.images, test.texts))
+        return self._models[spec.label, seed]
 
-    results = ResultsWriter(out_dir / "results.csv")
-    with results, tqdm(total=len(cells) + len(transfer), desc=suite.name, disable=not progress, unit="cell") as bar:
-        for model_spec, model_cells in itertools.groupby(cells, key=lambda c: c.model.label):
-            done: dict[tuple[str, float | None], dict] = {}  # (attack label, ε) -> row incl. adversarial probabilities
-            for cell in model_cells:
-                run = get(cell.model)
-                bar.set_postfix_str(f"{model_spec} {cell.attack.label} eps={cell.epsilon}")
-                row = _white_box_cell(suite, cell, run, done)
-                done[cell.attack.label, cell.epsilon] = row
-                results.write({k: v for k, v in row.items() if not k.startswith("_")})
-                bar.update()
-        for key, group in itertools.groupby(transfer, key=lambda c: (c.source.label, c.attack.label, c.epsilon)):
-            group = list(group)
-            bar.set_postfix_str(f"transfer {key[1]} eps={key[2]} from {key[0]}")
-            for row in _transfer_cells(suite, group, get):
-                results.write(row)
-                bar.update()
-    return RunRecord(results.rows, fingerprint, results.path, write_tables(results.rows, out_dir))
+    def row(self, cell: Cell) -> dict[str, Any]:
+        """Score one cell; any failure inside it (an mmrb error, or a library's own exception) becomes the row's
+        `error` instead of ending the run."""
+        row = _base_row(self.suite, cell, len(self.test.labels))
+        try:
+            artifact = self.artifact(cell, count=True)
+            row.update(score(self.test.labels, artifact, cell.attack.modality))
+            if cell.attack.compare_with and cell.source is None:
+                row["agreement_gap"] = self._agreement_gap(cell, row["robust_accuracy"])
+        except (MmrbError, Exception) as exc:  # noqa: B014  (mmrb's errors first in spirit: both become the row)
+            message = str(exc) if isinstance(exc, MmrbError) else f"{type(exc).__name__}: {exc}"
+            log.error("%s failed: %s", _describe(cell), message)
+            row["error"] = message
+        return row
 
+    def _agreement_gap(self, cell: Cell, robust: float) -> float | None:
+        by_label = {a.label: a for a in self.suite.attacks}
+        other = Cell(cell.model, by_label[cell.attack.compare_with], cell.epsilon, seed=cell.seed)
+        try:
+            other_artifact = self.artifact(other)
+        except Exception:  # the other attack's own row carries its error
+            return None
+        return robust - accuracy(self.test.labels, other_artifact.adv_prob.argmax(1))
 
-def enforce_budget(crafted: Crafted, clean: np.ndarray, epsilon: float | None) -> tuple[Crafted, float]:
-    """L∞ threat model: an adversarial image that changed any pixel by more than ε (minimal-norm attacks such as
-    HopSkipJump, FAB or CW may) does not count; its clean image is scored. Returns the fraction reverted."""
-    if epsilon is None:
-        return crafted, 0.0
-    over = np.abs(crafted.images - clean).reshape(len(clean), -1).max(1) > epsilon + 1e-6
-    if not over.any():
-        return crafted, 0.0
-    images = np.where(over[:, None, None, None], clean, crafted.images)
-    return Crafted(images, crafted.texts, crafted.steps, crafted.params, crafted.queries), float(over.mean())
+    def artifact(self, cell: Cell, count: bool = False) -> Artifact:
+        """What the cell produced: from the attack cache, or computed now (and cached); `count` a cache hit."""
+        key = self.keys.cell(cell)
+        found = self.artifacts.load(key)
+        self.loaded += count and found is not None
+        if found is None:
+            found = self._transfer(cell) if cell.source is not None else self._white_box(cell)
+            self.artifacts.save(key, found)
+        return found
+
+    def _white_box(self, cell: Cell) -> Artifact:
+        attack, run = cell.attack, self.model(cell.model, cell.seed)
+        target, start = run.target, time.perf_counter()
+        if attack.name == "worst_case":
+            return self._worst_case(cell, run)
+        crafted = craft(attack.source, attack.name, attack.params, target, cell.epsilon, cell.seed)
+        crafted, over_budget = enforce_budget(crafted, target.images, cell.epsilon)
+        if attack.modality == "none":
+            adv_prob = run.clean_prob
+        else:
+            adv_prob = probabilities(target.model, crafted.images, crafted.texts)
+        model = target.model
+        branch_prob = None
+        if hasattr(model, "branch_logits") and attack.modality in ("image", "text"):
+            branch_prob = (probabilities(model.vision, crafted.images, None) if attack.modality == "image"
+                           else probabilities(model.text, None, crafted.texts))
+        changes_images = attack.modality in ("image", "joint")
+        changes_texts = attack.modality in ("text", "joint")
+        meta = dict(steps=crafted.steps, params=crafted.params, over_budget=over_budget,
+                    max_perturbation=perturbation_linf(target.images, crafted.images),
+                    seconds=round(time.perf_counter() - start, 3))
+        return Artifact(run.clean_prob, adv_prob, crafted.images if changes_images else None,
+                        list(crafted.texts) if changes_texts else None, branch_prob, crafted.queries, meta)
+
+    def _worst_case(self, cell: Cell, run: TrainedModel) -> Artifact:
+        """Per-sample worst case over attacks of the same model, seed and ε (RobustBench/AutoAttack style): a
+        sample is robust only if it survives all of them; its adversarial input is the one giving its true class
+        the lowest probability."""
+        start = time.perf_counter()
+        by_label = {a.label: a for a in self.suite.attacks}
+        labels = cell.attack.params["of"]
+        parts, missing = [], []
+        for label in labels:
+            try:
+                parts.append(self.artifact(Cell(cell.model, by_label[label], cell.epsilon, seed=cell.seed)))
+            except Exception:
+                missing.append(label)
+        if missing:
+            raise AttackError(f"worst_case at eps={cell.epsilon}: no successful result of {missing} for this model and ε")
+        n = len(self.test.labels)
+        probs = np.stack([p.adv_prob for p in parts])  # (attacks, n, classes)
+        worst = probs[:, np.arange(n), self.test.labels].argmin(0)
+        pick = np.arange(n)
+        images = np.stack([p.images if p.images is not None else run.target.images for p in parts])[worst, pick]
+        meta = dict(steps=max(p.meta["steps"] for p in parts), params={"of": labels},
+                    over_budget=float(np.mean([p.meta.get("over_budget", 0.0) for p in parts])),
+                    max_perturbation=perturbation_linf(run.target.images, images),
+                    seconds=round(sum(p.meta["seconds"] for p in parts) + time.perf_counter() - start, 3))
+        return Artifact(run.clean_prob, probs[worst, pick], images, None, None, None, meta)
+
+    def _transfer(self, cell: Cell) -> Artifact:
+        """Score on the target images crafted once on the source (the white-box diagonal included)."""
+        key = self.keys.craft(cell.source, cell.attack, cell.epsilon, cell.seed)
+        if key in self._failed_crafts:
+            raise self._failed_crafts[key]
+        crafted = self.artifacts.load(key)
+        if crafted is None:
+            try:
+                crafted = self._white_box(Cell(cell.source, cell.attack, cell.epsilon, seed=cell.seed))
+            except Exception as exc:
+                self._failed_crafts[key] = exc
+                raise
+            self.artifacts.save(key, crafted)
+        run, start = self.model(cell.model, cell.seed), time.perf_counter()
+        adv_prob = probabilities(run.target.model, crafted.images, run.target.texts)
+        meta = dict(crafted.meta, seconds=round(time.perf_counter() - start, 3), craft_seconds=crafted.meta["seconds"])
+        return Artifact(run.clean_prob, adv_prob, None, None, None, None, meta)
 
 
 def _base_row(suite: Suite, cell: Cell, n: int) -> dict[str, Any]:
     attack = cell.attack
     return dict(suite=suite.name, model=cell.model.label, attack=attack.label, attack_source=attack.source,
-                modality=attack.modality, epsilon=cell.epsilon, transfer_source=cell.source.label if cell.source else "",
-                n=n, params=json.dumps(attack.params, sort_keys=True), compare_with=attack.compare_with or "", error="")
+                modality=attack.modality, epsilon=cell.epsilon, seed=cell.seed,
+                transfer_source=cell.source.label if cell.source else "", n=n,
+                params=json.dumps(attack.params, sort_keys=True), compare_with=attack.compare_with or "", error="")
 
 
-def _scores(run: TrainedModel, crafted: Crafted, adv_prob: np.ndarray, modality: str) -> dict[str, Any]:
-    """Scores of one attacked cell, with the attacked branch's own scores for models that have branches."""
-    target = run.target
-    scores = robustness_scores(target.labels, run.clean_prob, adv_prob)
-    scores.update(steps=crafted.steps, max_perturbation=perturbation_linf(target.images, crafted.images),
-                  queries=float(np.mean(crafted.queries)) if crafted.queries is not None else None)
-    model = target.model
-    if hasattr(model, "branch_logits") and modality in ("image", "text"):
-        branch = (probabilities(model.vision, crafted.images, None) if modality == "image"
-                  else probabilities(model.text, None, crafted.texts)).argmax(1)
-        scores.update(branch_robust_accuracy=accuracy(target.labels, branch), branch_robust_f1=f1_score(target.labels, branch))
+def score(labels: np.ndarray, artifact: Artifact, modality: str) -> dict[str, Any]:
+    """The scores of one cell, from its artifact alone (no model needed: re-runs score cached cells)."""
+    meta = artifact.meta
+    scores = robustness_scores(labels, artifact.clean_prob, artifact.adv_prob)
+    scores.update(steps=meta.get("steps"), max_perturbation=meta.get("max_perturbation"),
+                  over_budget=meta.get("over_budget"), seconds=meta.get("seconds"),
+                  queries=float(np.mean(artifact.queries)) if artifact.queries is not None else None)
+    if artifact.branch_prob is not None:
+        branch = artifact.branch_prob.argmax(1)
+        scores.update(branch_robust_accuracy=accuracy(labels, branch), branch_robust_f1=f1_score(labels, branch))
     return scores
 
 
-def _white_box_cell(suite: Suite, cell: Cell, run: TrainedModel, done: dict) -> dict[str, Any]:
-    """Attack one cell and score it; an MmrbError becomes the row's `error` instead of ending the run."""
-    attack, target = cell.attack, run.target
-    row = _base_row(suite, cell, len(target.labels))
-    start = time.perf_counter()
-    try:
-        if attack.name == "worst_case":
-            crafted, adv_prob = _worst_case(attack.params["of"], cell.epsilon, done, target)
-        else:
-            crafted = craft(attack.source, attack.name, attack.params, target, cell.epsilon, suite.seed)
-            crafted, row["over_budget"] = enforce_budget(crafted, target.images, cell.epsilon)
-            adv_prob = run.clean_prob if attack.modality == "none" else probabilities(target.model, crafted.images, crafted.texts)
-        row.update(_scores(run, crafted, adv_prob, attack.modality), _adv_prob=adv_prob, _images=crafted.images)
-        if attack.compare_with:
-            other = done.get((attack.compare_with, cell.epsilon))
-            if other is not None and not other["error"]:
-                row["agreement_gap"] = row["robust_accuracy"] - other["robust_accuracy"]
-    except MmrbError as exc:
-        log.error("%s / %s / eps=%s failed: %s", cell.model.label, attack.label, cell.epsilon, exc)
-        row["error"] = str(exc)
-    row["seconds"] = round(time.perf_counter() - start, 3)
-    return row
+def describe_run(record: RunRecord) -> str:
+    """One line for the user: rows, and how many cells this run computed."""
+    return (f"results: {record.results_path} ({len(record.rows)} rows: {len(record.rows) - record.computed} resumed from "
+            f"the run store, {record.computed} run now, {record.loaded} of them loaded from the attack cache)")
 
-
-def _worst_case(labels: list[str], epsilon: float | None, done: dict, target: Target) -> tuple[Crafted, np.ndarray]:
-    """Per-sample worst case over attacks already run (RobustBench/AutoAttack style): a sample is robust only
-    if it survives all of them; its adversarial input is the one giving its true class the lowest probability."""
-    parts = [done.get((label, epsilon)) for label in labels]
-    missing = [label for label, part in zip(labels, parts) if part is None or part["error"]]
-    if missing:
-        raise AttackError(f"worst_case at eps={epsilon}: no successful result of {missing} for this model and ε")
-    probs = np.stack([p["_adv_prob"] for p in parts])  # (attacks, n, classes)
-    true_prob = probs[:, np.arange(len(target.labels)), target.labels]
-    worst = true_prob.argmin(0)
-    pick = np.arange(len(target.labels))
-    images = np.stack([p["_images"] for p in parts])[worst, pick]
-    return Crafted(images, list(target.texts), max(p["steps"] for p in parts), {"of": labels}), probs[worst, pick]
-
-
-def _transfer_cells(suite: Suite, cells: list[Cell], get) -> list[dict[str, Any]]:
-    """Craft once on the source model, score on every target (the white-box diagonal included)."""
-    first = cells[0]
-    source = get(first.source)
-    start = time.perf_counter()
-    try:
-        crafted = craft(first.attack.source, first.attack.name, first.attack.params, source.target, first.epsilon, suite.seed)
-        crafted, over_budget = enforce_budget(crafted, source.target.images, first.epsilon)
-    except MmrbError as exc:
-        log.error("transfer %s from %s failed: %s", first.attack.label, first.source.label, exc)
-        return [{**_base_row(suite, c, len(source.target.labels)), "error": str(exc)} for c in cells]
-    craft_seconds = time.perf_counter() - start
-    rows = []
-    for cell in cells:
-        run = get(cell.model)
-        start = time.perf_counter()
-        adv_prob = probabilities(run.target.model, crafted.images, run.target.texts)
-        row = {**_base_row(suite, cell, len(run.target.labels)), **_scores(run, crafted, adv_prob, "image"),
-               "over_budget": over_budget}
-        row["seconds"] = round(time.perf_counter() - start + craft_seconds / len(cells), 3)
-        rows.append(row)
-    return rows

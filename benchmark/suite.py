@@ -153,9 +153,24 @@ class Suite(_Strict):
     attacks: list[AttackSpec] = Field(default_factory=list)
     transfer: TransferSpec | None = None
     epsilons: list[float] = Field(default_factory=lambda: [8 / 255])
-    seed: int = 0
+    seed: int = Field(0, description="seed of the train/test split (the split stays fixed across training seeds)")
+    seeds: list[int] | None = Field(None, description="training seeds: every model is trained, attacked and scored once "
+                                                      "per seed (default: [seed])")
     limit: int | None = Field(None, gt=0, description="score at most this many test samples")
     content_hash: str = Field("", description="set by load_suite: sha256 of the file")
+    source: str = Field("", description="set by load_suite: the file the suite was read from")
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or len(set(value)) != len(value)):
+            raise ValueError(f"seeds must be a non-empty list of distinct integers, e.g. [0, 1, 2]; got {value}")
+        return value
+
+    @property
+    def training_seeds(self) -> list[int]:
+        """The training seeds the grid runs over."""
+        return list(self.seeds) if self.seeds is not None else [self.seed]
 
     _names_to_specs = field_validator("models", mode="before")(classmethod(lambda cls, value: _names_to_specs(value)))
 
@@ -195,6 +210,7 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(f"{path}: a suite is a YAML mapping with name, dataset, models, attacks, epsilons")
     data.setdefault("name", path.stem)
     data["content_hash"] = hashlib.sha256(raw).hexdigest()[:16]
+    data["source"] = str(path)
     try:
         return Suite.model_validate(data)
     except ValidationError as exc:

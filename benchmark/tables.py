@@ -1,4 +1,6 @@
-"""Result tables shaped like the paper's: attacks × models (Table 1) and transfer matrices (Tables 2–3)."""
+"""Result tables shaped like the paper's: attacks × models (Table 1) and transfer matrices (Tables 2–3).
+
+Every figure is the mean over training seeds ± the half-width of its 95 % interval (benchmark.aggregate)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -7,10 +9,11 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.aggregate import aggregate, with_interval
+
 
 def _frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame([r for r in rows if not r.get("error")])
-    return frame
+    return aggregate(rows)
 
 
 def _attack_name(row: pd.Series) -> str:
@@ -18,8 +21,6 @@ def _attack_name(row: pd.Series) -> str:
     return row["attack"] if pd.isna(eps) or eps == "" else f"{row['attack']}, ε={float(eps):.4g}"
 
 
-def _percent(value: Any) -> str:
-    return "–" if value is None or pd.isna(value) else f"{100 * float(value):.2f}"
 
 
 def markdown(frame: pd.DataFrame, index_name: str) -> str:
@@ -38,8 +39,8 @@ def attack_table(rows: Iterable[dict[str, Any]], metric: str = "robust_f1") -> p
         return pd.DataFrame()
     frame = frame.assign(row=frame.apply(_attack_name, axis=1))
     branch = "branch_" + metric
-    cell = frame.apply(lambda r: _percent(r[metric]) + (f" ({_percent(r[branch])})" if branch in r and pd.notna(r[branch])
-                                                        else ""), axis=1)
+    cell = frame.apply(lambda r: with_interval(r, metric) + (f" ({with_interval(r, branch)})" if branch in r and pd.notna(r[branch])
+                                                             else ""), axis=1)
     table = frame.assign(cell=cell).pivot_table(index=["modality", "row"], columns="model", values="cell",
                                                  aggfunc="last", sort=False).fillna("–")
     table.index = [f"{row} [{modality}]" for modality, row in table.index]
@@ -54,25 +55,30 @@ def transfer_matrices(rows: Iterable[dict[str, Any]], metric: str = "robust_f1")
     frame = frame[frame["transfer_source"].fillna("") != ""]
     out = {}
     for name, group in frame.groupby(frame.apply(_attack_name, axis=1), sort=False):
-        pivot = group.pivot_table(index="model", columns="transfer_source", values=metric, aggfunc="last", sort=False)
-        out[name] = pivot.map(_percent)
+        group = group.assign(cell=group.apply(lambda r: with_interval(r, metric), axis=1))
+        out[name] = group.pivot_table(index="model", columns="transfer_source", values="cell", aggfunc="last",
+                                      sort=False).fillna("–")
     return out
 
 
 def write_tables(rows: list[dict[str, Any]], out_dir: str | Path) -> str:
     """Write table1.md, transfer.md and transfer_*.csv to out_dir; return the Markdown shown to the user."""
     out_dir = Path(out_dir)
+    rows = list(rows)
+    aggregate(rows).to_csv(out_dir / "aggregate.csv", index=False)
     parts = []
     table = attack_table(rows)
     if not table.empty:
-        parts += ["## Robust F1 of the abnormal class (%) per attack — attacked branch alone in brackets", "",
+        parts += ["## Robust F1 of the abnormal class (%) per attack — attacked branch alone in brackets; "
+                  "mean over training seeds ± 95 % interval half-width", "",
                   markdown(table, "attack [modality]"), ""]
         (out_dir / "table1.md").write_text("\n".join(parts))
     matrices = transfer_matrices(rows)
     transfer_parts = []
     for i, (name, matrix) in enumerate(matrices.items()):
         matrix.to_csv(out_dir / f"transfer_{i}.csv")
-        transfer_parts += [f"## Transfer: {name} — robust F1 (%); rows black-box target, columns generator", "",
+        transfer_parts += [f"## Transfer: {name} — robust F1 (%), mean ± 95 % half-width; rows black-box target, "
+                           "columns generator", "",
                            markdown(matrix, "black-box \\ generator"), ""]
     if transfer_parts:
         (out_dir / "transfer.md").write_text("\n".join(transfer_parts))

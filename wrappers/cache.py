@@ -61,28 +61,53 @@ def _source_digest(path: str, mtime_ns: int, size: int) -> str:
     return file_digest(path)
 
 
-def code_digest(*objects: Any) -> str:
-    """Digest of the code defining `objects`: the source file of each one's module (deduplicated), and the
-    versions of the libraries among them. Objects defined in `__main__` or without a file hash their
-    own source text where inspect can find it."""
-    parts: dict[str, str] = {}
-    for obj in objects:
-        module = _module_of(obj)
-        if module is None:
+def _modules_referenced(module: types.ModuleType) -> set[types.ModuleType]:
+    """Modules whose objects `module` holds in its globals (its imports, roughly)."""
+    found = set()
+    for value in vars(module).values():
+        other = value if isinstance(value, types.ModuleType) else _module_of(value) if (
+            inspect.isclass(value) or inspect.isfunction(value)) else None
+        if other is not None and other is not module:
+            found.add(other)
+    return found
+
+
+def _closure(modules: list[types.ModuleType]) -> dict[str, types.ModuleType]:
+    """The modules and, transitively, the non-library modules they import (libraries are leaves)."""
+    seen: dict[str, types.ModuleType] = {}
+    todo = list(modules)
+    while todo:
+        module = todo.pop()
+        if module.__name__ in seen:
             continue
+        seen[module.__name__] = module
         top = module.__name__.split(".")[0]
+        if top not in LIBRARIES and top not in sys.stdlib_module_names and top != "builtins":
+            todo.extend(_modules_referenced(module))
+    return seen
+
+
+def code_digest(*objects: Any) -> str:
+    """Digest of the code defining `objects`: the source files of their modules and of every non-library
+    module those import (transitively), plus the versions of the libraries reached. Standard-library
+    modules are ignored; objects without a source file hash their own source text where inspect finds it."""
+    parts: dict[str, str] = {}
+    for name, module in sorted(_closure([m for m in map(_module_of, objects) if m is not None]).items()):
+        top = name.split(".")[0]
+        if top in sys.stdlib_module_names or top == "builtins":
+            continue
         if top in LIBRARIES:
             parts[top] = library_version(top)
             continue
         path = getattr(module, "__file__", None)
         if path and os.path.isfile(path):
             stat = os.stat(path)
-            parts[module.__name__] = _source_digest(path, stat.st_mtime_ns, stat.st_size)
+            parts[name] = _source_digest(path, stat.st_mtime_ns, stat.st_size)
         else:
             try:
-                parts[module.__name__] = digest(inspect.getsource(obj if not isinstance(obj, types.ModuleType) else module))
+                parts[name] = digest(inspect.getsource(module))
             except (OSError, TypeError):
-                parts[module.__name__] = "unknown"
+                parts[name] = "unknown"
     return digest(parts)
 
 

@@ -1,6 +1,7 @@
 """Model presets and training recipes: the paper's (Mozhegova et al. 2025, Sec. 4.1) and tiny CPU ones."""
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -65,3 +66,22 @@ def resolve_config(family: str, preset: str, overrides: dict[str, Any], keys: tu
     config.update(overrides)
     config["recipe"] = {f.name: getattr(recipe, f.name) for f in fields(recipe)}
     return config
+
+
+def override_problems(overrides: dict[str, Any], keys: tuple[str, ...] | None) -> list[tuple[str, str]]:
+    """(field, message) for each override a model does not take (`keys`: its config keys; None: not known, only
+    the recipe is checked) and each unknown recipe field, with the closest allowed names."""
+
+    def unknown(given, allowed, what: str, prefix: str) -> list[tuple[str, str]]:
+        out = []
+        for key in sorted(set(given) - set(allowed)):
+            close = difflib.get_close_matches(key, allowed, n=2)
+            out.append((prefix + key, f"unknown {what}{'; did you mean ' + ' or '.join(close) + '?' if close else ''}; "
+                                      f"allowed: {', '.join(sorted(allowed))}"))
+        return out
+
+    problems = [] if keys is None else unknown(overrides, (*keys, "recipe"), "override", "")
+    recipe = overrides.get("recipe") or {}
+    if not isinstance(recipe, dict):
+        return problems + [("recipe", "a mapping of recipe fields, e.g. {epochs: 5}")]
+    return problems + unknown(recipe, [f.name for f in fields(TrainRecipe)], "recipe field", "recipe.")

@@ -154,10 +154,12 @@ class ImageView(PyTorchClassifier):
     """
 
     def __init__(self, model: nn.Module, images: np.ndarray, texts: Sequence[str] | None = None,
-                 device: str = "cpu", batch_size: int = 64) -> None:
+                 device: str | None = None, batch_size: int = 64) -> None:
         if "image" not in model.modalities:
             raise ModelError(f"model {model.config['name']!r} has no image input; an image view needs one")
         model.eval().requires_grad_(False)
+        if device is None:  # follow the model: ART moves the module to the estimator's device
+            device = str(next(iter(model.parameters()), torch.empty(0)).device)
         binding = None
         if "text" in model.modalities:
             if texts is None or len(texts) != len(images):

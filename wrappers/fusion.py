@@ -89,7 +89,7 @@ class EnsembleFusion(LateFusion):
 
 
 def _register(name: str, cls: type[nn.Module], preset: str) -> None:
-    @register_model(name, cls, preset)
+    @register_model(name, cls, preset, VISION_KEYS + TEXT_KEYS)
     def factory(**overrides) -> nn.Module:
         config = resolve_config(cls.family, preset, overrides, VISION_KEYS + TEXT_KEYS)
         return cls({"name": name, "preset": preset, **config})

@@ -12,12 +12,16 @@ from benchmark.errors import ModelError
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered model: its factory, class (whose family and modalities it has) and preset (tiny, paper)."""
+    """A registered model: its factory, class (whose family and modalities it has) and preset (tiny, paper).
+
+    `config_keys`, where given, are the overrides the factory takes besides `recipe`, so a suite's overrides can
+    be checked before any model is built."""
 
     name: str
     factory: Callable[..., Any]
     cls: type
     preset: str
+    config_keys: tuple[str, ...] | None = None
 
     @property
     def family(self) -> str:
@@ -31,13 +35,15 @@ class ModelEntry:
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, cls: type, preset: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a model factory under `name`; the factory takes keyword overrides only."""
+def register_model(name: str, cls: type, preset: str,
+                   config_keys: tuple[str, ...] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a model factory under `name`; the factory takes keyword overrides only (`config_keys` and
+    `recipe`, where `config_keys` is given)."""
 
     def decorate(factory: Callable[..., Any]) -> Callable[..., Any]:
         if name in _MODELS:
             raise ModelError(f"model {name!r} is registered twice")
-        _MODELS[name] = ModelEntry(name, factory, cls, preset)
+        _MODELS[name] = ModelEntry(name, factory, cls, preset, config_keys)
         return factory
 
     return decorate

@@ -125,7 +125,7 @@ class TextClassifier(nn.Module):
 
 
 def _register(name: str, preset: str) -> None:
-    @register_model(name, TextClassifier, preset)
+    @register_model(name, TextClassifier, preset, TEXT_KEYS)
     def factory(**overrides) -> TextClassifier:
         return TextClassifier({"name": name, **resolve_config("text", preset, overrides, TEXT_KEYS)})
 

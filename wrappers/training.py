@@ -1,10 +1,9 @@
-"""Training recipes and the trained-model cache (safetensors + JSON config, keyed by config + data)."""
+"""Training recipes and the trained-model cache (safetensors + JSON config + manifest, keyed by content)."""
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import shutil
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from benchmark.errors import ModelError
+from wrappers.cache import code_digest, digest, file_digest, write_atomically
 from wrappers.configs import PRESETS, TEXT_KEYS, VISION_KEYS, TrainRecipe
 from wrappers.registry import create_model, model_entry
 from wrappers.text import TINY_BERT, TextEncoder, make_tiny_bert
@@ -23,8 +23,8 @@ from wrappers.text import TINY_BERT, TextEncoder, make_tiny_bert
 log = logging.getLogger(__name__)
 
 #: Bump when a change to training makes cached checkpoints stale.
-TRAINING_VERSION = "3"
-CONFIG_FILE, WEIGHTS_FILE, TEXT_DIR = "config.json", "model.safetensors", "text_encoder"
+TRAINING_VERSION = "4"
+CONFIG_FILE, WEIGHTS_FILE, TEXT_DIR, MANIFEST_FILE = "config.json", "model.safetensors", "text_encoder", "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -38,37 +38,52 @@ class LabelledSet:
 
 
 def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return digest(obj)
 
 
 def tiny_bert_folder(texts: Sequence[str], cache_dir: Path, seed: int) -> Path:
     """The tiny BERT (random init + WordPiece trained on `texts`) for this corpus, built once and cached."""
-    folder = cache_dir / "text_encoders" / f"{TINY_BERT}-{_digest([list(texts), seed])}"
+    folder = cache_dir / "text_encoders" / f"{TINY_BERT}-{_digest([list(texts), seed, code_digest(make_tiny_bert)])}"
     if not (folder / "config.json").exists():
-        tmp = folder.with_suffix(".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        make_tiny_bert(texts, tmp, seed=seed)
-        tmp.rename(folder)
+        write_atomically(folder, lambda tmp: make_tiny_bert(texts, tmp, seed=seed))
     return folder
 
 
+def model_key(name: str, overrides: dict[str, Any], data_fingerprint: str, seed: int) -> str:
+    """Content key of a trained model: everything that decides its weights. The resolved config is a function of
+    the name, the overrides and the code of the factory, class and presets, so the key hashes those: the
+    source of every module defining the model (transitively, see `code_digest`), this training module, the
+    library versions, the data fingerprint and the seed. Editing a factory's default retrains."""
+    entry = model_entry(name)
+    code = code_digest(entry.cls, entry.factory, sys.modules[__name__])
+    return _digest({"name": name, "overrides": overrides, "data": data_fingerprint, "seed": seed,
+                    "v": TRAINING_VERSION, "code": code})
+
+
 def obtain_trained(name: str, overrides: dict[str, Any], data: LabelledSet, cache_dir: str | Path,
-                   seed: int = 0) -> nn.Module:
-    """The model `name` trained on `data` with its recipe: loaded from the cache, or trained and cached."""
+                   seed: int = 0, device: str = "cpu") -> nn.Module:
+    """The model `name` trained on `data` with its recipe, on `device`: loaded from the cache when an entry with
+    its content key exists and verifies (weights digest and resolved config), else trained and cached.
+    An entry that cannot be read is reported once, naming its folder, and rebuilt."""
     cache_dir = Path(cache_dir)
     entry = model_entry(name)
-    key = _digest({"name": name, "overrides": overrides, "data": data.fingerprint, "seed": seed, "v": TRAINING_VERSION})
+    key = model_key(name, overrides, data.fingerprint, seed)
     folder = cache_dir / "models" / f"{name}-{key}"
-    if (folder / WEIGHTS_FILE).exists():
-        return load_checkpoint(folder)
     resolved = dict(overrides)
     preset_encoder = PRESETS.get(entry.preset, {}).get("text_encoder")
     if "text" in entry.modalities and resolved.get("text_encoder", preset_encoder) == TINY_BERT:
         resolved["text_encoder"] = str(tiny_bert_folder(data.texts, cache_dir, seed))
     torch.manual_seed(seed)
     model = create_model(name, **resolved)
+    if folder.exists():
+        try:
+            return load_verified(model, folder, cache_dir).to(device).eval()
+        except ModelError as exc:
+            log.warning("cache entry %s cannot be used (%s); retraining %s", folder, exc, name)
+            torch.manual_seed(seed)
+            model = create_model(name, **resolved)
     recipe = TrainRecipe(**model.config.get("recipe", {}))
-    log.info("training %s (%s) for %d epochs", name, entry.family, recipe.epochs)
+    log.info("training %s (%s) for %d epochs on %s", name, entry.family, recipe.epochs, device)
     if entry.family == "early_fusion" and recipe.init_from_unimodal or entry.family in ("late_fusion", "ensemble_fusion"):
         vision, text = (obtain_trained(cfg["name"], {k: overrides[k] for k in keys if k in overrides}, data, cache_dir, seed)
                         for cfg, keys in zip(model.branch_configs(), (VISION_KEYS, TEXT_KEYS)))
@@ -78,12 +93,13 @@ def obtain_trained(name: str, overrides: dict[str, Any], data: LabelledSet, cach
         else:
             model.vision.load_state_dict(vision.state_dict())
             model.text.load_state_dict(text.state_dict())
+    model.to(device)
     torch.manual_seed(seed)  # dropout draws the same numbers whether the branches were loaded or trained above
     if entry.family == "late_fusion":
         fit_late_fusion_head(model, data, recipe, seed)
     elif entry.family != "ensemble_fusion":
         fit(model, batch_logits(model, data), data.labels, recipe, seed)
-    save_checkpoint(model, folder)
+    save_checkpoint(model, folder, key, cache_dir)
     return model.eval()
 
 
@@ -91,8 +107,14 @@ def batch_logits(model: nn.Module, data: LabelledSet) -> Callable[[torch.Tensor]
     """idx -> logits of `model` on those rows of `data` (texts tokenized once)."""
     images = torch.as_tensor(data.images, dtype=torch.float32) if "image" in model.modalities else None
     tokens = model.tokenize(data.texts) if "text" in model.modalities else None
-    return lambda idx: model(None if images is None else images[idx],
-                             None if tokens is None else {k: v[idx] for k, v in tokens.items()})
+    device = model_device(model)
+    return lambda idx: model(None if images is None else images[idx].to(device),
+                             None if tokens is None else {k: v[idx].to(device) for k, v in tokens.items()})
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a model's parameters (CPU for a model without any)."""
+    return next(iter(model.parameters()), torch.empty(0)).device
 
 
 def fit(module: nn.Module, logits_of: Callable[[torch.Tensor], torch.Tensor], labels: np.ndarray,
@@ -101,14 +123,14 @@ def fit(module: nn.Module, logits_of: Callable[[torch.Tensor], torch.Tensor], la
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=1) if recipe.scheduler == "plateau" else None
-    labels = torch.as_tensor(labels, dtype=torch.long)
+    labels = torch.as_tensor(labels, dtype=torch.long, device=model_device(module))
     generator = torch.Generator().manual_seed(seed)
     losses = []
     module.train()
     for _ in range(recipe.epochs):
         total = 0.0
         for idx in torch.randperm(len(labels), generator=generator).split(recipe.batch_size):
-            loss = nn.functional.cross_entropy(logits_of(idx), labels[idx])
+            loss = nn.functional.cross_entropy(logits_of(idx), labels[idx.to(labels.device)])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -123,15 +145,18 @@ def fit(module: nn.Module, logits_of: Callable[[torch.Tensor], torch.Tensor], la
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: np.ndarray | None, texts: Sequence[str] | None,
                    batch_size: int = 64) -> torch.Tensor:
-    """Logits of `model` on paired images/texts, in eval mode, batch by batch."""
+    """Logits of `model` on paired images/texts, in eval mode, batch by batch, on the model's device; returned on
+    the CPU."""
     model.eval()
+    device = model_device(model)
     n = len(images) if images is not None else len(texts)
     tokens = model.tokenize(texts) if "text" in model.modalities else None
     out = []
     for start in range(0, n, batch_size):
         sl = slice(start, start + batch_size)
-        out.append(model(None if images is None or "image" not in model.modalities else torch.as_tensor(images[sl], dtype=torch.float32),
-                         None if tokens is None else {k: v[sl] for k, v in tokens.items()}))
+        image = None if images is None or "image" not in model.modalities else \
+            torch.as_tensor(images[sl], dtype=torch.float32).to(device)
+        out.append(model(image, None if tokens is None else {k: v[sl].to(device) for k, v in tokens.items()}).cpu())
     return torch.cat(out)
 
 
@@ -140,26 +165,60 @@ def fit_late_fusion_head(model: nn.Module, data: LabelledSet, recipe: TrainRecip
     model.vision.requires_grad_(False)
     model.text.requires_grad_(False)
     branch = torch.cat([predict_logits(model.vision, data.images, None),
-                        predict_logits(model.text, None, data.texts)], dim=1)
+                        predict_logits(model.text, None, data.texts)], dim=1).to(model_device(model))
     return fit(model.head, lambda idx: model.head(branch[idx]), data.labels, recipe, seed)
 
 
-def save_checkpoint(model: nn.Module, folder: str | Path) -> Path:
-    """Write config.json + model.safetensors (+ the text encoder's tokenizer/config folder) atomically."""
-    folder = Path(folder)
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    config = dict(model.config)
-    encoders = [m for m in model.modules() if isinstance(m, TextEncoder)]
-    if encoders:
-        encoders[0].save_pretrained(tmp / TEXT_DIR)
-        config["text_encoder"] = TEXT_DIR
-    (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
-    save_model(model, str(tmp / WEIGHTS_FILE))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-    return folder
+def save_checkpoint(model: nn.Module, folder: str | Path, key: str = "", cache_dir: Path | None = None) -> Path:
+    """Write config.json + model.safetensors (+ the text encoder's tokenizer/config folder) and a manifest with
+    the content key, the resolved config and the weights' sha256, atomically (a killed run leaves no half entry)."""
+
+    def fill(tmp: Path) -> None:
+        config = dict(model.config)
+        encoders = [m for m in model.modules() if isinstance(m, TextEncoder)]
+        if encoders:
+            encoders[0].save_pretrained(tmp / TEXT_DIR)
+            config["text_encoder"] = TEXT_DIR
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+        save_model(model, str(tmp / WEIGHTS_FILE))
+        manifest = {"key": key, "config": _portable(model.config, cache_dir), "weights_sha256": file_digest(tmp / WEIGHTS_FILE)}
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+
+    return write_atomically(Path(folder), fill)
+
+
+def _portable(config: dict, cache_dir: Path | None) -> Any:
+    """The config as JSON values, with the cache folder written as `<cache>` (a moved cache stays valid)."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    if cache_dir is not None:
+        text = text.replace(json.dumps(str(cache_dir))[1:-1], "<cache>")
+    return json.loads(text)
+
+
+def load_verified(model: nn.Module, folder: Path, cache_dir: Path | None = None) -> nn.Module:
+    """Load the cached weights into `model` (built exactly as training would build it), after checking the
+    entry: manifest readable, weights' sha256 as recorded, resolved config equal to the model's. ModelError
+    names what does not hold."""
+    try:
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+        recorded = manifest["weights_sha256"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ModelError(f"no readable {MANIFEST_FILE} ({exc.__class__.__name__})") from None
+    try:
+        actual = file_digest(folder / WEIGHTS_FILE)
+    except OSError as exc:
+        raise ModelError(f"{WEIGHTS_FILE} cannot be read ({exc.strerror})") from None
+    if actual != recorded:
+        raise ModelError(f"{WEIGHTS_FILE} is damaged (sha256 {actual[:12]}…, recorded {recorded[:12]}…)")
+    if manifest.get("config") != _portable(model.config, cache_dir):
+        raise ModelError("its resolved config differs from the model's")
+    try:
+        missing, unexpected = load_model(model, str(folder / WEIGHTS_FILE), strict=False)
+    except Exception as exc:  # safetensors raises its own error types for malformed files
+        raise ModelError(f"{WEIGHTS_FILE} cannot be loaded ({exc})") from None
+    if missing or unexpected:
+        raise ModelError(f"weights do not fit (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model
 
 
 def load_checkpoint(folder: str | Path) -> nn.Module:
@@ -176,7 +235,10 @@ def load_checkpoint(folder: str | Path) -> nn.Module:
     if "pretrained" in config:  # the weights come from the checkpoint, not the hub or a timm file
         config.update(pretrained=False, checkpoint_path=None)
     model = create_model(name, **config)
-    missing, unexpected = load_model(model, str(folder / WEIGHTS_FILE), strict=False)
+    try:
+        missing, unexpected = load_model(model, str(folder / WEIGHTS_FILE), strict=False)
+    except Exception as exc:  # safetensors raises its own error types for malformed files
+        raise ModelError(f"{folder / WEIGHTS_FILE}: cannot be loaded ({exc})") from None
     if missing or unexpected:
         raise ModelError(f"{folder / WEIGHTS_FILE}: weights do not fit {name!r} (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model.eval()

@@ -99,7 +99,7 @@ class VisionClassifier(nn.Module):
 
 
 def _register(name: str, preset: str) -> None:
-    @register_model(name, VisionClassifier, preset)
+    @register_model(name, VisionClassifier, preset, VISION_KEYS)
     def factory(**overrides) -> VisionClassifier:
         return VisionClassifier({"name": name, **resolve_config("vision", preset, overrides, VISION_KEYS)})
 

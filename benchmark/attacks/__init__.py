@@ -29,7 +29,7 @@ class Target:
         """The same samples with other texts (a new view is bound to them)."""
         from wrappers.estimators import ImageView
 
-        view = ImageView(self.model, self.images, texts) if self.view is not None else None
+        view = ImageView(self.model, self.images, texts, device=str(self.view.device)) if self.view is not None else None
         return replace(self, texts=list(texts), view=view)
 
 
@@ -109,11 +109,51 @@ def budget_params(cls: type, params: dict[str, Any], epsilon: float | None, step
 
 def reject_unknown(cls: type, kwargs: dict[str, Any], library: str, internal: tuple[str, ...]) -> dict[str, Any]:
     """`kwargs`, or an AttackError naming the parameters `cls` does not take and those it does."""
+    problems = param_problems(cls, kwargs, library, internal)
+    if problems:
+        raise AttackError("; ".join(message for _, message in problems))
+    return kwargs
+
+
+#: A problem found before any work: (field below the attack entry, e.g. "params.max_iters", message).
+Problem = tuple[str, str]
+
+
+def param_problems(cls: type, params: dict[str, Any], library: str, internal: tuple[str, ...]) -> list[Problem]:
+    """One problem per parameter that `cls`'s constructor does not take, with the closest names it does."""
     import inspect
 
-    accepted = inspect.signature(cls.__init__).parameters
-    unknown = set(kwargs) - set(accepted)
-    if unknown:
-        raise AttackError(f"{library} {cls.__name__} has no parameter(s) {sorted(unknown)}; "
-                          f"it takes: {', '.join(p for p in accepted if p not in ('self', *internal))}")
-    return kwargs
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs", *internal)]
+    problems = []
+    for name in sorted(set(params) - set(accepted)):
+        close = difflib.get_close_matches(name, accepted, n=2)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        problems.append((f"params.{name}", f"{library} {cls.__name__} has no parameter {name!r}; {hint}"
+                                           f"it takes: {', '.join(accepted)}"))
+    return problems
+
+
+def check_attack(source: str, name: str, params: dict[str, Any]) -> list[Problem]:
+    """Problems of an attack entry found without running it: unknown source, attack name or parameter."""
+    if source not in SOURCES:
+        close = difflib.get_close_matches(source, SOURCES, n=2)
+        return [("source", f"unknown attack source {source!r}{'; did you mean ' + ', '.join(close) + '?' if close else ''}; "
+                           f"known: {', '.join(SOURCES)}")]
+    if not isinstance(params, dict):
+        return [("params", "must be a mapping of parameter names to values")]
+    import importlib
+
+    module = importlib.import_module(f"benchmark.attacks.{'mmrb' if source == 'mmrb' else source + '_adapter'}")
+    return module.check(name, params)
+
+
+def enforce_budget(crafted: Crafted, clean: np.ndarray, epsilon: float | None) -> tuple[Crafted, float]:
+    """L∞ threat model: an adversarial image that changed any pixel by more than ε (minimal-norm attacks such as
+    HopSkipJump, FAB or CW may) does not count; its clean image is scored. Returns the fraction reverted."""
+    if epsilon is None:
+        return crafted, 0.0
+    over = np.abs(crafted.images - clean).reshape(len(clean), -1).max(1) > epsilon + 1e-6
+    if not over.any():
+        return crafted, 0.0
+    images = np.where(over[:, None, None, None], clean, crafted.images)
+    return replace(crafted, images=images), float(over.mean())

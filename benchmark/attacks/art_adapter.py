@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from art.attacks import evasion
 
-from benchmark.attacks import Crafted, Target, budget_params, register_source, reject_unknown, run_in_groups
+from benchmark.attacks import Crafted, Problem, Target, budget_params, param_problems, register_source, reject_unknown, run_in_groups
 from benchmark.errors import AttackError
 
 
@@ -31,6 +31,15 @@ def resolve_params(cls: type, params: dict, epsilon: float | None, batch_size: i
     if "batch_size" in accepted:
         kwargs.setdefault("batch_size", batch_size)
     return reject_unknown(cls, kwargs, "ART", ("estimator", "classifier"))
+
+
+def check(name: str, params: dict) -> list[Problem]:
+    """Unknown ART attack names and constructor parameters, before any work."""
+    try:
+        cls = attack_class(name)
+    except AttackError as exc:
+        return [("name", str(exc))]
+    return param_problems(cls, params, "ART", ("estimator", "classifier"))
 
 
 @register_source("art")

@@ -9,11 +9,41 @@
 """
 from __future__ import annotations
 
-from benchmark.attacks import Crafted, Target, craft, register_source
+import difflib
+
+from benchmark.attacks import Crafted, Problem, Target, check_attack, craft, register_source
 from benchmark.errors import AttackError
 
-ATTACKS = ("none", "synonym_swap", "word_deletion", "joint", "feature_pgd", "caption_rewrite")
+ATTACKS = ("none", "synonym_swap", "word_deletion", "joint", "worst_case", "feature_pgd", "caption_rewrite")
 JOINT_ORDERS = ("text_first", "independent")
+PARAMS = {"none": (), "synonym_swap": ("fraction",), "word_deletion": ("fraction",), "joint": ("image", "text", "order"),
+          "worst_case": ("of",),
+          "feature_pgd": ("steps", "alpha", "random_start", "batch_size", "target_seed"),
+          "caption_rewrite": ("max_words", "rewriter", "fraction")}
+
+
+def check(name: str, params: dict) -> list[Problem]:
+    """Unknown mmrb attacks and parameters, fractions outside [0, 1], and joint attacks' parts, before any work."""
+    if name not in ATTACKS:
+        close = difflib.get_close_matches(name, ATTACKS, n=2)
+        return [("name", f"unknown mmrb attack {name!r}{'; did you mean ' + ', '.join(close) + '?' if close else ''}; "
+                         f"known: {', '.join(ATTACKS)}")]
+    problems = [(f"params.{p}", f"mmrb {name} has no parameter {p!r}; it takes: {', '.join(PARAMS[name]) or 'none'}")
+                for p in sorted(set(params) - set(PARAMS[name]))]
+    fraction = params.get("fraction", 0.5)
+    if not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+        problems.append(("params.fraction", f"a fraction of the words, in [0, 1]; got {fraction!r}"))
+    if name == "joint":
+        if params.get("order", "text_first") not in JOINT_ORDERS:
+            problems.append(("params.order", f"allowed: {', '.join(JOINT_ORDERS)}; got {params.get('order')!r}"))
+        for part, default in (("image", "art"), ("text", "mmrb")):
+            entry = params.get(part)
+            if not isinstance(entry, dict) or "name" not in entry:
+                problems.append((f"params.{part}", "needs {source, name, params} of the " + part + " attack"))
+                continue
+            problems += [(f"params.{part}.{field}", message) for field, message in
+                         check_attack(entry.get("source", default), entry["name"], entry.get("params", {}))]
+    return problems
 
 
 @register_source("mmrb")

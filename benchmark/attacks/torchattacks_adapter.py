@@ -7,7 +7,7 @@ import inspect
 import numpy as np
 import torch
 
-from benchmark.attacks import Crafted, Target, budget_params, register_source, reject_unknown, run_in_groups
+from benchmark.attacks import Crafted, Problem, Target, budget_params, param_problems, register_source, reject_unknown, run_in_groups
 from benchmark.errors import AttackError
 
 
@@ -26,6 +26,15 @@ def attack_class(name: str) -> type:
 def resolve_params(cls: type, params: dict, epsilon: float | None) -> dict:
     """Suite params plus mmrb defaults: eps, alpha = 2.5·ε/steps (as for ART)."""
     return reject_unknown(cls, budget_params(cls, params, epsilon, "alpha", "steps"), "torchattacks", ("model",))
+
+
+def check(name: str, params: dict) -> list[Problem]:
+    """Unknown torchattacks attack names and constructor parameters, before any work."""
+    try:
+        cls = attack_class(name)
+    except AttackError as exc:
+        return [("name", str(exc))]
+    return param_problems(cls, params, "torchattacks", ("model",))
 
 
 @register_source("torchattacks")

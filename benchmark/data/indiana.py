@@ -23,7 +23,8 @@ PROJECTION_COLUMNS = ("uid", "filename", "projection")
 REQUIRED_REPORT_COLUMNS = ("uid", "Problems", "indication", "findings", "impression")
 PROJECTIONS = ("Frontal", "Lateral")
 SKIP_REASONS = ("no_report", "no_label", "no_text", "no_frontal", "no_lateral")
-FIX = "point --data at the folder of the Kaggle release or run `mmrb data synth`"
+FIX = ("set dataset.path in the suite to the folder of the Kaggle release (it holds indiana_reports.csv), or use "
+       "dataset: {name: indiana_synth} for generated data")
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,11 @@ def _read_csv(path: Path, columns: Sequence[str], expected: Sequence[str]) -> pd
     try:
         frame = pd.read_csv(path, dtype=str)
     except (ValueError, OSError) as exc:
-        raise DataError(f"{path.name}: cannot be read as CSV ({exc}); {FIX}") from exc
+        raise DataError(f"{path}: cannot be read as CSV ({exc}); {FIX}") from exc
     for column in columns:
         if column not in frame.columns:
             raise DataError(
-                f"{path.name}: missing column '{column}' (expected {', '.join(expected)}); {FIX}"
+                f"{path}: missing column '{column}' (expected {', '.join(expected)}); {FIX}"
             )
     frame["uid"] = frame["uid"].astype(str).str.strip()
     return frame

@@ -28,27 +28,34 @@ def make_suite(models, attacks, epsilons=(0.1, 0.2)) -> Suite:
 # --- smoke.yaml ----------------------------------------------------------------------------------------------
 
 
-def test_smoke_grid_has_29_cells():
+def test_smoke_grid_has_29_cells_per_seed_and_3_seeds():
     cells = expand(load_suite(SMOKE), registered_modalities)
     per_model = Counter(c.model.name for c in cells)
-    assert per_model == {"vision_only": 7, "text_only": 1, "early_fusion": 7, "late_fusion": 7, "ensemble_fusion": 7}
-    assert len(cells) == 29
+    assert per_model == {"vision_only": 21, "text_only": 3, "early_fusion": 21, "late_fusion": 21, "ensemble_fusion": 21}
+    assert len(cells) == 29 * 3 and Counter(c.seed for c in cells) == {0: 29, 1: 29, 2: 29}
 
 
 def test_smoke_text_only_gets_only_the_clean_cell():
     cells = [c for c in expand(load_suite(SMOKE), registered_modalities) if c.model.name == "text_only"]
-    assert [(c.attack.name, c.epsilon) for c in cells] == [("none", None)]
+    assert [(c.attack.name, c.epsilon, c.seed) for c in cells] == [("none", None, s) for s in (0, 1, 2)]
 
 
 def test_smoke_image_model_cells_in_order():
     suite = load_suite(SMOKE)
     cells = [c for c in expand(suite, registered_modalities) if c.model.name == "early_fusion"]
     eps = suite.epsilons
-    assert [(c.attack.name, c.epsilon) for c in cells] == [
-        ("none", None),
-        *[("FastGradientMethod", e) for e in eps],
-        *[("ProjectedGradientDescent", e) for e in eps],
-    ]
+    assert [(c.attack.name, c.epsilon, c.seed) for c in cells] == [cell for seed in (0, 1, 2) for cell in (
+        ("none", None, seed),
+        *[("FastGradientMethod", e, seed) for e in eps],
+        *[("ProjectedGradientDescent", e, seed) for e in eps],
+    )]
+
+
+def test_without_seeds_the_split_seed_trains():
+    suite = make_suite(["vision_only"], [{"name": "FGM"}], epsilons=[0.1])
+    assert suite.training_seeds == [0] and [c.seed for c in expand(suite, lambda name: IMAGE)] == [0]
+    with pytest.raises(ValidationError, match="distinct"):
+        Suite.model_validate(dict(name="t", models=["vision_only"], attacks=[{"name": "FGM"}], seeds=[1, 1]))
 
 
 def test_models_are_the_outer_loop():

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from benchmark import PROTOCOL_VERSION, __version__
 from benchmark.leaderboard import CSV_NAME, MD_NAME, PACKAGES, PROVENANCE, SCORES, git_commit, provenance, publish
@@ -94,12 +95,12 @@ def test_republishing_the_same_key_replaces_rows(tmp_path):
     assert "45.7" not in markdown and "12.3" in markdown
 
 
-def test_duplicate_keys_within_one_publish_keep_the_last(tmp_path):
-    rows = [make_row("early_fusion", "FastGradientMethod", 0.03, robust_accuracy=0.5),
-            make_row("early_fusion", "FastGradientMethod", 0.03, robust_accuracy=0.25)]
+def test_rows_of_one_cell_within_one_publish_are_its_seeds(tmp_path):
+    rows = [{**make_row("early_fusion", "FastGradientMethod", 0.03, robust_accuracy=0.5), "seed": 0},
+            {**make_row("early_fusion", "FastGradientMethod", 0.03, robust_accuracy=0.25), "seed": 1}]
     publish(rows, meta(), tmp_path)
     table = read(tmp_path)
-    assert table["robust_accuracy"].tolist() == ["0.25"]
+    assert table["robust_accuracy"].tolist() == ["0.375"] and table["seeds"].tolist() == ["2"]
 
 
 def test_a_different_suite_hash_adds_rows(tmp_path):
@@ -138,9 +139,10 @@ def test_markdown_has_a_section_per_suite_with_percentages(tmp_path):
     assert "suite `2222222222222222`" in paper and "seed 7" in paper
     assert "| model | clean | FastGradientMethod ε=0.03137 | FastGradientMethod ε=0.03 | " \
            "FastGradientMethod ε=0.2 |" in smoke
-    assert "| early_fusion | 80.0 | 45.7 | 45.7 | 45.7 |" in smoke  # robust accuracy in %
-    assert "| early_fusion | 60.0 | 60.0 | 60.0 | 60.0 |" in smoke  # robust F1 in %
-    assert "| late_fusion | 80.0 | 5.1 |" in paper
+    pm = r" ± \d+\.\d"  # every figure carries the half-width of its interval
+    assert re.search(rf"\| early_fusion \| 80\.0{pm} \| 45\.7{pm} \| 45\.7{pm} \| 45\.7{pm} \|", smoke)  # accuracy %
+    assert "| early_fusion | 60.0 ± 0.0 | 60.0 ± 0.0 | 60.0 ± 0.0 | 60.0 ± 0.0 |" in smoke  # F1 %: one seed, no spread
+    assert re.search(rf"\| late_fusion \| 80\.0{pm} \| 5\.1{pm} \|", paper)
     assert "late_fusion" not in smoke and "early_fusion" not in paper
 
 
@@ -149,8 +151,8 @@ def test_markdown_marks_missing_cells(tmp_path):
             make_row("text_only", robust_accuracy=0.7)]
     publish(rows, meta(), tmp_path)
     markdown = (tmp_path / MD_NAME).read_text()
-    assert "| early_fusion | 80.0 | 30.0 |" in markdown
-    assert "| text_only | 70.0 | – |" in markdown
+    assert re.search(r"\| early_fusion \| 80\.0 ± \d+\.\d \| 30\.0 ± \d+\.\d \|", markdown)
+    assert re.search(r"\| text_only \| 70\.0 ± \d+\.\d \| – \|", markdown)
 
 
 # --- provenance ----------------------------------------------------------------------------------------------
@@ -196,3 +198,42 @@ def test_git_commit_names_head_and_marks_dirty(tmp_path, monkeypatch):
     assert git_commit(where=tmp_path) == head[:12]
     (tmp_path / "tracked.txt").write_text("b\n")
     assert git_commit(where=tmp_path) == head[:12] + "-dirty"
+
+
+# --- seeds and concurrency -------------------------------------------------------------------------------------
+
+
+def test_entries_aggregate_seeds_with_intervals(tmp_path):
+    rows = [{**make_row("early_fusion", "FastGradientMethod", 0.2, robust_accuracy=acc), "seed": seed}
+            for seed, acc in enumerate((0.5, 0.6, 0.7))]
+    publish(rows, meta(), tmp_path)
+    entry = pd.read_csv(tmp_path / CSV_NAME).iloc[0]
+    assert entry["seeds"] == 3 and entry["seed_list"] == "0,1,2"
+    assert entry["robust_accuracy"] == pytest.approx(0.6)
+    assert entry["robust_accuracy_ci_low"] < 0.5 and entry["robust_accuracy_ci_high"] > 0.7
+    half = 100 * (entry["robust_accuracy_ci_high"] - entry["robust_accuracy_ci_low"]) / 2
+    assert f"60.0 ± {half:.1f}" in (tmp_path / MD_NAME).read_text()
+
+
+def _publish_many(directory: str, worker: int, count: int) -> None:
+    for i in range(count):
+        publish([make_row(f"model-{worker}-{i}")], meta(), directory)
+
+
+def test_concurrent_publishers_lose_no_entry_and_readers_never_see_half_a_file(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_publish_many, args=(str(tmp_path), w, 20)) for w in range(4)]
+    for w in workers:
+        w.start()
+    reads = 0
+    while any(w.is_alive() for w in workers):
+        if (tmp_path / CSV_NAME).exists():
+            table = pd.read_csv(tmp_path / CSV_NAME)  # an EmptyDataError / ParserError here fails the test
+            assert list(table.columns) == [*PROVENANCE, *SCORES]
+            reads += 1
+    assert all(w.exitcode == 0 for w in workers)
+    table = read(tmp_path)
+    assert len(table) == 80 and table["model"].nunique() == 80
+    assert reads > 0

@@ -162,3 +162,29 @@ def test_no_attack_means_robust_equals_clean(data):
     assert scores["clean_accuracy"] == pytest.approx(skm.accuracy_score(y, prob.argmax(1)))
     asr = scores["attack_success_rate"]
     assert asr == 0.0 or (math.isnan(asr) and scores["clean_accuracy"] == 0.0)
+
+
+def test_seed_interval_hand_case():
+    """Accuracies 0.5, 0.6, 0.7 over three seeds on n = 100 test samples, worked by hand:
+    s = 0.1, t(0.975, 2) = 4.302653 -> h_seed = 4.302653 · 0.1 / √3 = 0.248414;
+    Wilson(0.6, 100), z = 1.959964: centre (0.6 + z²/200) / (1 + z²/100) = 0.596301,
+    half z / (1 + z²/100) · √(0.0024 + z²/40000) = 0.094298 -> [0.502003, 0.690599];
+    low = 0.6 − √(0.248414² + 0.097997²) = 0.332955, high = 0.6 + √(0.248414² + 0.090599²) = 0.864419."""
+    from benchmark.metrics import seed_interval, wilson_interval
+
+    assert wilson_interval(0.6, 100) == pytest.approx((0.502003, 0.690599), abs=2e-6)
+    got = seed_interval([0.5, 0.6, 0.7], 100)
+    assert got["mean"] == pytest.approx(0.6) and got["std"] == pytest.approx(0.1)
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx((0.332955, 0.864419), abs=2e-6)
+
+
+def test_seed_interval_one_seed_is_the_wilson_interval_and_zero_has_width():
+    from benchmark.metrics import seed_interval, wilson_interval
+
+    one = seed_interval([0.5], 120)
+    assert (one["ci_low"], one["ci_high"]) == pytest.approx(wilson_interval(0.5, 120))
+    assert one["ci_high"] - one["mean"] == pytest.approx(0.0881, abs=1e-3)  # the ±9 pp of n = 120 at 50 %
+    zero = seed_interval([0.0, 0.0, 0.0], 120)
+    assert zero["ci_low"] == 0.0 and 0.02 < zero["ci_high"] < 0.04  # all broken is not "exactly 0 ± 0"
+    spread = seed_interval([0.5, 0.0, 0.03], 120)
+    assert spread["ci_high"] - spread["ci_low"] > 2 * (one["ci_high"] - one["mean"])  # seed spread widens it

@@ -1,0 +1,77 @@
+"""Per-seed results -> one row per (model, attack, ε, transfer source): mean, spread and confidence interval.
+
+Accuracies (proportions of the n test samples) get `benchmark.metrics.seed_interval`: the seed spread and
+the finite test set combined. F1, AUC and the other scores are not proportions of n samples; they get the
+seed spread only (mean, standard deviation, and the t-interval half-width over seeds).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmark.metrics import seed_interval
+
+GROUP = ("model", "attack", "attack_source", "modality", "epsilon", "transfer_source")
+PROPORTIONS = ("clean_accuracy", "robust_accuracy", "branch_robust_accuracy")
+SPREAD_ONLY = ("clean_f1", "robust_f1", "branch_robust_f1", "auc", "robust_auc", "attack_success_rate")
+MEANS = ("steps", "queries", "agreement_gap", "max_perturbation", "over_budget", "seconds")
+
+
+def _t_half_width(values: np.ndarray, confidence: float = 0.95) -> float:
+    from scipy import stats
+
+    k = len(values)
+    return float(stats.t.ppf((1 + confidence) / 2, k - 1) * values.std(ddof=1) / np.sqrt(k)) if k > 1 else 0.0
+
+
+def aggregate(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """One row per cell over its training seeds (rows with an error are left out). Columns: the GROUP keys,
+    `seeds`, `n`, for each accuracy `<m>`, `<m>_std`, `<m>_ci_low`, `<m>_ci_high`; for F1/AUC-like scores
+    `<m>`, `<m>_std`, `<m>_hw` (seed t-interval half-width); means of the bookkeeping columns."""
+    frame = pd.DataFrame([r for r in rows if not r.get("error")])
+    if frame.empty:
+        return pd.DataFrame(columns=[*GROUP, "seeds", "n"])
+    frame["transfer_source"] = frame["transfer_source"].fillna("")
+    out = []
+    for key, group in frame.groupby(list(GROUP), sort=False, dropna=False):
+        n = int(group["n"].iloc[0])
+        row: dict[str, Any] = dict(zip(GROUP, key), seeds=len(group), n=n,
+                                   seed_list=",".join(str(int(s)) for s in sorted(group["seed"])) if "seed" in group else "")
+        for metric in PROPORTIONS:
+            values = pd.to_numeric(group.get(metric), errors="coerce").dropna().to_numpy() if metric in group else []
+            if len(values):
+                interval = seed_interval(values, n)
+                row.update({metric: interval["mean"], f"{metric}_std": interval["std"],
+                            f"{metric}_ci_low": interval["ci_low"], f"{metric}_ci_high": interval["ci_high"]})
+        for metric in SPREAD_ONLY:
+            values = pd.to_numeric(group.get(metric), errors="coerce").dropna().to_numpy() if metric in group else []
+            if len(values):
+                row.update({metric: float(values.mean()), f"{metric}_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                            f"{metric}_hw": _t_half_width(values)})
+        for metric in MEANS:
+            values = pd.to_numeric(group.get(metric), errors="coerce").dropna() if metric in group else []
+            if len(values):
+                row[metric] = float(values.mean())
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def half_width(row: pd.Series | dict, metric: str) -> float:
+    """The ± figure printed beside a mean: half the confidence interval (accuracies) or the seed t-interval
+    half-width (other scores)."""
+    if f"{metric}_ci_low" in row and pd.notna(row[f"{metric}_ci_low"]):
+        return (float(row[f"{metric}_ci_high"]) - float(row[f"{metric}_ci_low"])) / 2
+    value = row.get(f"{metric}_hw") if isinstance(row, dict) else row.get(f"{metric}_hw", np.nan)
+    return float(value) if value is not None and pd.notna(value) else float("nan")
+
+
+def with_interval(row: pd.Series | dict, metric: str, scale: float = 100.0, digits: int = 1) -> str:
+    """`mean ± half-width` in percent, '–' when the metric is missing."""
+    value = row.get(metric) if isinstance(row, dict) else row.get(metric, np.nan)
+    if value is None or pd.isna(value):
+        return "–"
+    hw = half_width(row, metric)
+    return f"{scale * float(value):.{digits}f}" + ("" if pd.isna(hw) else f" ± {scale * hw:.{digits}f}")
