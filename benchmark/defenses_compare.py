@@ -10,7 +10,8 @@ them (stand-in for ROCOv2, §4.2). Downstream, each defense is fit on frozen ima
 the same generator (ID, stand-in for ChestX-ray14) and tested on it and on a shifted generator (OOD, stand-in
 for CheXpert), clean and under each attack of the suite. Outputs: results.csv (one row per seed × noise × γ ×
 method × domain × attack, with provenance), tables.md (Tables 6/10 shape, mean ± 95 % t-interval over seeds),
-zeroshot.md (Table 4 shape), clip_scores.md (Table 1 shape), accuracy_vs_noise_*.png, provenance.json.
+zeroshot.md (Table 4 shape), clip_scores.md (Table 1 shape), directions.md (the paper's two claims as paired
+differences over seeds), accuracy_vs_noise_*.png, provenance.json.
 """
 from __future__ import annotations
 
@@ -357,6 +358,43 @@ def defense_tables(frame: pd.DataFrame, attacks: Sequence[str]) -> str:
     return "\n\n".join(parts)
 
 
+def _paired(frame: pd.DataFrame, pick_a: dict[str, Any], pick_b: dict[str, Any], column: str) -> str:
+    """Mean ± 95 % t-interval over seeds of the per-seed difference a − b (averaged over the rows each picks)."""
+    def per_seed(pick: dict[str, Any]) -> pd.Series:
+        sel = frame
+        for key, value in pick.items():
+            sel = sel[sel[key] == value]
+        return sel.groupby("seed")[column].mean()
+
+    diff = (per_seed(pick_a) - per_seed(pick_b)).dropna()
+    mean, half = interval(diff.to_numpy())
+    return "–" if np.isnan(mean) else f"{100 * mean:+.1f} ± {100 * half:.1f}"
+
+
+def direction_table(frame: pd.DataFrame, methods: Sequence[str]) -> str:
+    """The paper's two claims as paired differences over seeds (clean inputs): each γ minus γ = 0 for linear
+    probing (moderate noise helps ID, hurts OOD) and each method minus the next, averaged over γ
+    (RAN ≥ NMTune ≥ MLP ≥ LP)."""
+    frame = frame[(frame["attack"] == "clean") & (frame["method"] != "zero_shot")]
+    columns = [(domain, metric, f"Δ {domain} {name}") for domain in ("ID", "OOD")
+               for metric, name in (("accuracy", "ACC"), ("auc", "AUC"))]
+    parts = []
+    for kind, by_kind in frame.groupby("noise", sort=False):
+        base = "lp" if "lp" in methods else methods[0]
+        rows = {f"γ {100 * r:g} % − 0 ({base})": {label: _paired(by_kind, {"ratio": r, "method": base, "domain": d},
+                                                                   {"ratio": 0.0, "method": base, "domain": d}, m)
+                                                   for d, m, label in columns}
+                for r in sorted(by_kind["ratio"].unique()) if r > 0}
+        order = [m for m in ("ran", "nmtune", "mlp", "lp") if m in methods] or list(methods)
+        pairs = list(zip(order, order[1:])) + [(a, b) for a, b in (("ran", "mlp"), ("ran", "lp")) if {a, b} <= set(order)]
+        for a, b in dict.fromkeys(pairs):
+            rows[f"{a} − {b} (all γ)"] = {label: _paired(by_kind, {"method": a, "domain": d}, {"method": b, "domain": d}, m)
+                                          for d, m, label in columns}
+        parts.append(f"### {kind} noise\n\n" + pd.DataFrame.from_dict(rows, orient="index").rename_axis("difference")
+                     .reset_index().to_markdown(index=False))
+    return "\n\n".join(parts)
+
+
 def zero_shot_table(frame: pd.DataFrame) -> str:
     """The paper's Table 4 shape: rows noise type × γ, columns ID/OOD AUC and accuracy of the zero-shot classifier."""
     frame = frame[frame["method"] == "zero_shot"]
@@ -432,15 +470,22 @@ def compare_defenses(suite: DefenseSuite, out: str | Path, cache_dir: str | Path
     frame = run_comparison(suite, cache_dir, progress)
     meta = provenance(suite, load_data(suite, Path(cache_dir)).fingerprint)
     meta["seconds"] = round(time.time() - start, 1)
-    attacks = [a.label for a in suite.attacks]
     frame.assign(**{k: v for k, v in meta.items() if k != "seeds"}).to_csv(out / "results.csv", index=False)
+    write_reports(frame, suite, meta, out)
+    return frame
+
+
+def write_reports(frame: pd.DataFrame, suite: DefenseSuite, meta: dict[str, Any], out: Path) -> None:
+    """Tables, plots and provenance.json from the rows of a comparison (re-renderable from results.csv)."""
+    attacks = [a.label for a in suite.attacks]
     header = (f"suite `{suite.name}` ({meta['suite_hash']}) · data `{meta['data_fingerprint']}` · seeds {meta['seeds']} · "
               f"protocol {meta['protocol_version']} · commit `{meta['git_commit']}` · {meta['date']} · "
               f"{meta['seconds']:.0f} s\n{meta['packages']}\n\nmean ± half-width of the 95 % t-interval over seeds, in %; "
               f"attacks at ε = {suite.epsilon:.4g}\n\n")
     (out / "tables.md").write_text(header + defense_tables(frame, attacks) + "\n")
     (out / "zeroshot.md").write_text(header + zero_shot_table(frame) + "\n")
+    (out / "directions.md").write_text(header.replace("in %", "in percentage points, paired by seed")
+                                        + direction_table(frame, suite.defenses) + "\n")
     (out / "clip_scores.md").write_text(header + clip_score_table(frame) + "\n")
     plot_accuracy(frame, out)
     (out / "provenance.json").write_text(json.dumps(meta, indent=2))
-    return frame

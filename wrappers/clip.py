@@ -436,7 +436,7 @@ def _resolve(name: str, overrides: dict[str, Any], defaults: dict[str, Any]) -> 
     if overrides.get("defense", defaults.get("defense")) != defaults.get("defense"):
         raise ModelError(f"model {name!r}: defense {overrides['defense']!r} differs from its own "
                          f"({defaults.get('defense')!r}); pick the model clip_{overrides['defense']} instead")
-    config = {"name": name, "preset": "tiny", "clip": TINY_ARCH, "clip_pretrained": None, **defaults, **overrides}
+    config = {"name": name, "preset": "clip", "clip": TINY_ARCH, "clip_pretrained": None, **defaults, **overrides}
     if "pretrain" not in overrides and config["clip"] != TINY_ARCH:
         config["pretrain"] = {"epochs": 0}  # a given CLIP is used as it is unless a pre-training recipe is given
     PretrainRecipe.from_dict(config.get("pretrain"), f"models.{name}.params.pretrain")
@@ -444,7 +444,8 @@ def _resolve(name: str, overrides: dict[str, Any], defaults: dict[str, Any]) -> 
 
 
 def _register(name: str, cls: type[ClipModel], defaults: dict[str, Any]) -> None:
-    @register_model(name, cls, "tiny")
+    # preset "clip": not a VisionBERT preset, so the generic trainer injects no tiny-BERT text encoder
+    @register_model(name, cls, "clip")
     def factory(**overrides: Any) -> ClipModel:
         return cls(_resolve(name, overrides, {"pretrain": dict(TINY_PRETRAIN), **defaults}))
 

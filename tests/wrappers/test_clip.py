@@ -11,7 +11,7 @@ import wrappers
 from benchmark.errors import ModelError
 from wrappers.clip import TINY_ARCH, WEIGHTS_FILE, ClipEncoder, PretrainRecipe, build_clip, obtain_pretrained_clip, pretrain_clip, save_clip
 from wrappers.estimators import ImageView
-from wrappers.training import LabelledSet, load_checkpoint, save_checkpoint
+from wrappers.training import LabelledSet, load_checkpoint, load_verified, save_checkpoint
 
 FAST = {"epochs": 2, "batch_size": 32}
 
@@ -106,8 +106,11 @@ def test_defended_clip_follows_the_model_contract_and_runs_an_art_attack(small_s
     assert not np.allclose(view.predict(adv), view.predict(images))
     again = wrappers.create_model("clip_ran", pretrain=FAST, head_recipe={"epochs": 5}).train_on(small_set, cache_dir, 0)
     assert torch.allclose(again(torch.as_tensor(images), None), logits)  # pre-trained CLIP and head from the cache
-    save_checkpoint(model, tmp_path / "saved")  # the generic model cache stores and rebuilds it too
+    save_checkpoint(model, tmp_path / "saved", "key", tmp_path)  # the generic model cache stores and rebuilds it too
     assert torch.allclose(load_checkpoint(tmp_path / "saved")(torch.as_tensor(images), None), logits, atol=1e-6)
+    fresh = wrappers.create_model("clip_ran", pretrain=FAST, head_recipe={"epochs": 5})
+    assert torch.allclose(load_verified(fresh, tmp_path / "saved", tmp_path).eval()(torch.as_tensor(images), None), logits,
+                          atol=1e-6)
 
 
 def test_fusion_and_zero_shot_models(small_set, test_split, cache_dir):
