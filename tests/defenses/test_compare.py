@@ -62,6 +62,8 @@ def test_smoke_suite_end_to_end(tmp_path, capsys):
     tables = (out / "tables.md").read_text()
     assert "### image noise" in tables and "### caption noise" in tables and "OOD ACC feature" in tables
     assert "ID AUC" in (out / "zeroshot.md").read_text()
+    directions = (out / "directions.md").read_text()
+    assert "γ 30 % − 0 (lp)" in directions and "ran − nmtune (all γ)" in directions
     assert (out / "accuracy_vs_noise_image.png").stat().st_size > 1000
     meta = json.loads((out / "provenance.json").read_text())
     assert meta["suite"] == "defenses_smoke" and meta["protocol_version"] and "open_clip=" in meta["packages"]
