@@ -81,6 +81,7 @@ class AttackSpec(_Strict):
     source: Literal["art", "torchattacks", "mmrb"] = "art"
     name: str
     params: dict[str, Any] = {}
+    epsilon: float | None = Field(None, gt=0, le=1, description="this attack's L∞ budget (default: the suite's)")
 
 
 class DefenseSuite(_Strict):
@@ -261,7 +262,7 @@ def score(model: Any, split: Split, attacks: Sequence[AttackSpec], epsilon: floa
         if head_free and attack.label in shared:
             images, extra = shared[attack.label]
         else:
-            crafted = craft(attack.source, attack.name, dict(attack.params), target, epsilon, seed)
+            crafted = craft(attack.source, attack.name, dict(attack.params), target, attack.epsilon or epsilon, seed)
             images = crafted.images
             extra = {k: v for k, v in crafted.params.items() if k.startswith(("clip_score", "target_similarity"))}
             if head_free:
@@ -481,7 +482,7 @@ def write_reports(frame: pd.DataFrame, suite: DefenseSuite, meta: dict[str, Any]
     header = (f"suite `{suite.name}` ({meta['suite_hash']}) · data `{meta['data_fingerprint']}` · seeds {meta['seeds']} · "
               f"protocol {meta['protocol_version']} · commit `{meta['git_commit']}` · {meta['date']} · "
               f"{meta['seconds']:.0f} s\n{meta['packages']}\n\nmean ± half-width of the 95 % t-interval over seeds, in %; "
-              f"attacks at ε = {suite.epsilon:.4g}\n\n")
+              f"attacks at ε = " + ", ".join(f"{a.epsilon or suite.epsilon:.4g} ({a.label})" for a in suite.attacks) + "\n\n")
     (out / "tables.md").write_text(header + defense_tables(frame, attacks) + "\n")
     (out / "zeroshot.md").write_text(header + zero_shot_table(frame) + "\n")
     (out / "directions.md").write_text(header.replace("in %", "in percentage points, paired by seed")
