@@ -130,7 +130,7 @@ def image_replacement(params: dict[str, Any], target: Target, epsilon: float | N
     pool = torch.cat([clean, torch.zeros_like(clean[:1]), torch.ones_like(clean[:1])])
     with torch.no_grad():
         margins = _margins_against_pool(model, pool, tokens, labels, batch_rows)
-        best, choice = margins.min(1)
+        best, choice = margins.to(device).min(1)
         chosen = pool[choice]
         for extra in extras:
             candidate = torch.as_tensor(extra, dtype=torch.float32, device=device)

@@ -221,9 +221,9 @@ def test_an_under_stepped_pgd_raises_rising_with_steps(trained, test_split):
 
 
 def test_noise_and_floor_flags_from_real_probes(trained, test_split):
-    """The probes on the trained early_fusion (40 samples): an attack that moves pixels by only 0.01 although its
-    budget is 0.5 stays above the measured floor and is no stronger than noise of size 0.5; PGD-20 at ε = 0.2
-    beats noise and PGD-20 at ε = 1 reaches the floor: those raise nothing."""
+    """The probes on the trained early_fusion (40 samples; the floor with PGD-20 at ε = 1 as `extra`): an attack
+    that moves pixels by only 0.01 although its budget is 0.5 stays above the floor and is no stronger than
+    noise of size 0.5; PGD-20 at ε = 0.2 beats noise and PGD-20 at ε = 1 reaches the floor: no flag there."""
     import torch
 
     from benchmark.attacks import Target, craft
@@ -239,14 +239,16 @@ def test_noise_and_floor_flags_from_real_probes(trained, test_split):
     def acc(images: np.ndarray) -> float:
         return float((predict_logits(model, images, texts).argmax(1).numpy() == y).mean())
 
-    def pgd(eps: float, **params: Any) -> float:
-        return acc(craft("art", "ProjectedGradientDescent", params, target, eps, seed=0).images)
+    def pgd(eps: float, **params: Any) -> np.ndarray:
+        return craft("art", "ProjectedGradientDescent", params, target, eps, seed=0).images
 
-    measured = {"floor": acc(image_replacement({}, target, None, 0).images),
+    unbounded = pgd(1.0, max_iter=20)
+    measured = {"replacement_only": acc(image_replacement({}, target, None, 0).images),
+                "floor": acc(image_replacement({"extra": unbounded}, target, None, 0).images),
                 "noise_0.2": acc(random_noise({}, target, 0.2, 0).images),
                 "noise_0.5": acc(random_noise({}, target, 0.5, 0).images),
-                "pgd_0.2": pgd(0.2, max_iter=20), "pgd_1": pgd(1.0, max_iter=20),
-                "timid_0.5": pgd(0.5, max_iter=1, eps_step=0.01)}
+                "pgd_0.2": acc(pgd(0.2, max_iter=20)), "pgd_1": acc(unbounded),
+                "timid_0.5": acc(pgd(0.5, max_iter=1, eps_step=0.01))}
     print("early_fusion, 40 samples:", {k: round(v, 3) for k, v in measured.items()})
     n = len(y)
     rows = [measured_cell("image_replacement", None, measured["floor"], n),
