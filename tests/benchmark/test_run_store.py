@@ -28,6 +28,7 @@ SUITE = {
     "epsilons": [0.0313725, 0.2],
     "seeds": [0, 1],
     "limit": 16,
+    "convergence_check": False,  # these tests are about the store and the cache, not the attacks
 }
 N_CELLS = 2 * 2 * 5  # models × seeds × (clean + 2 attacks × 2 ε)
 
@@ -138,7 +139,7 @@ def test_adding_a_model_runs_only_its_cells(first_run):
 
 def test_library_error_in_a_cell_is_that_cells_row(tmp_path):
     attacks = SUITE["attacks"][:1] + [{"source": "art", "name": "ProjectedGradientDescent", "label": "bad",
-                                       "params": {"max_iter": -1}}]
+                                       "params": {"max_iter": -1, "eps_step": 0.01}}]
     suite = write_suite(tmp_path / "bad.yaml", attacks=attacks, models=["vision_only"], seeds=[0], epsilons=[0.1])
     record = run_suite(load_suite(suite), tmp_path / "out", tmp_path / "cache", progress=False)
     rows = pd.DataFrame(record.rows).set_index("attack")

@@ -144,7 +144,7 @@ def test_logs_one_summary_line(mini: Path, caplog: pytest.LogCaptureFixture) -> 
 
 def test_missing_csv_is_a_data_error(copy: Path) -> None:
     (copy / "indiana_reports.csv").unlink()
-    with pytest.raises(DataError, match=r"indiana_reports\.csv.*mmrb data synth"):
+    with pytest.raises(DataError, match=r"indiana_reports\.csv: file not found; set dataset\.path.*indiana_synth"):
         load_indiana(copy)
 
 

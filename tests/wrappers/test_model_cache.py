@@ -20,7 +20,7 @@ from wrappers.registry import register_model
 
 class MeanPixel(torch.nn.Module):
     family = "mean_pixel"
-    modalities = frozenset({"image"})
+    modalities = frozenset({{"image"}})
 
     def __init__(self, config):
         super().__init__()
@@ -52,7 +52,7 @@ def load_user_module(path: Path, name: str, hidden: int) -> None:
 
 
 def trainings(caplog) -> int:
-    return sum("training " in r.getMessage() for r in caplog.records if r.name == "wrappers.training")
+    return sum(r.getMessage().startswith("training ") for r in caplog.records if r.name == "wrappers.training")
 
 
 def test_edited_factory_default_retrains_and_unchanged_code_does_not(train_set, tmp_path, caplog, monkeypatch):
