@@ -15,9 +15,14 @@ import pandas as pd
 from benchmark.metrics import seed_interval
 
 GROUP = ("model", "attack", "attack_source", "modality", "epsilon", "transfer_source")
-PROPORTIONS = ("clean_accuracy", "robust_accuracy", "branch_robust_accuracy")
+#: Accuracies and the column holding the number of samples they are proportions of.
+PROPORTIONS = {"clean_accuracy": "n", "robust_accuracy": "n", "check_robust_accuracy": "n",
+               "branch_robust_accuracy": "n",
+               "clean_accuracy_normal": "n_normal", "robust_accuracy_normal": "n_normal",
+               "clean_accuracy_abnormal": "n_abnormal", "robust_accuracy_abnormal": "n_abnormal"}
 SPREAD_ONLY = ("clean_f1", "robust_f1", "branch_robust_f1", "auc", "robust_auc", "attack_success_rate")
-MEANS = ("steps", "queries", "agreement_gap", "max_perturbation", "over_budget", "seconds")
+MEANS = ("steps", "queries", "agreement_gap", "max_perturbation", "over_budget", "seconds", "zero_gradient",
+         "nonfinite_gradient", "n_normal", "n_abnormal")
 
 
 def _t_half_width(values: np.ndarray, confidence: float = 0.95) -> float:
@@ -38,12 +43,12 @@ def aggregate(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     out = []
     for key, group in frame.groupby(list(GROUP), sort=False, dropna=False):
         n = int(group["n"].iloc[0])
-        row: dict[str, Any] = dict(zip(GROUP, key), seeds=len(group), n=n,
+        row: dict[str, Any] = dict(zip(GROUP, key), seeds=len(group), n=n, attack_name=_attack_name(group),
                                    seed_list=",".join(str(int(s)) for s in sorted(group["seed"])) if "seed" in group else "")
-        for metric in PROPORTIONS:
+        for metric, count in PROPORTIONS.items():
             values = pd.to_numeric(group.get(metric), errors="coerce").dropna().to_numpy() if metric in group else []
             if len(values):
-                interval = seed_interval(values, n)
+                interval = seed_interval(values, int(group[count].iloc[0]) if count in group else n)
                 row.update({metric: interval["mean"], f"{metric}_std": interval["std"],
                             f"{metric}_ci_low": interval["ci_low"], f"{metric}_ci_high": interval["ci_high"]})
         for metric in SPREAD_ONLY:
@@ -55,8 +60,30 @@ def aggregate(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
             values = pd.to_numeric(group.get(metric), errors="coerce").dropna() if metric in group else []
             if len(values):
                 row[metric] = float(values.mean())
-        out.append(row)
+        out.append(publish_converged(row))
     return pd.DataFrame(out)
+
+
+def _attack_name(group: pd.DataFrame) -> str:
+    """The attack's own name (its label may differ), from the per-seed rows' `attack_name` column."""
+    return str(group["attack_name"].iloc[0]) if "attack_name" in group else str(group["attack"].iloc[0])
+
+
+def publish_converged(row: dict[str, Any]) -> dict[str, Any]:
+    """The convergence check's verdict on an aggregated cell: if the stronger re-run lowers the mean robust
+    accuracy by more than half the cell's interval width, the stronger figure (and its interval) is the one
+    published and the cell is flagged `not_converged`, keeping the attack's own figure as
+    `unconverged_robust_accuracy` (the per-class figures stay the attack's own)."""
+    check = row.get("check_robust_accuracy")
+    if check is None or pd.isna(check) or "robust_accuracy_ci_low" not in row:
+        return row
+    half = (row["robust_accuracy_ci_high"] - row["robust_accuracy_ci_low"]) / 2
+    row["not_converged"] = bool(row["robust_accuracy"] - check > half)
+    if row["not_converged"]:
+        row["unconverged_robust_accuracy"] = row["robust_accuracy"]
+        for suffix in ("", "_std", "_ci_low", "_ci_high"):
+            row[f"robust_accuracy{suffix}"] = row[f"check_robust_accuracy{suffix}"]
+    return row
 
 
 def half_width(row: pd.Series | dict, metric: str) -> float:

@@ -32,9 +32,10 @@ class Artifact:
     branch_prob: np.ndarray | None = None  # the attacked branch's probabilities, for models with branches
     queries: np.ndarray | None = None  # model queries per sample, where the library reports them
     meta: dict[str, Any] = field(default_factory=dict)  # steps, params, over_budget, seconds
+    check_prob: np.ndarray | None = None  # the convergence check: worst of this attack and its stronger re-runs
 
 
-ARRAYS = ("clean_prob", "adv_prob", "images", "branch_prob", "queries")
+ARRAYS = ("clean_prob", "adv_prob", "images", "branch_prob", "queries", "check_prob")
 
 
 class ArtifactCache:

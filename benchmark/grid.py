@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from benchmark.suite import AttackSpec, ModelSpec, Suite
 
+#: mmrb image attacks without an ε budget (the text floor's image replacement): one cell each.
+UNBOUNDED = ("image_replacement",)
+
 NEEDS = {"none": frozenset(), "image": frozenset({"image"}), "text": frozenset({"text"}),
          "joint": frozenset({"image", "text"})}
 
@@ -31,7 +34,9 @@ def applies(attack: AttackSpec, modalities: frozenset[str]) -> bool:
 
 def budgets(attack: AttackSpec, default: list[float]) -> list[float | None]:
     """The ε values an attack runs at: none for clean and text attacks."""
-    return [None] if attack.modality in ("none", "text") else list(attack.epsilons or default)
+    if attack.modality in ("none", "text") or (attack.source == "mmrb" and attack.name in UNBOUNDED):
+        return [None]
+    return list(attack.epsilons or default)
 
 
 def expand(suite: Suite, modalities_of: Callable[[str], frozenset[str]]) -> list[Cell]:

@@ -25,6 +25,8 @@ PROVENANCE = ("protocol_version", "suite", "suite_hash", "data_fingerprint", "se
 SCORES = ("model", "attack", "attack_source", "modality", "epsilon", "steps", "transfer_source", "n", "seeds", "seed_list",
           "clean_accuracy", "clean_accuracy_ci_low", "clean_accuracy_ci_high",
           "robust_accuracy", "robust_accuracy_std", "robust_accuracy_ci_low", "robust_accuracy_ci_high",
+          "robust_accuracy_normal", "robust_accuracy_abnormal", "n_normal", "n_abnormal",
+          "check_robust_accuracy", "not_converged", "unconverged_robust_accuracy", "flags",
           "clean_f1", "robust_f1", "robust_f1_std", "robust_f1_hw", "auc", "robust_auc", "attack_success_rate")
 #: An entry replaces an earlier one with the same key: re-running a suite updates, never duplicates.
 KEY = ("protocol_version", "suite", "suite_hash", "data_fingerprint", "model", "attack", "attack_source",
@@ -70,11 +72,19 @@ def provenance(suite_name: str, suite_hash: str, data_fingerprint: str, seed: in
 
 def publish(rows: Iterable[dict[str, Any]], meta: dict[str, Any], directory: str | Path) -> tuple[Path, Path]:
     """Merge a run's cells, aggregated over seeds, into directory/leaderboard.csv and rewrite LEADERBOARD.md."""
+    from benchmark.soundness import cell_label, flags_by_cell
+    from benchmark.tables import soundness_table
+
     directory = Path(directory)
     cells = aggregate(rows)
+    marks = flags_by_cell(soundness_table(cells))
+    if len(cells):
+        cells["flags"] = [";".join(marks.get((r.model, cell_label(r.attack, r.epsilon, r.transfer_source)), []))
+                          for r in cells.itertuples()]
     new = pd.DataFrame([{**meta, **{k: r.get(k) for k in SCORES}} for r in cells.to_dict("records")],
                        columns=list(PROVENANCE + SCORES))
-    text_columns = {c: str for c in PROVENANCE + ("model", "attack", "attack_source", "modality", "transfer_source", "seed_list")}
+    text_columns = {c: str for c in PROVENANCE + ("model", "attack", "attack_source", "modality", "transfer_source", "seed_list",
+                                                  "flags", "not_converged")}
     new = new.astype(text_columns)
     csv_path, md_path = directory / CSV_NAME, directory / MD_NAME
     with folder_lock(directory, "the leaderboard", wait=True):
@@ -118,11 +128,20 @@ def render_markdown(table: pd.DataFrame) -> str:
                   f"n = {last['n']} · commit `{last['git_commit']}` · "
                   f"{last['date']}  ", f"{last['packages']}", ""]
         group = group.assign(column=group.apply(_column, axis=1))
-        for metric, title in (("robust_accuracy", "Accuracy"), ("robust_f1", "F1 (abnormal)")):
-            cells = group.assign(text=[with_interval(_numeric(r), metric) for _, r in group.iterrows()])
+        for metric, title in (("robust_accuracy", "Accuracy (‡ not converged: the stronger re-run's figure; "
+                                                  "* soundness flags, see leaderboard.csv)"),
+                              ("robust_accuracy_normal", "Accuracy on normal studies"),
+                              ("robust_accuracy_abnormal", "Accuracy on abnormal studies"),
+                              ("robust_f1", "F1 (abnormal)")):
+            cells = group.assign(text=[with_interval(_numeric(r), metric) + _marks(r) * (metric == "robust_accuracy")
+                                       for _, r in group.iterrows()])
             pivot = cells.pivot_table(index="model", columns="column", values="text", aggfunc="last", sort=False)
             lines += [f"**{title}**", "", _markdown_table(pivot), ""]
     return "\n".join(lines)
+
+
+def _marks(row: pd.Series) -> str:
+    return (" ‡" if str(row.get("not_converged")) == "True" else "") + (" *" if row.get("flags") else "")
 
 
 def _numeric(row: pd.Series) -> dict[str, Any]:

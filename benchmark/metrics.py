@@ -51,10 +51,31 @@ def perturbation_linf(x: np.ndarray, x_adv: np.ndarray) -> float:
     return float(np.abs(np.asarray(x_adv, dtype=np.float64) - x).max()) if len(x) else 0.0
 
 
+#: Class names by label, for per-class columns (`robust_accuracy_normal`, ...).
+CLASS_NAMES = ("normal", "abnormal")
+
+
+def class_accuracy(y: np.ndarray, pred: np.ndarray, label: int) -> float:
+    """Accuracy on the samples of one class (its recall); NaN if the class is absent."""
+    mask = np.asarray(y) == label
+    return float(np.mean(np.asarray(pred)[mask] == label)) if mask.any() else float("nan")
+
+
+def per_class_scores(y: np.ndarray, clean_pred: np.ndarray, adv_pred: np.ndarray) -> dict[str, float]:
+    """Clean and robust accuracy per class, and each class's sample count: an image attack that flips every
+    normal study and no abnormal one shows up here, not in the overall figure."""
+    out: dict[str, float] = {}
+    for label, name in enumerate(CLASS_NAMES):
+        out[f"n_{name}"] = int(np.sum(np.asarray(y) == label))
+        out[f"clean_accuracy_{name}"] = class_accuracy(y, clean_pred, label)
+        out[f"robust_accuracy_{name}"] = class_accuracy(y, adv_pred, label)
+    return out
+
+
 def robustness_scores(y: np.ndarray, clean_prob: np.ndarray, adv_prob: np.ndarray) -> dict[str, float]:
     """All per-cell scores from class probabilities (n, 2) on clean and attacked inputs."""
     clean_pred, adv_pred = clean_prob.argmax(1), adv_prob.argmax(1)
-    return {
+    return {**per_class_scores(y, clean_pred, adv_pred),
         "clean_accuracy": accuracy(y, clean_pred),
         "robust_accuracy": accuracy(y, adv_pred),
         "clean_f1": f1_score(y, clean_pred),

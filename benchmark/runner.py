@@ -22,7 +22,9 @@ from tqdm.auto import tqdm
 
 from benchmark import PROTOCOL_VERSION
 from benchmark.artifacts import Artifact, ArtifactCache
-from benchmark.attacks import Target, craft, enforce_budget
+from benchmark.attacks import Target, attack_class, craft, enforce_budget
+from benchmark.attacks.probes import gradient_health
+from benchmark.convergence import is_gradient_attack, stronger_runs
 from benchmark.data import SplitArrays, load_dataset
 from benchmark.errors import AttackError, MmrbError
 from benchmark.grid import Cell, expand, expand_transfer
@@ -79,10 +81,12 @@ def attack_code() -> dict[str, str]:
     import importlib
 
     modules = [importlib.import_module(f"benchmark.attacks.{m}") for m in
-               ("art_adapter", "torchattacks_adapter", "textattack_adapter", "mmrb", "text")]
+               ("art_adapter", "torchattacks_adapter", "textattack_adapter", "mmrb", "text", "standard", "probes")]
+    import benchmark.convergence
     import wrappers.estimators
 
-    return {**{lib: library_version(lib) for lib in ATTACK_LIBRARIES}, "code": code_digest(*modules, wrappers.estimators)}
+    return {**{lib: library_version(lib) for lib in ATTACK_LIBRARIES},
+            "code": code_digest(*modules, wrappers.estimators, benchmark.convergence)}
 
 
 def _attack_identity(attack: AttackSpec) -> dict[str, Any]:
@@ -110,6 +114,7 @@ class Keys:
             return digest({"worst_case": parts})
         return digest({"model": self.model(model, seed), "data": self.fingerprint, "samples": self.samples,
                        "attack": _attack_identity(attack), "epsilon": epsilon, "seed": seed,
+                       "check": self.suite.convergence_check.model_dump() if self.suite.convergence_check else None,
                        "protocol": PROTOCOL_VERSION, "attack_code": attack_code()}, length=32)
 
     def cell(self, cell: Cell) -> str:
@@ -245,6 +250,7 @@ class Work:
             adv_prob = run.clean_prob
         else:
             adv_prob = probabilities(target.model, crafted.images, crafted.texts)
+        check_prob = self._convergence_check(cell, target, adv_prob) if self.suite.convergence_check else None
         model = target.model
         branch_prob = None
         if hasattr(model, "branch_logits") and attack.modality in ("image", "text"):
@@ -255,8 +261,27 @@ class Work:
         meta = dict(steps=crafted.steps, params=crafted.params, over_budget=over_budget,
                     max_perturbation=perturbation_linf(target.images, crafted.images),
                     seconds=round(time.perf_counter() - start, 3))
+        if attack.modality == "none" and "image" in model.modalities:
+            meta.update(gradient_health(model, target.images, target.texts, target.labels))
         return Artifact(run.clean_prob, adv_prob, crafted.images if changes_images else None,
-                        list(crafted.texts) if changes_texts else None, branch_prob, crafted.queries, meta)
+                        list(crafted.texts) if changes_texts else None, branch_prob, crafted.queries, meta, check_prob)
+
+    def _convergence_check(self, cell: Cell, target: Target, adv_prob: np.ndarray) -> np.ndarray | None:
+        """Per-sample worst of the cell's attack and its stronger re-runs (benchmark.convergence), or None where
+        the check does not apply (not a gradient attack, no ε)."""
+        attack = cell.attack
+        if cell.epsilon is None or attack.modality != "image" or not is_gradient_attack(attack.source, attack.name):
+            return None
+        cls = attack_class(attack.source, attack.name)
+        probs = [adv_prob]
+        spec = self.suite.convergence_check
+        for restart, params in enumerate(stronger_runs(attack.source, cls, attack.params, spec.step_factor, spec.restarts)):
+            crafted = craft(attack.source, attack.name, params, target, cell.epsilon, cell.seed + 7919 * (restart + 1))
+            crafted, _ = enforce_budget(crafted, target.images, cell.epsilon)
+            probs.append(probabilities(target.model, crafted.images, crafted.texts))
+        n, labels = len(target.labels), target.labels
+        stacked = np.stack(probs)
+        return stacked[stacked[:, np.arange(n), labels].argmin(0), np.arange(n)]
 
     def _worst_case(self, cell: Cell, run: TrainedModel) -> Artifact:
         """Per-sample worst case over attacks of the same model, seed and ε (RobustBench/AutoAttack style): a
@@ -305,7 +330,8 @@ class Work:
 
 def _base_row(suite: Suite, cell: Cell, n: int) -> dict[str, Any]:
     attack = cell.attack
-    return dict(suite=suite.name, model=cell.model.label, attack=attack.label, attack_source=attack.source,
+    return dict(suite=suite.name, model=cell.model.label, attack=attack.label, attack_name=attack.name,
+                attack_source=attack.source,
                 modality=attack.modality, epsilon=cell.epsilon, seed=cell.seed,
                 transfer_source=cell.source.label if cell.source else "", n=n,
                 params=json.dumps(attack.params, sort_keys=True), compare_with=attack.compare_with or "", error="")
@@ -317,7 +343,13 @@ def score(labels: np.ndarray, artifact: Artifact, modality: str) -> dict[str, An
     scores = robustness_scores(labels, artifact.clean_prob, artifact.adv_prob)
     scores.update(steps=meta.get("steps"), max_perturbation=meta.get("max_perturbation"),
                   over_budget=meta.get("over_budget"), seconds=meta.get("seconds"),
-                  queries=float(np.mean(artifact.queries)) if artifact.queries is not None else None)
+                  queries=float(np.mean(artifact.queries)) if artifact.queries is not None else None,
+                  zero_gradient=meta.get("zero_gradient"), nonfinite_gradient=meta.get("nonfinite_gradient"))
+    if artifact.check_prob is not None:
+        scores["check_robust_accuracy"] = accuracy(labels, artifact.check_prob.argmax(1))
+    parts = (meta.get("params") or {}).get("parts") if isinstance(meta.get("params"), dict) else None
+    if parts:
+        scores["sub_attacks"] = json.dumps(parts, sort_keys=True)
     if artifact.branch_prob is not None:
         branch = artifact.branch_prob.argmax(1)
         scores.update(branch_robust_accuracy=accuracy(labels, branch), branch_robust_f1=f1_score(labels, branch))

@@ -22,7 +22,7 @@ COLUMNS = ("flag", "model", "cells", "detail")
 REQUIRED = ("model", "attack", "modality", "epsilon", "robust_accuracy", "robust_accuracy_ci_low",
             "robust_accuracy_ci_high")
 OPTIONAL = ("attack_source", "transfer_source", "compare_with", "agreement_gap", "check_robust_accuracy",
-            "zero_gradient", "nonfinite_gradient")
+            "zero_gradient", "nonfinite_gradient", "unconverged_robust_accuracy", "clean_accuracy")
 #: Attack names (case-insensitive substrings) that query only the model's outputs: score- or decision-based.
 BLACK_BOX_NAMES = ("square", "hopskipjump", "boundary", "zoo", "simba", "geoda", "signopt", "pixel", "threshold")
 #: Sources whose image attacks are single white-box attacks (mmrb's own are composites or feature-space).
@@ -67,7 +67,8 @@ def _prepared(frame: pd.DataFrame) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = np.nan
     for column in ("epsilon", "robust_accuracy", "robust_accuracy_ci_low", "robust_accuracy_ci_high",
-                   "agreement_gap", "check_robust_accuracy", "zero_gradient", "nonfinite_gradient"):
+                   "agreement_gap", "check_robust_accuracy", "zero_gradient", "nonfinite_gradient",
+                   "unconverged_robust_accuracy", "clean_accuracy"):
         frame[column] = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
     for column in ("transfer_source", "attack_source", "compare_with"):
         frame[column] = frame[column].fillna("").astype(str)
@@ -134,6 +135,9 @@ def _rising_with_steps(attacks: pd.DataFrame) -> list[dict[str, str]]:
     """The same attack re-run stronger lowers robust accuracy by more than half the cell's interval width."""
     out = []
     for _, row in attacks[attacks["check_robust_accuracy"].notna()].iterrows():
+        if pd.notna(row.get("unconverged_robust_accuracy")):  # aggregate.publish_converged already swapped them
+            row = row.copy()
+            row["robust_accuracy"] = row["unconverged_robust_accuracy"]
         drop = row["robust_accuracy"] - row["check_robust_accuracy"]
         half = (row["robust_accuracy_ci_high"] - row["robust_accuracy_ci_low"]) / 2
         if drop > half + TOL:
@@ -211,6 +215,9 @@ def _noise_as_strong(image: pd.DataFrame, noise: pd.DataFrame) -> list[dict[str,
     for _, probe in noise[(noise["transfer_source"] == "") & noise["eps_key"].notna()].iterrows():
         same = own[(own["model"] == probe["model"]) & (own["eps_key"] == probe["eps_key"])]
         weak = same[probe["robust_accuracy"] <= same["robust_accuracy_ci_high"] + TOL]
+        # noise that leaves the clean accuracy compared with an attack that leaves it too says nothing: a model
+        # can be robust at a small ε. Flag only attacks that the noise matches in an effect they both have.
+        weak = weak[~(weak["robust_accuracy"] >= weak["clean_accuracy"] - TOL)]  # unknown clean accuracy: kept
         if not weak.empty:
             attacks = "; ".join(f"{r['attack']} {_with_interval(r)}" for _, r in weak.iterrows())
             out.append(_flag("noise_as_strong", probe["model"], [*map(_label, (r for _, r in weak.iterrows())),

@@ -118,6 +118,14 @@ class AttackSpec(_Strict):
         return self
 
 
+class ConvergenceSpec(_Strict):
+    """How the convergence check strengthens an attack: `step_factor` times the steps, `restarts` random-start
+    re-runs; a figure it lowers beyond the cell's interval is published as not converged."""
+
+    step_factor: int = Field(4, ge=1, le=100)
+    restarts: int = Field(2, ge=1, le=100)
+
+
 class TransferSpec(_Strict):
     """Black-box transfer: adversarial images crafted once on each source, scored on every target."""
 
@@ -157,6 +165,15 @@ class Suite(_Strict):
     seeds: list[int] | None = Field(None, description="training seeds: every model is trained, attacked and scored once "
                                                       "per seed (default: [seed])")
     limit: int | None = Field(None, gt=0, description="score at most this many test samples")
+    convergence_check: ConvergenceSpec | bool = Field(default_factory=lambda: ConvergenceSpec(), description=(
+        "re-run every gradient-attack cell stronger (benchmark.convergence); false to skip"))
+
+    @field_validator("convergence_check")
+    @classmethod
+    def _check_spec(cls, value: ConvergenceSpec | bool) -> ConvergenceSpec | None:
+        if value is True:
+            return ConvergenceSpec()
+        return value or None
     content_hash: str = Field("", description="set by load_suite: sha256 of the file")
     source: str = Field("", description="set by load_suite: the file the suite was read from")
 

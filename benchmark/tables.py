@@ -1,4 +1,6 @@
-"""Result tables shaped like the paper's: attacks × models (Table 1) and transfer matrices (Tables 2–3).
+"""Result tables: the paper's (Table 1, attacks × models; Tables 2–3, transfer matrices), robust accuracy with
+per-class figures and the convergence verdict, the per-modality attribution (clean / image / text / joint /
+floor), and the soundness flags.
 
 Every figure is the mean over training seeds ± the half-width of its 95 % interval (benchmark.aggregate)."""
 from __future__ import annotations
@@ -12,8 +14,84 @@ import pandas as pd
 from benchmark.aggregate import aggregate, with_interval
 
 
-def _frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    return aggregate(rows)
+def _frame(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    return rows if isinstance(rows, pd.DataFrame) else aggregate(rows)
+
+
+def _pct(value: Any) -> str:
+    return "–" if value is None or pd.isna(value) else f"{100 * float(value):.0f}"
+
+
+def accuracy_cell(row: pd.Series) -> str:
+    """`mean ± hw · N normal / A abnormal`, with the attack's own figure where the convergence check lowered it."""
+    text = with_interval(row, "robust_accuracy")
+    if "robust_accuracy_normal" in row and pd.notna(row.get("robust_accuracy_normal")):
+        text += f" · N {_pct(row['robust_accuracy_normal'])} / A {_pct(row.get('robust_accuracy_abnormal'))}"
+    if row.get("not_converged") is True:
+        text += f" ‡ (as run: {100 * row['unconverged_robust_accuracy']:.1f})"
+    return text
+
+
+def accuracy_table(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    """Robust accuracy per attack (rows) and model (columns), with the per-class recalls (N normal, A abnormal)."""
+    frame = _frame(rows)
+    frame = frame[frame["transfer_source"].fillna("") == ""] if len(frame) else frame
+    if frame.empty:
+        return pd.DataFrame()
+    frame = frame.assign(row=frame.apply(_attack_name, axis=1), cell=frame.apply(accuracy_cell, axis=1))
+    table = frame.pivot_table(index=["modality", "row"], columns="model", values="cell", aggfunc="last",
+                              sort=False).fillna("–")
+    table.index = [f"{row} [{modality}]" for modality, row in table.index]
+    return table
+
+
+def floor_labels(frame: pd.DataFrame) -> list[str]:
+    """Labels of the image_replacement (text floor) attacks in an aggregated frame."""
+    return _labels_of(frame, "image_replacement")
+
+
+def noise_labels(frame: pd.DataFrame) -> list[str]:
+    return _labels_of(frame, "random_noise")
+
+
+def _labels_of(frame: pd.DataFrame, name: str) -> list[str]:
+    if frame.empty or "attack_name" not in frame:
+        return []
+    return sorted(set(frame.loc[frame["attack_name"] == name, "attack"]))
+
+
+def attribution_table(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    """Per-modality attribution for each multimodal model: clean accuracy, the lowest robust accuracy of any
+    image attack at each ε, of any text attack, of any joint attack, and the text floor (no image can go
+    below it) — the paper's modality analysis, with intervals."""
+    frame = _frame(rows)
+    if frame.empty:
+        return pd.DataFrame()
+    frame = frame[frame["transfer_source"].fillna("") == ""]
+    probes = set(floor_labels(frame)) | set(noise_labels(frame))
+    out = {}
+    for model, group in frame.groupby("model", sort=False):
+        floors = group[group["attack"].isin(floor_labels(frame))]
+        if floors.empty:
+            continue
+        attacks = group[~group["attack"].isin(probes)]
+        entry = {"clean": with_interval(attacks[attacks["modality"] == "none"].iloc[0], "robust_accuracy")
+                 if (attacks["modality"] == "none").any() else "–"}
+        image = attacks[attacks["modality"] == "image"]
+        for eps, at_eps in image.groupby("epsilon", sort=True):
+            entry[f"image ε={float(eps):.4g}"] = _lowest(at_eps)
+        for modality in ("text", "joint"):
+            entry[modality] = _lowest(attacks[attacks["modality"] == modality])
+        entry["floor"] = _lowest(floors)
+        out[model] = entry
+    return pd.DataFrame.from_dict(out, orient="index").fillna("–")
+
+
+def _lowest(group: pd.DataFrame) -> str:
+    if group.empty:
+        return "–"
+    row = group.loc[group["robust_accuracy"].idxmin()]
+    return f"{with_interval(row, 'robust_accuracy')} ({row['attack']})"
 
 
 def _attack_name(row: pd.Series) -> str:
@@ -61,19 +139,42 @@ def transfer_matrices(rows: Iterable[dict[str, Any]], metric: str = "robust_f1")
     return out
 
 
+def soundness_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The soundness flags of an aggregated frame (benchmark.soundness), one row per flag."""
+    from benchmark.soundness import soundness_flags
+
+    if frame.empty:
+        return pd.DataFrame(columns=["flag", "model", "cells", "detail"])
+    return soundness_flags(frame, noise_labels(frame), floor_labels(frame))
+
+
 def write_tables(rows: list[dict[str, Any]], out_dir: str | Path) -> str:
-    """Write table1.md, transfer.md and transfer_*.csv to out_dir; return the Markdown shown to the user."""
+    """Write aggregate.csv, flags.csv, accuracy.md, table1.md, transfer.md and transfer_*.csv to out_dir; return
+    the Markdown shown to the user."""
     out_dir = Path(out_dir)
-    rows = list(rows)
-    aggregate(rows).to_csv(out_dir / "aggregate.csv", index=False)
+    frame = aggregate(rows)
+    flags = soundness_table(frame)
+    frame.to_csv(out_dir / "aggregate.csv", index=False)
+    flags.to_csv(out_dir / "flags.csv", index=False)
     parts = []
-    table = attack_table(rows)
+    accuracy = accuracy_table(frame)
+    if not accuracy.empty:
+        parts += ["## Robust accuracy (%) per attack: mean over training seeds ± 95 % half-width · per class "
+                  "(N normal / A abnormal recall) · ‡ not converged: the stronger re-run's figure, the attack's own "
+                  "in brackets", "", markdown(accuracy, "attack [modality]"), ""]
+    attribution = attribution_table(frame)
+    if not attribution.empty:
+        parts += ["## Per-modality attribution: robust accuracy (%), lowest over the attacks of each modality; "
+                  "floor = no image can change the prediction", "", markdown(attribution, "model"), ""]
+    parts += ["## Soundness flags", "", markdown(flags.set_index("flag"), "flag") if len(flags) else "none raised", ""]
+    (out_dir / "accuracy.md").write_text("\n".join(parts))
+    table = attack_table(frame)
     if not table.empty:
-        parts += ["## Robust F1 of the abnormal class (%) per attack — attacked branch alone in brackets; "
-                  "mean over training seeds ± 95 % interval half-width", "",
-                  markdown(table, "attack [modality]"), ""]
-        (out_dir / "table1.md").write_text("\n".join(parts))
-    matrices = transfer_matrices(rows)
+        table1 = ["## Robust F1 of the abnormal class (%) per attack — attacked branch alone in brackets; "
+                  "mean over training seeds ± 95 % interval half-width", "", markdown(table, "attack [modality]"), ""]
+        (out_dir / "table1.md").write_text("\n".join(table1))
+        parts += table1
+    matrices = transfer_matrices(frame)
     transfer_parts = []
     for i, (name, matrix) in enumerate(matrices.items()):
         matrix.to_csv(out_dir / f"transfer_{i}.csv")

@@ -157,3 +157,10 @@ def enforce_budget(crafted: Crafted, clean: np.ndarray, epsilon: float | None) -
         return crafted, 0.0
     images = np.where(over[:, None, None, None], clean, crafted.images)
     return replace(crafted, images=images), float(over.mean())
+
+
+def attack_class(source: str, name: str) -> type:
+    """The library class of an ART or torchattacks attack (AttackError naming close matches if unknown)."""
+    import importlib
+
+    return importlib.import_module(f"benchmark.attacks.{source}_adapter").attack_class(name)

@@ -5,7 +5,10 @@
   "Synonym replacing" and "Half-sentence deleting" (benchmark/attacks/text.py);
 - `joint`: an image attack and a text attack on the same samples (params: image, text, order);
 - `feature_pgd` (image) and `caption_rewrite` (text): Han et al. (2025)'s feature-space targeted PGD on a CLIP
-  image encoder and rule-based adversarial caption rewrite (benchmark/attacks/feature.py, caption.py).
+  image encoder and rule-based adversarial caption rewrite (benchmark/attacks/feature.py, caption.py);
+- `standard`: the strong evaluation for binary tasks the leaderboard ranks by (benchmark/attacks/standard.py);
+- `random_noise` and `image_replacement`: soundness probes — random sign noise of size ε, and the text floor
+  (every other test image, blank and saturated images in place of each sample's own; benchmark/attacks/probes.py).
 """
 from __future__ import annotations
 
@@ -14,12 +17,15 @@ import difflib
 from benchmark.attacks import Crafted, Problem, Target, check_attack, craft, register_source
 from benchmark.errors import AttackError
 
-ATTACKS = ("none", "synonym_swap", "word_deletion", "joint", "worst_case", "feature_pgd", "caption_rewrite")
+ATTACKS = ("none", "synonym_swap", "word_deletion", "joint", "worst_case", "feature_pgd", "caption_rewrite", "standard",
+           "random_noise", "image_replacement")
 JOINT_ORDERS = ("text_first", "independent")
 PARAMS = {"none": (), "synonym_swap": ("fraction",), "word_deletion": ("fraction",), "joint": ("image", "text", "order"),
           "worst_case": ("of",),
           "feature_pgd": ("steps", "alpha", "random_start", "batch_size", "target_seed"),
-          "caption_rewrite": ("max_words", "rewriter", "fraction")}
+          "caption_rewrite": ("max_words", "rewriter", "fraction"),
+          "standard": ("steps", "restarts", "fab_steps", "queries", "attacks"),
+          "random_noise": ("draws", "batch_size"), "image_replacement": ("extra", "batch_size")}
 
 
 def check(name: str, params: dict) -> list[Problem]:
@@ -30,6 +36,10 @@ def check(name: str, params: dict) -> list[Problem]:
                          f"known: {', '.join(ATTACKS)}")]
     problems = [(f"params.{p}", f"mmrb {name} has no parameter {p!r}; it takes: {', '.join(PARAMS[name]) or 'none'}")
                 for p in sorted(set(params) - set(PARAMS[name]))]
+    if name == "standard":
+        from benchmark.attacks.standard import check as check_standard
+
+        problems += check_standard(params)
     fraction = params.get("fraction", 0.5)
     if not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
         problems.append(("params.fraction", f"a fraction of the words, in [0, 1]; got {fraction!r}"))
@@ -61,6 +71,14 @@ def craft_mmrb(name: str, params: dict, target: Target, epsilon: float | None, s
         return Crafted(target.images, attack(target.texts, fraction, seed), 0, {"fraction": fraction})
     if name == "joint":
         return craft_joint(params, target, epsilon, seed)
+    if name == "standard":
+        from benchmark.attacks.standard import craft_standard
+
+        return craft_standard(params, target, epsilon, seed)
+    if name in ("random_noise", "image_replacement"):
+        from benchmark.attacks import probes
+
+        return getattr(probes, name)(params, target, epsilon, seed)
     if name == "feature_pgd":
         from benchmark.attacks import feature
 

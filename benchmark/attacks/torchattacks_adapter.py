@@ -38,14 +38,16 @@ def check(name: str, params: dict) -> list[Problem]:
 
 
 @register_source("torchattacks")
-def craft_torchattacks(name: str, params: dict, target: Target, epsilon: float | None, seed: int) -> Crafted:
-    """Run torchattacks' `name` on the view's module (images -> logits with each row's text looked up)."""
+def craft_torchattacks(name: str, params: dict, target: Target, epsilon: float | None, seed: int,
+                       wrap: type[torch.nn.Module] | None = None) -> Crafted:
+    """Run torchattacks' `name` on the view's module (images -> logits with each row's text looked up);
+    `wrap` puts a module around it (the standard evaluation's two-class margin loss)."""
     cls = attack_class(name)
     kwargs = resolve_params(cls, params, epsilon)
     if "seed" in inspect.signature(cls.__init__).parameters:
         kwargs.setdefault("seed", seed)
     torch.manual_seed(seed)
-    module = target.view.model
+    module = target.view.model if wrap is None else wrap(target.view.model)
     device = next(module.parameters()).device
     bounded = "eps" in kwargs and kwargs.get("norm", "Linf") == "Linf"
 

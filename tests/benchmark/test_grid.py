@@ -28,11 +28,11 @@ def make_suite(models, attacks, epsilons=(0.1, 0.2)) -> Suite:
 # --- smoke.yaml ----------------------------------------------------------------------------------------------
 
 
-def test_smoke_grid_has_29_cells_per_seed_and_3_seeds():
+def test_smoke_grid_has_33_cells_per_seed_and_3_seeds():
     cells = expand(load_suite(SMOKE), registered_modalities)
     per_model = Counter(c.model.name for c in cells)
-    assert per_model == {"vision_only": 21, "text_only": 3, "early_fusion": 21, "late_fusion": 21, "ensemble_fusion": 21}
-    assert len(cells) == 29 * 3 and Counter(c.seed for c in cells) == {0: 29, 1: 29, 2: 29}
+    assert per_model == {"vision_only": 24, "text_only": 3, "early_fusion": 24, "late_fusion": 24, "ensemble_fusion": 24}
+    assert len(cells) == 33 * 3 and Counter(c.seed for c in cells) == {0: 33, 1: 33, 2: 33}
 
 
 def test_smoke_text_only_gets_only_the_clean_cell():
@@ -48,6 +48,8 @@ def test_smoke_image_model_cells_in_order():
         ("none", None, seed),
         *[("FastGradientMethod", e, seed) for e in eps],
         *[("ProjectedGradientDescent", e, seed) for e in eps],
+        *[("random_noise", e, seed) for e in eps],
+        ("image_replacement", None, seed),  # the floor has no budget: one cell
     )]
 
 
