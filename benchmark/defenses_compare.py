@@ -372,20 +372,21 @@ def _paired(frame: pd.DataFrame, pick_a: dict[str, Any], pick_b: dict[str, Any],
     return "–" if np.isnan(mean) else f"{100 * mean:+.1f} ± {100 * half:.1f}"
 
 
-def direction_table(frame: pd.DataFrame, methods: Sequence[str]) -> str:
-    """The paper's two claims as paired differences over seeds (clean inputs): each γ minus γ = 0 for linear
-    probing (moderate noise helps ID, hurts OOD) and each method minus the next, averaged over γ
-    (RAN ≥ NMTune ≥ MLP ≥ LP)."""
-    frame = frame[(frame["attack"] == "clean") & (frame["method"] != "zero_shot")]
+def direction_table(frame: pd.DataFrame, methods: Sequence[str], attacks: Sequence[str] = ()) -> str:
+    """The paper's two claims as paired differences over seeds: each γ minus γ = 0 for linear probing (moderate
+    noise helps ID, hurts OOD; also under each attack: "robustness") and, on clean inputs, each method minus the
+    next, averaged over γ (RAN ≥ NMTune ≥ MLP ≥ LP)."""
+    frame = frame[frame["method"] != "zero_shot"]
     columns = [(domain, metric, f"Δ {domain} {name}") for domain in ("ID", "OOD")
                for metric, name in (("accuracy", "ACC"), ("auc", "AUC"))]
     parts = []
     for kind, by_kind in frame.groupby("noise", sort=False):
         base = "lp" if "lp" in methods else methods[0]
-        rows = {f"γ {100 * r:g} % − 0 ({base})": {label: _paired(by_kind, {"ratio": r, "method": base, "domain": d},
-                                                                   {"ratio": 0.0, "method": base, "domain": d}, m)
-                                                   for d, m, label in columns}
-                for r in sorted(by_kind["ratio"].unique()) if r > 0}
+        rows = {f"γ {100 * r:g} % − 0 ({base}{', ' + attack if attack != 'clean' else ''})":
+                {label: _paired(by_kind, {"ratio": r, "method": base, "domain": d, "attack": attack},
+                                {"ratio": 0.0, "method": base, "domain": d, "attack": attack}, m) for d, m, label in columns}
+                for attack in ("clean", *attacks) for r in sorted(by_kind["ratio"].unique()) if r > 0}
+        by_kind = by_kind[by_kind["attack"] == "clean"]
         order = [m for m in ("ran", "nmtune", "mlp", "lp") if m in methods] or list(methods)
         pairs = list(zip(order, order[1:])) + [(a, b) for a, b in (("ran", "mlp"), ("ran", "lp")) if {a, b} <= set(order)]
         for a, b in dict.fromkeys(pairs):
@@ -486,7 +487,7 @@ def write_reports(frame: pd.DataFrame, suite: DefenseSuite, meta: dict[str, Any]
     (out / "tables.md").write_text(header + defense_tables(frame, attacks) + "\n")
     (out / "zeroshot.md").write_text(header + zero_shot_table(frame) + "\n")
     (out / "directions.md").write_text(header.replace("in %", "in percentage points, paired by seed")
-                                        + direction_table(frame, suite.defenses) + "\n")
+                                        + direction_table(frame, suite.defenses, attacks) + "\n")
     (out / "clip_scores.md").write_text(header + clip_score_table(frame) + "\n")
     plot_accuracy(frame, out)
     (out / "provenance.json").write_text(json.dumps(meta, indent=2))
