@@ -27,7 +27,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+import defenses  # noqa: F401  (a global, so code digests of the CLIP models cover every defense head)
 from benchmark.errors import ModelError
+from defenses import create_defense, fit_head
 from wrappers.cache import code_digest, digest, write_atomically
 from wrappers.registry import register_model
 
@@ -365,8 +367,6 @@ class ClipDefended(ClipModel):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
-        from defenses import create_defense
-
         self.head = create_defense(config["defense"], self.encoder.embed_dim, **config.get("defense_params", {}))
 
     def head_module(self) -> nn.Module:
@@ -376,8 +376,6 @@ class ClipDefended(ClipModel):
         return (type(self.head),)
 
     def fit_head(self, data: Any, seed: int) -> list[float]:
-        from defenses import fit_head
-
         features = self.encoder.embed_images(data.images)
         return fit_head(self.head, features, torch.as_tensor(data.labels), seed, **self.config.get("head_recipe", {}))
 
@@ -399,8 +397,6 @@ class ClipFusion(ClipModel):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
-        from defenses import create_defense
-
         self.head = create_defense("lp", 2 * self.encoder.embed_dim)
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -413,8 +409,6 @@ class ClipFusion(ClipModel):
         return (type(self.head),)
 
     def fit_head(self, data: Any, seed: int) -> list[float]:
-        from defenses import fit_head
-
         features = torch.cat([self.encoder.embed_images(data.images), self.encoder.embed_texts(list(data.texts))], 1)
         return fit_head(self.head, features, torch.as_tensor(data.labels), seed, **self.config.get("head_recipe", {}))
 
