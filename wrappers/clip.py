@@ -439,7 +439,7 @@ def _resolve(name: str, overrides: dict[str, Any], defaults: dict[str, Any]) -> 
 
 def _register(name: str, cls: type[ClipModel], defaults: dict[str, Any]) -> None:
     # preset "clip": not a VisionBERT preset, so the generic trainer injects no tiny-BERT text encoder
-    @register_model(name, cls, "clip")
+    @register_model(name, cls, "clip", CONFIG_KEYS)
     def factory(**overrides: Any) -> ClipModel:
         return cls(_resolve(name, overrides, {"pretrain": dict(TINY_PRETRAIN), **defaults}))
 
