@@ -106,22 +106,24 @@ class Keys:
             self._models[spec.label, seed] = model_key(spec.name, spec.params, self.fingerprint, seed)
         return self._models[spec.label, seed]
 
-    def craft(self, model: ModelSpec, attack: AttackSpec, epsilon: float | None, seed: int) -> str:
-        """Key of adversarial inputs crafted by `attack` on `model` (a white-box cell, or a transfer craft)."""
+    def craft(self, model: ModelSpec, attack: AttackSpec, epsilon: float | None, seed: int, check: bool = True) -> str:
+        """Key of adversarial inputs crafted by `attack` on `model` (a white-box cell, or a transfer craft, which
+        has no convergence check: `check=False`)."""
         if attack.name == "worst_case":
             by_label = {a.label: a for a in self.suite.attacks}
             parts = [self.craft(model, by_label[label], epsilon, seed) for label in attack.params["of"]]
             return digest({"worst_case": parts})
         return digest({"model": self.model(model, seed), "data": self.fingerprint, "samples": self.samples,
                        "attack": _attack_identity(attack), "epsilon": epsilon, "seed": seed,
-                       "check": self.suite.convergence_check.model_dump() if self.suite.convergence_check else None,
+                       "check": self.suite.convergence_check.model_dump() if check and self.suite.convergence_check
+                       else None,
                        "protocol": PROTOCOL_VERSION, "attack_code": attack_code()}, length=32)
 
     def cell(self, cell: Cell) -> str:
         """Key of a cell: its craft, and for transfer cells the target model scoring it."""
         if cell.source is None:
             return self.craft(cell.model, cell.attack, cell.epsilon, cell.seed)
-        return digest({"craft": self.craft(cell.source, cell.attack, cell.epsilon, cell.seed),
+        return digest({"craft": self.craft(cell.source, cell.attack, cell.epsilon, cell.seed, check=False),
                        "target": self.model(cell.model, cell.seed)}, length=32)
 
 
@@ -239,7 +241,9 @@ class Work:
             self.artifacts.save(key, found)
         return found
 
-    def _white_box(self, cell: Cell) -> Artifact:
+    def _white_box(self, cell: Cell, check: bool = True) -> Artifact:
+        """Craft and score a white-box cell; `check`: also run the convergence check (not for transfer crafts,
+        whose figures are scored on their targets)."""
         attack, run = cell.attack, self.model(cell.model, cell.seed)
         target, start = run.target, time.perf_counter()
         if attack.name == "worst_case":
@@ -250,7 +254,7 @@ class Work:
             adv_prob = run.clean_prob
         else:
             adv_prob = probabilities(target.model, crafted.images, crafted.texts)
-        check_prob = self._convergence_check(cell, target, adv_prob) if self.suite.convergence_check else None
+        check_prob = self._convergence_check(cell, target, adv_prob) if check and self.suite.convergence_check else None
         model = target.model
         branch_prob = None
         if hasattr(model, "branch_logits") and attack.modality in ("image", "text"):
@@ -311,13 +315,13 @@ class Work:
 
     def _transfer(self, cell: Cell) -> Artifact:
         """Score on the target images crafted once on the source (the white-box diagonal included)."""
-        key = self.keys.craft(cell.source, cell.attack, cell.epsilon, cell.seed)
+        key = self.keys.craft(cell.source, cell.attack, cell.epsilon, cell.seed, check=False)
         if key in self._failed_crafts:
             raise self._failed_crafts[key]
         crafted = self.artifacts.load(key)
         if crafted is None:
             try:
-                crafted = self._white_box(Cell(cell.source, cell.attack, cell.epsilon, seed=cell.seed))
+                crafted = self._white_box(Cell(cell.source, cell.attack, cell.epsilon, seed=cell.seed), check=False)
             except Exception as exc:
                 self._failed_crafts[key] = exc
                 raise

@@ -82,6 +82,11 @@ def obtain_trained(name: str, overrides: dict[str, Any], data: LabelledSet, cach
             log.warning("cache entry %s cannot be used (%s); retraining %s", folder, exc, name)
             torch.manual_seed(seed)
             model = create_model(name, **resolved)
+    if hasattr(model, "train_on"):  # models with their own training (CLIP: pre-train, freeze, fit the head)
+        log.info("training %s (%s) with its own train_on on %s", name, entry.family, device)
+        model.train_on(data, cache_dir, seed)
+        save_checkpoint(model, folder, key, cache_dir)
+        return model.to(device).eval()
     recipe = TrainRecipe(**model.config.get("recipe", {}))
     log.info("training %s (%s) for %d epochs on %s", name, entry.family, recipe.epochs, device)
     if entry.family == "early_fusion" and recipe.init_from_unimodal or entry.family in ("late_fusion", "ensemble_fusion"):

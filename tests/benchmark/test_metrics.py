@@ -130,7 +130,9 @@ def test_perturbation_linf_does_not_wrap_unsigned_pixels():
 
 # --- robustness_scores ---------------------------------------------------------------------------------------
 
-KEYS = {"clean_accuracy", "robust_accuracy", "clean_f1", "robust_f1", "auc", "robust_auc", "attack_success_rate"}
+KEYS = {"clean_accuracy", "robust_accuracy", "clean_f1", "robust_f1", "auc", "robust_auc", "attack_success_rate",
+        "n_normal", "n_abnormal", "clean_accuracy_normal", "clean_accuracy_abnormal", "robust_accuracy_normal",
+        "robust_accuracy_abnormal"}
 
 
 def as_probs(p_abnormal) -> np.ndarray:
@@ -148,6 +150,10 @@ def test_robustness_scores_hand_case():
     assert scores["clean_f1"] == pytest.approx(0.8) and scores["robust_f1"] == pytest.approx(0.5)
     assert scores["auc"] == 1.0 and scores["robust_auc"] == pytest.approx(0.5)
     assert scores["attack_success_rate"] == pytest.approx(1 / 3)  # of samples 0, 1, 2 only sample 0 flips
+    # per class: normal samples 1, 3 (clean 1/2 right, attacked 1/2); abnormal 0, 2 (clean 2/2, attacked 1/2)
+    assert (scores["n_normal"], scores["n_abnormal"]) == (2, 2)
+    assert (scores["clean_accuracy_normal"], scores["clean_accuracy_abnormal"]) == (0.5, 1.0)
+    assert (scores["robust_accuracy_normal"], scores["robust_accuracy_abnormal"]) == (0.5, 0.5)
 
 
 @settings(max_examples=100, deadline=None)

@@ -123,3 +123,15 @@ def test_fusion_and_zero_shot_models(small_set, test_split, cache_dir):
     assert zero_shot.prompt_weights().shape == (64, 4)
     logits = zero_shot(torch.as_tensor(test_split.images[:4]))
     assert logits.shape == (4, 2) and torch.all(logits[:, 0] == 0)
+
+
+def test_the_generic_trainer_calls_train_on_and_caches_the_clip_model(train_set, tmp_path, test_split):
+    """`mmrb run` trains CLIP models through obtain_trained's hook, and a second call loads the cached entry."""
+    from wrappers.training import obtain_trained, predict_logits
+
+    overrides = {"pretrain": FAST, "head_recipe": {"epochs": 5}}
+    model = obtain_trained("clip_lp", overrides, train_set, tmp_path, seed=0)
+    assert len(list((tmp_path / "models").glob("clip_lp-*"))) == 1
+    again = obtain_trained("clip_lp", overrides, train_set, tmp_path, seed=0)
+    x, texts = test_split.images[:6], test_split.texts[:6]
+    torch.testing.assert_close(predict_logits(model, x, texts), predict_logits(again, x, texts))
