@@ -3,5 +3,6 @@
 __version__ = "0.1.0"
 
 #: Bumped whenever a change makes new leaderboard numbers incomparable with old ones
-#: (data rules, metric definitions, attack defaults).
-PROTOCOL_VERSION = "1"
+#: (data rules, metric definitions, attack defaults). 2: training seeds with intervals, the convergence check,
+#: per-class figures, the floor and soundness flags.
+PROTOCOL_VERSION = "2"

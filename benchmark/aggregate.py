@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.metrics import seed_interval
+from benchmark.metrics import seed_interval, wilson_interval
 
 GROUP = ("model", "attack", "attack_source", "modality", "epsilon", "transfer_source")
 #: Accuracies and the column holding the number of samples they are proportions of.
@@ -71,14 +71,16 @@ def _attack_name(group: pd.DataFrame) -> str:
 
 def publish_converged(row: dict[str, Any]) -> dict[str, Any]:
     """The convergence check's verdict on an aggregated cell: if the stronger re-run lowers the mean robust
-    accuracy by more than half the cell's interval width, the stronger figure (and its interval) is the one
+    accuracy by more than the test-set half-width of the cell (its Wilson interval at n: the two runs attack the
+    same models, so the seed spread, which can be wide, must not hide a paired drop), the stronger figure (and its
+    interval) is the one
     published and the cell is flagged `not_converged`, keeping the attack's own figure as
     `unconverged_robust_accuracy` (the per-class figures stay the attack's own)."""
     check = row.get("check_robust_accuracy")
     if check is None or pd.isna(check) or "robust_accuracy_ci_low" not in row:
         return row
-    half = (row["robust_accuracy_ci_high"] - row["robust_accuracy_ci_low"]) / 2
-    row["not_converged"] = bool(row["robust_accuracy"] - check > half)
+    low, high = wilson_interval(row["robust_accuracy"], row["n"])
+    row["not_converged"] = bool(row["robust_accuracy"] - check > (high - low) / 2)
     if row["not_converged"]:
         row["unconverged_robust_accuracy"] = row["robust_accuracy"]
         for suffix in ("", "_std", "_ci_low", "_ci_high"):

@@ -132,18 +132,24 @@ def _rising_with_eps(attacks: pd.DataFrame) -> list[dict[str, str]]:
 
 
 def _rising_with_steps(attacks: pd.DataFrame) -> list[dict[str, str]]:
-    """The same attack re-run stronger lowers robust accuracy by more than half the cell's interval width."""
+    """The same attack re-run stronger lowers robust accuracy: aggregate.publish_converged's `not_converged`
+    verdict where the frame has one (paired drop beyond the test-set half-width), else a drop beyond half the
+    cell's interval width."""
     out = []
     for _, row in attacks[attacks["check_robust_accuracy"].notna()].iterrows():
-        if pd.notna(row.get("unconverged_robust_accuracy")):  # aggregate.publish_converged already swapped them
-            row = row.copy()
-            row["robust_accuracy"] = row["unconverged_robust_accuracy"]
-        drop = row["robust_accuracy"] - row["check_robust_accuracy"]
-        half = (row["robust_accuracy_ci_high"] - row["robust_accuracy_ci_low"]) / 2
-        if drop > half + TOL:
+        as_run = row["unconverged_robust_accuracy"] if pd.notna(row.get("unconverged_robust_accuracy")) \
+            else row["robust_accuracy"]  # publish_converged swaps the published figure for the stronger one
+        drop = as_run - row["check_robust_accuracy"]
+        verdict = str(row.get("not_converged", "")).lower()
+        if verdict in ("true", "false"):
+            raised, limit = verdict == "true", "the test-set half-width"
+        else:
+            half = (row["robust_accuracy_ci_high"] - row["robust_accuracy_ci_low"]) / 2
+            raised, limit = drop > half + TOL, f"the ±{100 * half:.1f} pp interval"
+        if raised:
             out.append(_flag("rising_with_steps", row["model"], [_label(row)],
-                             f"not converged: {_pct(row['robust_accuracy'])} as run, {_pct(row['check_robust_accuracy'])} "
-                             f"re-run stronger (−{100 * drop:.1f} pp, more than the ±{100 * half:.1f} pp interval)"))
+                             f"not converged: {_pct(as_run)} as run, {_pct(row['check_robust_accuracy'])} "
+                             f"re-run stronger (−{100 * drop:.1f} pp, more than {limit})"))
     return out
 
 
