@@ -216,7 +216,7 @@ class Work:
             row.update(score(self.test.labels, artifact, cell.attack.modality))
             if cell.attack.compare_with and cell.source is None:
                 row["agreement_gap"] = self._agreement_gap(cell, row["robust_accuracy"])
-        except (MmrbError, Exception) as exc:  # noqa: B014  (mmrb's errors first in spirit: both become the row)
+        except Exception as exc:  # mmrb's own errors and a library's alike become the row
             message = str(exc) if isinstance(exc, MmrbError) else f"{type(exc).__name__}: {exc}"
             log.error("%s failed: %s", _describe(cell), message)
             row["error"] = message
