@@ -45,3 +45,14 @@ def test_split(splits) -> SplitArrays:
 def trained(train_set, cache_dir):
     """name -> tiny model trained with its default recipe on the session's training split."""
     return lambda name: obtain_trained(name, {}, train_set, cache_dir, seed=0)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's tests (CLIP pre-training and heads: faster than two on a shared 2-core box)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

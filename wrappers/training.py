@@ -217,12 +217,18 @@ def load_verified(model: nn.Module, folder: Path, cache_dir: Path | None = None)
         raise ModelError(f"{WEIGHTS_FILE} is damaged (sha256 {actual[:12]}…, recorded {recorded[:12]}…)")
     if manifest.get("config") != _portable(model.config, cache_dir):
         raise ModelError("its resolved config differs from the model's")
+    return load_weights(model, folder / WEIGHTS_FILE)
+
+
+def load_weights(model: nn.Module, path: Path) -> nn.Module:
+    """Load a safetensors file into `model`; ModelError (naming the file) if it is malformed or does not fit."""
     try:
-        missing, unexpected = load_model(model, str(folder / WEIGHTS_FILE), strict=False)
+        missing, unexpected = load_model(model, str(path), strict=False)
     except Exception as exc:  # safetensors raises its own error types for malformed files
-        raise ModelError(f"{WEIGHTS_FILE} cannot be loaded ({exc})") from None
+        raise ModelError(f"{path}: cannot be loaded ({exc})") from None
     if missing or unexpected:
-        raise ModelError(f"weights do not fit (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise ModelError(f"{path}: weights do not fit {model.config.get('name')!r} "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model
 
 
@@ -239,11 +245,4 @@ def load_checkpoint(folder: str | Path) -> nn.Module:
         config["text_encoder"] = str(folder / TEXT_DIR)
     if "pretrained" in config:  # the weights come from the checkpoint, not the hub or a timm file
         config.update(pretrained=False, checkpoint_path=None)
-    model = create_model(name, **config)
-    try:
-        missing, unexpected = load_model(model, str(folder / WEIGHTS_FILE), strict=False)
-    except Exception as exc:  # safetensors raises its own error types for malformed files
-        raise ModelError(f"{folder / WEIGHTS_FILE}: cannot be loaded ({exc})") from None
-    if missing or unexpected:
-        raise ModelError(f"{folder / WEIGHTS_FILE}: weights do not fit {name!r} (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return model.eval()
+    return load_weights(create_model(name, **config), folder / WEIGHTS_FILE).eval()

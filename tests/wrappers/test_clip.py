@@ -17,11 +17,8 @@ FAST = {"epochs": 2, "batch_size": 32}
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread(one_torch_thread):
+    """Every test of this module runs on one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")
