@@ -46,22 +46,27 @@ def aggregate(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
         row: dict[str, Any] = dict(zip(GROUP, key), seeds=len(group), n=n, attack_name=_attack_name(group),
                                    seed_list=",".join(str(int(s)) for s in sorted(group["seed"])) if "seed" in group else "")
         for metric, count in PROPORTIONS.items():
-            values = pd.to_numeric(group.get(metric), errors="coerce").dropna().to_numpy() if metric in group else []
+            values = _values(group, metric)
             if len(values):
                 interval = seed_interval(values, int(group[count].iloc[0]) if count in group else n)
                 row.update({metric: interval["mean"], f"{metric}_std": interval["std"],
                             f"{metric}_ci_low": interval["ci_low"], f"{metric}_ci_high": interval["ci_high"]})
         for metric in SPREAD_ONLY:
-            values = pd.to_numeric(group.get(metric), errors="coerce").dropna().to_numpy() if metric in group else []
+            values = _values(group, metric)
             if len(values):
                 row.update({metric: float(values.mean()), f"{metric}_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
                             f"{metric}_hw": _t_half_width(values)})
         for metric in MEANS:
-            values = pd.to_numeric(group.get(metric), errors="coerce").dropna() if metric in group else []
+            values = _values(group, metric)
             if len(values):
                 row[metric] = float(values.mean())
         out.append(publish_converged(row))
     return pd.DataFrame(out)
+
+
+def _values(group: pd.DataFrame, metric: str) -> np.ndarray:
+    """The finite values of one metric over a cell's seeds (none if the column is absent)."""
+    return pd.to_numeric(group[metric], errors="coerce").dropna().to_numpy() if metric in group else np.array([])
 
 
 def _attack_name(group: pd.DataFrame) -> str:

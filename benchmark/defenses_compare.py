@@ -248,10 +248,10 @@ def score(model: Any, split: Split, attacks: Sequence[AttackSpec], epsilon: floa
     from benchmark.attacks import Target, craft
     from benchmark.metrics import accuracy, roc_auc
     from wrappers.estimators import ImageView
-    from wrappers.training import predict_logits
+    from wrappers.training import predict_proba
 
     def row(label: str, images: np.ndarray, extra: dict[str, Any]) -> dict[str, Any]:
-        prob = torch.softmax(predict_logits(model, images, None), 1).numpy()
+        prob = predict_proba(model, images, None)
         return {"attack": label, "accuracy": accuracy(split.labels, prob.argmax(1)),
                 "auc": roc_auc(split.labels, prob[:, 1]), **extra}
 
@@ -275,14 +275,14 @@ def zero_shot_rows(clip_spec: str, data: Data, labels: Sequence[str] | None) -> 
     """Zero-shot accuracy and AUC of one CLIP on ID and OOD tests (the paper's Table 4)."""
     import wrappers
     from benchmark.metrics import accuracy, roc_auc
-    from wrappers.training import predict_logits
+    from wrappers.training import predict_proba
 
     overrides = {"clip": clip_spec, "pretrain": {"epochs": 0}, **({"labels": list(labels)} if labels else {})}
     model = wrappers.create_model("clip_zeroshot", **overrides)
     model.trained.fill_(True)
     rows = []
     for domain, split in (("ID", data.id_test), ("OOD", data.ood_test)):
-        prob = torch.softmax(predict_logits(model.eval(), split.images, None), 1).numpy()
+        prob = predict_proba(model, split.images, None)
         rows.append({"domain": domain, "accuracy": accuracy(split.labels, prob.argmax(1)), "auc": roc_auc(split.labels, prob[:, 1])})
     return rows
 

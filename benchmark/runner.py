@@ -1,6 +1,6 @@
 """Runs a suite: data -> trained models -> cells -> attacks -> scores, one results row per cell and seed.
 
-Each cell has a content key (`cell_key`) covering everything that decides its output. A finished cell is
+Each cell has a content key (`Keys.cell`) covering everything that decides its output. A finished cell is
 committed to the run folder's store (`benchmark.results.RunStore`) before the next one starts, and what it
 produced is kept in the attack cache (`benchmark.artifacts.ArtifactCache`): re-running into the same folder
 skips committed cells, and re-running an unchanged suite anywhere loads instead of attacking.
@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from benchmark import PROTOCOL_VERSION
 from benchmark.artifacts import Artifact, ArtifactCache
-from benchmark.attacks import Target, attack_class, craft, enforce_budget
+from benchmark.attacks import Target, attack_class, craft, enforce_budget, pick_worst
 from benchmark.attacks.probes import gradient_health
 from benchmark.convergence import is_gradient_attack, stronger_runs
 from benchmark.data import SplitArrays, load_dataset
@@ -36,7 +35,7 @@ from benchmark.validate import check_device, check_suite
 from wrappers.cache import code_digest, digest, library_version
 from wrappers.estimators import ImageView
 from wrappers.registry import model_entry
-from wrappers.training import LabelledSet, model_key, obtain_trained, predict_logits
+from wrappers.training import LabelledSet, model_key, obtain_trained, predict_proba
 
 log = logging.getLogger(__name__)
 ATTACK_LIBRARIES = ("art", "torchattacks", "textattack")
@@ -69,11 +68,6 @@ def needs_text_resources(suite: Suite) -> bool:
     return any(a.modality in ("text", "joint") or a.source == "textattack" for a in attacks)
 
 
-def probabilities(model, images: np.ndarray, texts) -> np.ndarray:
-    """Class probabilities of `model` on paired inputs (by position: the runner knows each row's text)."""
-    return torch.softmax(predict_logits(model, images, texts), 1).numpy()
-
-
 @functools.lru_cache(maxsize=1)
 def attack_code() -> dict[str, str]:
     """Versions of the attack libraries and a digest of the code that turns a suite entry into adversarial
@@ -99,6 +93,7 @@ class Keys:
     def __init__(self, suite: Suite, fingerprint: str, sample_ids: list[str]) -> None:
         self.suite, self.fingerprint = suite, fingerprint
         self.samples = digest(sample_ids)
+        self.attacks = {a.label: a for a in suite.attacks}  # label -> spec (worst_case parts, compare_with)
         self._models: dict[tuple[str, int], str] = {}
 
     def model(self, spec: ModelSpec, seed: int) -> str:
@@ -110,8 +105,7 @@ class Keys:
         """Key of adversarial inputs crafted by `attack` on `model` (a white-box cell, or a transfer craft, which
         has no convergence check: `check=False`)."""
         if attack.name == "worst_case":
-            by_label = {a.label: a for a in self.suite.attacks}
-            parts = [self.craft(model, by_label[label], epsilon, seed) for label in attack.params["of"]]
+            parts = [self.craft(model, self.attacks[label], epsilon, seed) for label in attack.params["of"]]
             return digest({"worst_case": parts})
         return digest({"model": self.model(model, seed), "data": self.fingerprint, "samples": self.samples,
                        "attack": _attack_identity(attack), "epsilon": epsilon, "seed": seed,
@@ -156,7 +150,7 @@ def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: 
     keys = Keys(suite, fingerprint, test.uids)
     cell_keys = [keys.cell(c) for c in cells]
     finished = store.finished()
-    pending = [c for c, k in zip(cells, cell_keys) if k not in finished]
+    pending = [(c, k) for c, k in zip(cells, cell_keys) if k not in finished]
     message = (f"{suite.name}: {len(cells)} cells ({len(suite.training_seeds)} training seeds), {len(train.labels)} train / "
                f"{len(test.labels)} test samples; {len(cells) - len(pending)} already committed in {store.folder}, "
                f"{len(pending)} to run")
@@ -166,10 +160,10 @@ def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: 
     work = Work(suite, keys, test, train_set, cache_dir, device)
     results_path = store.folder / CSV_NAME
     with tqdm(total=len(pending), desc=suite.name, disable=not progress, unit="cell") as bar:
-        for cell in pending:
+        for cell, key in pending:
             bar.set_postfix_str(_describe(cell))
             row = work.row(cell)
-            store.commit(keys.cell(cell), row)
+            store.commit(key, row)
             write_csv(store.rows(cell_keys), results_path)
             bar.update()
     rows = store.rows(cell_keys)
@@ -204,7 +198,7 @@ class Work:
             test = self.test
             view = ImageView(model, test.images, test.texts, device=self.device) if "image" in model.modalities else None
             target = Target(model, test.images, test.texts, test.labels, view)
-            self._models[spec.label, seed] = TrainedModel(spec, target, probabilities(model, test.images, test.texts))
+            self._models[spec.label, seed] = TrainedModel(spec, target, predict_proba(model, test.images, test.texts))
         return self._models[spec.label, seed]
 
     def row(self, cell: Cell) -> dict[str, Any]:
@@ -223,8 +217,7 @@ class Work:
         return row
 
     def _agreement_gap(self, cell: Cell, robust: float) -> float | None:
-        by_label = {a.label: a for a in self.suite.attacks}
-        other = Cell(cell.model, by_label[cell.attack.compare_with], cell.epsilon, seed=cell.seed)
+        other = Cell(cell.model, self.keys.attacks[cell.attack.compare_with], cell.epsilon, seed=cell.seed)
         try:
             other_artifact = self.artifact(other)
         except Exception:  # the other attack's own row carries its error
@@ -253,13 +246,13 @@ class Work:
         if attack.modality == "none":
             adv_prob = run.clean_prob
         else:
-            adv_prob = probabilities(target.model, crafted.images, crafted.texts)
+            adv_prob = predict_proba(target.model, crafted.images, crafted.texts)
         check_prob = self._convergence_check(cell, target, adv_prob) if check and self.suite.convergence_check else None
         model = target.model
         branch_prob = None
         if hasattr(model, "branch_logits") and attack.modality in ("image", "text"):
-            branch_prob = (probabilities(model.vision, crafted.images, None) if attack.modality == "image"
-                           else probabilities(model.text, None, crafted.texts))
+            branch_prob = (predict_proba(model.vision, crafted.images, None) if attack.modality == "image"
+                           else predict_proba(model.text, None, crafted.texts))
         changes_images = attack.modality in ("image", "joint")
         changes_texts = attack.modality in ("text", "joint")
         meta = dict(steps=crafted.steps, params=crafted.params, over_budget=over_budget,
@@ -282,36 +275,31 @@ class Work:
         for restart, params in enumerate(stronger_runs(attack.source, cls, attack.params, spec.step_factor, spec.restarts)):
             crafted = craft(attack.source, attack.name, params, target, cell.epsilon, cell.seed + 7919 * (restart + 1))
             crafted, _ = enforce_budget(crafted, target.images, cell.epsilon)
-            probs.append(probabilities(target.model, crafted.images, crafted.texts))
-        n, labels = len(target.labels), target.labels
-        stacked = np.stack(probs)
-        return stacked[stacked[:, np.arange(n), labels].argmin(0), np.arange(n)]
+            probs.append(predict_proba(target.model, crafted.images, crafted.texts))
+        return pick_worst(np.stack(probs), target.labels, np.stack(probs))
 
     def _worst_case(self, cell: Cell, run: TrainedModel) -> Artifact:
         """Per-sample worst case over attacks of the same model, seed and ε (RobustBench/AutoAttack style): a
         sample is robust only if it survives all of them; its adversarial input is the one giving its true class
         the lowest probability."""
         start = time.perf_counter()
-        by_label = {a.label: a for a in self.suite.attacks}
         labels = cell.attack.params["of"]
         parts, missing = [], []
         for label in labels:
             try:
-                parts.append(self.artifact(Cell(cell.model, by_label[label], cell.epsilon, seed=cell.seed)))
+                parts.append(self.artifact(Cell(cell.model, self.keys.attacks[label], cell.epsilon, seed=cell.seed)))
             except Exception:
                 missing.append(label)
         if missing:
             raise AttackError(f"worst_case at eps={cell.epsilon}: no successful result of {missing} for this model and ε")
-        n = len(self.test.labels)
         probs = np.stack([p.adv_prob for p in parts])  # (attacks, n, classes)
-        worst = probs[:, np.arange(n), self.test.labels].argmin(0)
-        pick = np.arange(n)
-        images = np.stack([p.images if p.images is not None else run.target.images for p in parts])[worst, pick]
+        images = pick_worst(probs, self.test.labels,
+                            np.stack([p.images if p.images is not None else run.target.images for p in parts]))
         meta = dict(steps=max(p.meta["steps"] for p in parts), params={"of": labels},
                     over_budget=float(np.mean([p.meta.get("over_budget", 0.0) for p in parts])),
                     max_perturbation=perturbation_linf(run.target.images, images),
                     seconds=round(sum(p.meta["seconds"] for p in parts) + time.perf_counter() - start, 3))
-        return Artifact(run.clean_prob, probs[worst, pick], images, None, None, None, meta)
+        return Artifact(run.clean_prob, pick_worst(probs, self.test.labels, probs), images, None, None, None, meta)
 
     def _transfer(self, cell: Cell) -> Artifact:
         """Score on the target images crafted once on the source (the white-box diagonal included)."""
@@ -327,7 +315,7 @@ class Work:
                 raise
             self.artifacts.save(key, crafted)
         run, start = self.model(cell.model, cell.seed), time.perf_counter()
-        adv_prob = probabilities(run.target.model, crafted.images, run.target.texts)
+        adv_prob = predict_proba(run.target.model, crafted.images, run.target.texts)
         meta = dict(crafted.meta, seconds=round(time.perf_counter() - start, 3), craft_seconds=crafted.meta["seconds"])
         return Artifact(run.clean_prob, adv_prob, None, None, None, None, meta)
 

@@ -1,12 +1,12 @@
 """Defense registry in the style of timm: `register_defense`, `create_defense`, `list_defenses`."""
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from collections.abc import Callable
 from typing import Any
 
 from benchmark.errors import ModelError
+from wrappers.registry import unknown_name
 
 _DEFENSES: dict[str, type] = {}
 
@@ -29,9 +29,7 @@ def defense_class(name: str) -> type:
     try:
         return _DEFENSES[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _DEFENSES, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ModelError(f"unknown defense {name!r}.{hint} Registered: {', '.join(sorted(_DEFENSES))}") from None
+        raise unknown_name("defense", name, _DEFENSES) from None
 
 
 def create_defense(name: str, dim: int, n_classes: int = 2, **params: Any):

@@ -49,14 +49,19 @@ def register_model(name: str, cls: type, preset: str,
     return decorate
 
 
+def unknown_name(kind: str, name: str, registered) -> ModelError:
+    """The error for a name missing from a registry: the closest registered names, then all of them."""
+    close = difflib.get_close_matches(name, list(registered), n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return ModelError(f"unknown {kind} {name!r}.{hint} Registered: {', '.join(sorted(registered))}")
+
+
 def model_entry(name: str) -> ModelEntry:
     """The entry registered as `name`, or raise naming the closest registered names."""
     try:
         return _MODELS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _MODELS, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ModelError(f"unknown model {name!r}.{hint} Registered: {', '.join(sorted(_MODELS))}") from None
+        raise unknown_name("model", name, _MODELS) from None
 
 
 def create_model(name: str, **overrides: Any):

@@ -165,6 +165,11 @@ def predict_logits(model: nn.Module, images: np.ndarray | None, texts: Sequence[
     return torch.cat(out)
 
 
+def predict_proba(model: nn.Module, images: np.ndarray | None, texts: Sequence[str] | None) -> np.ndarray:
+    """Class probabilities (n, 2) of `model` on paired images/texts (by position), as a numpy array."""
+    return torch.softmax(predict_logits(model, images, texts), 1).numpy()
+
+
 def fit_late_fusion_head(model: nn.Module, data: LabelledSet, recipe: TrainRecipe, seed: int) -> list[float]:
     """Stage 2 of late fusion: branches frozen, train the 4->2 head on their (precomputed) logits."""
     model.vision.requires_grad_(False)

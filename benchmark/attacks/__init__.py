@@ -147,6 +147,13 @@ def check_attack(source: str, name: str, params: dict[str, Any]) -> list[Problem
     return module.check(name, params)
 
 
+def pick_worst(probs: np.ndarray, labels: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per sample, the entry of `values` (runs × n × ...) from the run whose class probabilities `probs`
+    (runs × n × classes) give the true class the lowest probability: a per-sample worst case over runs."""
+    n = len(labels)
+    return values[probs[:, np.arange(n), labels].argmin(0), np.arange(n)]
+
+
 def enforce_budget(crafted: Crafted, clean: np.ndarray, epsilon: float | None) -> tuple[Crafted, float]:
     """L∞ threat model: an adversarial image that changed any pixel by more than ε (minimal-norm attacks such as
     HopSkipJump, FAB or CW may) does not count; its clean image is scored. Returns the fraction reverted."""

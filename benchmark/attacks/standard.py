@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark.attacks import Crafted, Problem, Target, enforce_budget
+from benchmark.attacks import Crafted, Problem, Target, enforce_budget, pick_worst
 
 DEFAULTS: dict[str, Any] = {"steps": 50, "restarts": 2, "fab_steps": 20, "queries": 1000}
 PARTS = ("apgd_ce", "apgd_margin", "fab", "square")
@@ -67,25 +67,21 @@ def _part_params(part: str, settings: dict[str, Any]) -> tuple[str, dict[str, An
 def craft_standard(params: dict[str, Any], target: Target, epsilon: float, seed: int) -> Crafted:
     """Run every sub-attack at ε and keep, per sample, the input giving its true class the lowest probability."""
     from benchmark.attacks.torchattacks_adapter import craft_torchattacks
-    from wrappers.training import predict_logits
-
-    def probabilities(model, images, texts):
-        return torch.softmax(predict_logits(model, images, texts), 1).numpy()
+    from wrappers.training import predict_proba
 
     settings = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
     parts = list(params.get("attacks", PARTS))
-    labels, n = target.labels, len(target.labels)
+    labels = target.labels
     images, probs, figures = [], [], {}
     for part in parts:
         name, part_params = _part_params(part, settings)
         crafted = craft_torchattacks(name, part_params, target, epsilon, seed,
                                      wrap=PaddedMargin if part == "apgd_margin" else None)
         crafted, _ = enforce_budget(crafted, target.images, epsilon)
-        prob = probabilities(target.model, crafted.images, target.texts)
+        prob = predict_proba(target.model, crafted.images, target.texts)
         figures[part] = float(np.mean(prob.argmax(1) == labels))
         images.append(crafted.images)
         probs.append(prob)
-    worst = np.stack(probs)[:, np.arange(n), labels].argmin(0)
-    chosen = np.stack(images)[worst, np.arange(n)]
+    chosen = pick_worst(np.stack(probs), labels, np.stack(images))
     steps = settings["steps"] * settings["restarts"]
     return Crafted(chosen, list(target.texts), steps, {**settings, "attacks": parts, "parts": figures})
