@@ -1,4 +1,6 @@
 """mmrb: adversarial robustness benchmark for multimodal (image + text) classifiers."""
+import os
+from pathlib import Path
 
 __version__ = "0.1.0"
 
@@ -6,3 +8,8 @@ __version__ = "0.1.0"
 #: (data rules, metric definitions, attack defaults). 2: training seeds with intervals, the convergence check,
 #: per-class figures, the floor and soundness flags.
 PROTOCOL_VERSION = "2"
+
+
+def default_cache() -> Path:
+    """$MMRB_CACHE, else ~/.cache/mmrb: generated data, trained models and crafted attacks are kept there."""
+    return Path(os.environ.get("MMRB_CACHE", Path.home() / ".cache" / "mmrb"))

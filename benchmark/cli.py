@@ -3,40 +3,70 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
+from benchmark import default_cache
 from benchmark.errors import MmrbError
 
 
-def default_cache() -> Path:
-    """$MMRB_CACHE, else ~/.cache/mmrb: generated data and trained models are kept there."""
-    return Path(os.environ.get("MMRB_CACHE", Path.home() / ".cache" / "mmrb"))
-
-
 def cmd_run(args: argparse.Namespace) -> None:
-    from benchmark.leaderboard import provenance, publish
-    from benchmark.runner import describe_run, run_suite
-    from benchmark.suite import load_suite
+    from benchmark.api import evaluate
+    from benchmark.runner import describe_run
 
-    suite = load_suite(args.suite)
-    out = Path(args.out or Path("runs") / suite.name)
-    record = run_suite(suite, out, args.cache, device=args.device, progress=not args.quiet, fresh=args.fresh)
+    import_all(args.imports)
+    board = None if args.no_leaderboard else args.leaderboard
+    record = evaluate(args.suite, out=args.out, cache=args.cache, device=args.device, progress=not args.quiet,
+                      fresh=args.fresh, leaderboard=board).record
     print(describe_run(record))
     if record.tables and not args.quiet:
         print(record.tables)
     failed = [r for r in record.rows if r["error"]]
     for row in failed:
         print(f"  failed: {row['model']} / {row['attack']} / eps={row['epsilon']}: {row['error']}", file=sys.stderr)
-    if not args.no_leaderboard:
-        meta = provenance(suite.name, suite.content_hash, record.data_fingerprint, suite.seed)
-        csv_path, md_path = publish(record.rows, meta, args.leaderboard)
-        print(f"leaderboard: {csv_path}, {md_path}")
+    if board is not None:
+        from benchmark.leaderboard import CSV_NAME, MD_NAME
+
+        print(f"leaderboard: {board / CSV_NAME}, {board / MD_NAME}")
         if not args.quiet:
-            print(md_path.read_text())
+            print((board / MD_NAME).read_text())
     if failed:
         raise SystemExit(1)
+
+
+def import_all(references: list[str]) -> None:
+    """Import the plug-ins named by --import (modules or .py files): their @register_model factories register."""
+    from wrappers.registry import import_plugin
+
+    for reference in references or ():
+        import_plugin(reference)
+
+
+def cmd_submit(args: argparse.Namespace) -> None:
+    from benchmark.submit import submit
+
+    for card in args.cards:
+        outcome = submit(card, board=args.leaderboard, protocol=args.protocol, cache=args.cache, device=args.device,
+                         progress=not args.quiet)
+        print(outcome.message)
+    if not args.no_build:
+        from benchmark.board import build_board
+
+        written = build_board(args.leaderboard)
+        print("leaderboard rebuilt: " + ", ".join(str(p) for p in written if p.suffix in (".md", ".html", ".csv")))
+
+
+def cmd_board_build(args: argparse.Namespace) -> None:
+    from benchmark.board import build_board
+
+    for path in build_board(args.dir):
+        print(path)
+
+
+def cmd_board_screenshot(args: argparse.Namespace) -> None:
+    from benchmark.board import screenshot
+
+    print(screenshot(args.dir / "index.html", args.out))
 
 
 def cmd_compare_defenses(args: argparse.Namespace) -> None:
@@ -67,7 +97,13 @@ def cmd_text_resources(args: argparse.Namespace) -> None:
 def cmd_models(args: argparse.Namespace) -> None:
     import wrappers
 
-    print("\n".join(wrappers.list_models(args.pattern)))
+    import_all(args.imports)
+    rows = [(name, entry.family, "+".join(sorted(entry.modalities)), entry.preset, entry.origin)
+            for name in wrappers.list_models(args.pattern) for entry in [wrappers.model_entry(name)]]
+    header = ("name", "family", "modalities", "preset", "from")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,8 +120,30 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="cpu", help="torch device: cpu or cuda (checked before any work)")
     run.add_argument("--fresh", action="store_true", help="forget the cells already committed in the --out folder and "
                      "run every cell again (cached models and attacks are still reused: their keys cover their content)")
+    run.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                     help="import a plug-in first (module name or .py file; repeatable): its @register_model models "
+                          "can then be named in the suite")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no table")
     run.set_defaults(func=cmd_run)
+
+    sub = verbs.add_parser("submit", help="run the leaderboard protocol on a model card and write its entry")
+    sub.add_argument("cards", nargs="+", type=Path, help="model card YAML file(s), e.g. examples/submit_fusion/card.yaml")
+    sub.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder (default ./leaderboard)")
+    sub.add_argument("--protocol", type=Path, default=None, help="protocol suite (default suites/leaderboard.yaml)")
+    sub.add_argument("--cache", type=Path, default=default_cache(), help="data/model cache (default $MMRB_CACHE or ~/.cache/mmrb)")
+    sub.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    sub.add_argument("--no-build", action="store_true", help="write the entry only; do not rebuild the pages")
+    sub.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sub.set_defaults(func=cmd_submit)
+
+    board = verbs.add_parser("leaderboard", help="the leaderboard pages").add_subparsers(dest="board_verb", required=True)
+    build = board.add_parser("build", help="regenerate README.md, ranking.csv, cells.csv and index.html from the entries")
+    build.add_argument("--dir", type=Path, default=Path("leaderboard"), help="leaderboard folder (default ./leaderboard)")
+    build.set_defaults(func=cmd_board_build)
+    shot = board.add_parser("screenshot", help="render index.html in headless Chromium to a PNG")
+    shot.add_argument("--dir", type=Path, default=Path("leaderboard"), help="leaderboard folder (default ./leaderboard)")
+    shot.add_argument("--out", type=Path, default=Path("leaderboard-screenshot.png"), help="PNG to write")
+    shot.set_defaults(func=cmd_board_screenshot)
 
     compare = verbs.add_parser("compare-defenses", help="noisy CLIP pre-training and the defense comparison "
                                "(LP, MLP, RAN, NMTune) in and out of domain, clean and under attack")
@@ -108,8 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     resources.add_argument("--out", type=Path, default=None, help="folder (default $MMRB_NLTK_DATA or ~/.cache/mmrb/nltk_data)")
     resources.set_defaults(func=cmd_text_resources)
 
-    models = verbs.add_parser("models", help="list registered models")
+    models = verbs.add_parser("models", help="list registered models (plug-ins and entry points included)")
     models.add_argument("pattern", nargs="?", default="*")
+    models.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import a plug-in first (module name or .py file; repeatable)")
     models.set_defaults(func=cmd_models)
     return parser
 

@@ -136,7 +136,17 @@ def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, device: 
         return _run(suite, store, cache_dir, device, progress)
 
 
-def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: bool) -> RunRecord:
+@dataclass(frozen=True)
+class SuiteData:
+    """A suite's data: the training set (with the fingerprint that keys models) and the scored test samples."""
+
+    train_set: LabelledSet
+    test: SplitArrays
+    fingerprint: str
+
+
+def prepare_data(suite: Suite, cache_dir: Path) -> SuiteData:
+    """Load (or generate) the suite's dataset and split it by the suite's seed; `limit` caps the test samples."""
     spec = suite.dataset
     dataset = load_dataset(spec, cache_dir)
     train_samples, test_samples = dataset.split(suite.seed, spec.test_fraction)
@@ -144,14 +154,19 @@ def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: 
     fingerprint = f"{dataset.fingerprint()}-{spec.image_size}px-split{suite.seed}-{spec.test_fraction}"
     train = SplitArrays.from_samples(train_samples, spec.image_size)
     test = SplitArrays.from_samples(test_samples, spec.image_size)
-    train_set = LabelledSet(train.images, train.texts, train.labels, fingerprint)
+    return SuiteData(LabelledSet(train.images, train.texts, train.labels, fingerprint), test, fingerprint)
+
+
+def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: bool) -> RunRecord:
+    data = prepare_data(suite, cache_dir)
+    train_set, test, fingerprint = data.train_set, data.test, data.fingerprint
     modalities_of = lambda name: model_entry(name).modalities  # noqa: E731
     cells = expand(suite, modalities_of) + expand_transfer(suite, modalities_of)
     keys = Keys(suite, fingerprint, test.uids)
     cell_keys = [keys.cell(c) for c in cells]
     finished = store.finished()
     pending = [(c, k) for c, k in zip(cells, cell_keys) if k not in finished]
-    message = (f"{suite.name}: {len(cells)} cells ({len(suite.training_seeds)} training seeds), {len(train.labels)} train / "
+    message = (f"{suite.name}: {len(cells)} cells ({len(suite.training_seeds)} training seeds), {len(train_set.labels)} train / "
                f"{len(test.labels)} test samples; {len(cells) - len(pending)} already committed in {store.folder}, "
                f"{len(pending)} to run")
     log.info(message)
@@ -250,9 +265,9 @@ class Work:
         check_prob = self._convergence_check(cell, target, adv_prob) if check and self.suite.convergence_check else None
         model = target.model
         branch_prob = None
-        if hasattr(model, "branch_logits") and attack.modality in ("image", "text"):
-            branch_prob = (predict_proba(model.vision, crafted.images, None) if attack.modality == "image"
-                           else predict_proba(model.text, None, crafted.texts))
+        if hasattr(model, "branches") and attack.modality in ("image", "text"):
+            branch = model.branches()[attack.modality]
+            branch_prob = predict_proba(branch, crafted.images if attack.modality == "image" else None, crafted.texts)
         changes_images = attack.modality in ("image", "joint")
         changes_texts = attack.modality in ("text", "joint")
         meta = dict(steps=crafted.steps, params=crafted.params, over_budget=over_budget,

@@ -151,11 +151,29 @@ def _names_to_specs(value: Any) -> Any:
     return [{"name": v} if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
 
 
+class RankSpec(_Strict):
+    """The cell a leaderboard ranks by: an attack label of the suite at one ε."""
+
+    attack: str
+    epsilon: float
+
+
+class LeaderboardSpec(_Strict):
+    """What makes a suite a leaderboard protocol (`mmrb submit`): the ranking cell and the checks before any attack."""
+
+    rank_by: RankSpec
+    min_clean_accuracy: float = Field(0.6, ge=0, le=1, description="a submission below this clean accuracy is refused")
+
+
 class Suite(_Strict):
     """A model × attack × ε grid on one dataset."""
 
     name: str
     description: str = ""
+    plugins: list[str] = Field(default_factory=list, description=(
+        "modules (mypkg.models) or files (path/to/models.py, relative to the suite) imported before the models are "
+        "looked up: their @register_model factories become model names"))
+    leaderboard: LeaderboardSpec | None = None
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     models: list[ModelSpec] = Field(default_factory=list)
     attacks: list[AttackSpec] = Field(default_factory=list)
@@ -207,6 +225,18 @@ class Suite(_Strict):
             if missing:
                 raise ValueError(f"attack {attack.label!r} refers to {missing}, which must be labels of attacks listed "
                                  f"before it; known so far: {earlier}")
+        if self.leaderboard is not None:
+            if len(self.training_seeds) < 3:
+                raise ValueError(f"a leaderboard protocol trains every model with at least 3 seeds (one seed is not a "
+                                 f"result); got seeds {self.training_seeds}: set seeds: [0, 1, 2]")
+            rank = self.leaderboard.rank_by
+            attack = next((a for a in self.attacks if a.label == rank.attack), None)
+            if attack is None:
+                raise ValueError(f"leaderboard.rank_by.attack {rank.attack!r} is not an attack label of the suite; "
+                                 f"labels: {labels}")
+            if not any(abs(e - rank.epsilon) < 1e-9 for e in attack.epsilons or self.epsilons):
+                raise ValueError(f"leaderboard.rank_by.epsilon {rank.epsilon} is not an ε of attack {rank.attack!r} "
+                                 f"({attack.epsilons or self.epsilons})")
         return self
 
     _in_pixel_range = field_validator("epsilons")(classmethod(lambda cls, value: _check_epsilons(value)))
@@ -226,12 +256,41 @@ def load_suite(path: str | Path) -> Suite:
     if not isinstance(data, dict):
         raise SuiteError(f"{path}: a suite is a YAML mapping with name, dataset, models, attacks, epsilons")
     data.setdefault("name", path.stem)
-    data["content_hash"] = hashlib.sha256(raw).hexdigest()[:16]
-    data["source"] = str(path)
+    return suite_from_data(data, str(path), hashlib.sha256(raw).hexdigest()[:16], path.parent)
+
+
+def suite_from_data(data: dict[str, Any], where: str = "<suite>", content_hash: str | None = None,
+                    base: Path | None = None) -> Suite:
+    """Validate a suite given as a mapping (what a YAML file holds); `where` names it in errors. Its plug-ins
+    (`plugins:` modules or files, relative to `base`) are imported first, so their models are known."""
+    if not isinstance(data, dict):
+        raise SuiteError(f"{where}: a suite is a mapping with name, dataset, models, attacks, epsilons")
+    data = dict(data)
+    data.setdefault("name", Path(where).stem if where != "<suite>" else "suite")
+    data["content_hash"] = content_hash or hashlib.sha256(yaml.safe_dump(data, sort_keys=True).encode()).hexdigest()[:16]
+    data["source"] = where
+    import_plugins(data.get("plugins"), where, base)
     try:
         return Suite.model_validate(data)
     except ValidationError as exc:
-        raise SuiteError(f"{path}: invalid suite\n" + "\n".join(_describe(err, data) for err in exc.errors())) from None
+        raise SuiteError(f"{where}: invalid suite\n" + "\n".join(_describe(err, data) for err in exc.errors())) from None
+
+
+def import_plugins(plugins: Any, where: str, base: Path | None) -> None:
+    """Import a suite's plug-ins; a failure is a SuiteError naming the file and the field."""
+    from benchmark.errors import ModelError
+    from wrappers.registry import import_plugin
+
+    if plugins is None:
+        return
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise SuiteError(f"{where}: invalid suite\n  field 'plugins': a list of module names or .py files, e.g. "
+                         f"[mypkg.models, models/gated.py]")
+    for i, reference in enumerate(plugins):
+        try:
+            import_plugin(reference, base)
+        except ModelError as exc:
+            raise SuiteError(f"{where}: invalid suite\n  field 'plugins.{i}': {exc}") from None
 
 
 def _describe(err: dict, data: dict) -> str:

@@ -16,4 +16,12 @@ if [ ! -f /usr/share/wordnet/data.noun ] || [ ! -f /usr/share/wordnet/index.sens
   fi
 fi
 [ -f /usr/share/wordnet/data.noun ] && .venv/bin/mmrb data text-resources
+# The leaderboard page's screenshot (mmrb leaderboard screenshot) and its rendering test need headless Chromium.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: the leaderboard screenshot and its page test need headless Chromium: sudo apt-get install chromium" >&2
+  fi
+fi
 .venv/bin/python -c "import torch, torchvision, art, timm, transformers; print('mmrb environment ready: torch', torch.__version__)"

@@ -62,12 +62,15 @@ def _source_digest(path: str, mtime_ns: int, size: int) -> str:
 
 
 def _modules_referenced(module: types.ModuleType) -> set[types.ModuleType]:
-    """Modules whose objects `module` holds in its globals (its imports, roughly)."""
+    """Modules whose objects `module` holds in its globals (its imports, roughly). A package's own submodules are
+    left out: they become its attributes whenever anything imports them, so following them would make the digest
+    depend on what happened to be imported before (their importers reach them when they matter)."""
     found = set()
+    own = module.__name__ + "."
     for value in vars(module).values():
         other = value if isinstance(value, types.ModuleType) else _module_of(value) if (
             inspect.isclass(value) or inspect.isfunction(value)) else None
-        if other is not None and other is not module:
+        if other is not None and other is not module and not (hasattr(module, "__path__") and other.__name__.startswith(own)):
             found.add(other)
     return found
 

@@ -66,6 +66,10 @@ class LateFusion(nn.Module):
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         return self.text.tokenize(texts)
 
+    def branches(self) -> dict[str, nn.Module]:
+        """The single-modality classifiers inside (wrappers.protocol): results report the attacked one alone."""
+        return {"image": self.vision, "text": self.text}
+
     def branch_logits(self, images: torch.Tensor, text: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits of the image and the text classifier (the paper's bracketed single-modality scores)."""
         return self.vision(images), self.text(None, text)

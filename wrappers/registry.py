@@ -1,52 +1,96 @@
-"""Model registry in the style of timm: one decorator, one lookup, one listing."""
+"""Model registry in the style of timm, with lazy plug-in entries in the style of lm-eval's registry.
+
+A model name is one of:
+- a registered name (`@register_model` in mmrb or in any module imported before: a suite's `plugins:`, `--import`);
+- an installed package's entry point in the group `mmrb.models` (`name = "pkg.module:factory"`, or a module whose
+  import registers models);
+- a reference `"package.module:object"` or `"path/to/file.py:object"`, resolved on first use: a factory decorated
+  with `@register_model`, a class meeting `wrappers.protocol.MultimodalModel` (built as `cls(config)`), or a
+  function whose return annotation is such a class.
+"""
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
-from collections.abc import Callable
+import importlib
+import importlib.util
+import inspect
+import sys
+import typing
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from benchmark.errors import ModelError
 
+ENTRY_POINT_GROUP = "mmrb.models"
+
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered model: its factory, class (whose family and modalities it has) and preset (tiny, paper).
+    """A registered model: its factory, class (whose family and modalities it has) and preset (tiny, paper, custom).
 
     `config_keys`, where given, are the overrides the factory takes besides `recipe`, so a suite's overrides can
-    be checked before any model is built."""
+    be checked before any model is built. `instance` is a model object handed over by the Python API
+    (`mmrb.evaluate(models=...)`); `trained` says whether its weights are final (else mmrb trains a copy)."""
 
     name: str
     factory: Callable[..., Any]
     cls: type
-    preset: str
+    preset: str = "custom"
     config_keys: tuple[str, ...] | None = None
+    origin: str = "mmrb"
+    instance: Any = None
+    trained: bool = False
 
     @property
     def family(self) -> str:
-        return self.cls.family
+        return getattr(self.cls, "family", self.cls.__name__)
 
     @property
     def modalities(self) -> frozenset[str]:
-        return self.cls.modalities
+        return frozenset(self.cls.modalities)
 
 
 _MODELS: dict[str, ModelEntry] = {}
+_ENTRY_POINTS_LOADED = False
 
 
-def register_model(name: str, cls: type, preset: str,
+def register_model(name: str, cls: type, preset: str = "custom",
                    config_keys: tuple[str, ...] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a model factory under `name`; the factory takes keyword overrides only (`config_keys` and
-    `recipe`, where `config_keys` is given)."""
+    `recipe`, where `config_keys` is given) and returns an instance of `cls`."""
 
     def decorate(factory: Callable[..., Any]) -> Callable[..., Any]:
-        if name in _MODELS:
-            raise ModelError(f"model {name!r} is registered twice")
-        _MODELS[name] = ModelEntry(name, factory, cls, preset, config_keys)
+        if name in _MODELS and _MODELS[name].factory is not factory:
+            old = _MODELS[name]
+            if getattr(old.factory, "__qualname__", None) != getattr(factory, "__qualname__", None) or \
+                    old.factory.__module__ != factory.__module__:
+                raise ModelError(f"model {name!r} is registered twice ({old.factory.__module__} and {factory.__module__})")
+        origin = "mmrb" if factory.__module__.split(".")[0] in ("wrappers", "defenses") else factory.__module__
+        _MODELS[name] = ModelEntry(name, factory, cls, preset, config_keys, origin)
+        factory.__mmrb_entry__ = _MODELS[name]  # a "module:factory" reference to it resolves to this entry
         return factory
 
     return decorate
+
+
+@contextlib.contextmanager
+def registered(entry: ModelEntry) -> Iterator[ModelEntry]:
+    """The registry with `entry` under its name for the duration of a block (then as before): the Python API's
+    model objects and submitted models."""
+    previous = _MODELS.get(entry.name)
+    _MODELS[entry.name] = entry
+    try:
+        yield entry
+    finally:
+        if previous is None:
+            _MODELS.pop(entry.name, None)
+        else:
+            _MODELS[entry.name] = previous
 
 
 def unknown_name(kind: str, name: str, registered) -> ModelError:
@@ -57,7 +101,14 @@ def unknown_name(kind: str, name: str, registered) -> ModelError:
 
 
 def model_entry(name: str) -> ModelEntry:
-    """The entry registered as `name`, or raise naming the closest registered names."""
+    """The entry registered as `name` (resolving plug-in references and entry points on first use), or raise
+    naming the closest registered names."""
+    if name in _MODELS:
+        return _MODELS[name]
+    if ":" in name:
+        _MODELS[name] = _resolve_reference(name)
+        return _MODELS[name]
+    load_entry_points()
     try:
         return _MODELS[name]
     except KeyError:
@@ -65,10 +116,100 @@ def model_entry(name: str) -> ModelEntry:
 
 
 def create_model(name: str, **overrides: Any):
-    """Build the registered model `name` (heads untrained); `overrides` replace preset config fields."""
+    """Build the model `name` (heads untrained); `overrides` replace preset config fields."""
     return model_entry(name).factory(**overrides)
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching a shell-style pattern, sorted."""
-    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+    """Registered model names (entry points included) matching a shell-style pattern, sorted."""
+    load_entry_points()
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern) and _MODELS[n].instance is None)
+
+
+def load_entry_points() -> None:
+    """Register the models of installed packages (entry point group `mmrb.models`), once per process."""
+    global _ENTRY_POINTS_LOADED
+    if _ENTRY_POINTS_LOADED:
+        return
+    _ENTRY_POINTS_LOADED = True
+    for point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = point.load()
+        except Exception as exc:  # a broken plug-in names itself and does not hide the others
+            raise ModelError(f"entry point {point.name!r} = {point.value!r} (group {ENTRY_POINT_GROUP}) cannot be "
+                             f"imported: {type(exc).__name__}: {exc}") from exc
+        if inspect.ismodule(obj) or point.name in _MODELS:
+            continue  # importing the module registered its models
+        _MODELS[point.name] = _entry_for(point.name, obj, f"entry point {point.value}")
+
+
+def import_plugin(reference: str, base: Path | None = None):
+    """Import a plug-in: a module name (`mypkg.gated`) or a Python file (`path/to/gated.py`, relative to `base`
+    first, then the working directory). Importing it runs its `@register_model` decorators."""
+    if reference.endswith(".py") or "/" in reference:
+        candidates = [base / reference] if base is not None else []
+        path = next((p for p in [*candidates, Path(reference)] if p.is_file()), None)
+        if path is None:
+            tried = ", ".join(str(p) for p in [*candidates, Path(reference)])
+            raise ModelError(f"plug-in file {reference!r} not found (tried {tried})")
+        return _import_file(path.resolve())
+    try:
+        return importlib.import_module(reference)
+    except ImportError as exc:
+        raise ModelError(f"plug-in module {reference!r} cannot be imported ({exc}); install its package or put its "
+                         f"folder on PYTHONPATH, or give a file path (path/to/module.py)") from exc
+
+
+def _import_file(path: Path):
+    """Import a Python file as a module named after its path (so its code digest and pickling work)."""
+    name = "mmrb_plugin_" + "_".join(path.with_suffix("").parts[-3:]).replace("-", "_").replace(".", "_")
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise ModelError(f"plug-in file {path} raised on import: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def _resolve_reference(reference: str, base: Path | None = None) -> ModelEntry:
+    """The entry for `"module:object"` or `"file.py:object"`."""
+    where, _, attr = reference.rpartition(":")
+    if not where or not attr:
+        raise ModelError(f"model reference {reference!r}: write 'package.module:factory' or 'path/to/file.py:factory'")
+    module = import_plugin(where, base)
+    obj = getattr(module, attr, None)
+    if obj is None:
+        found = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
+        raise unknown_name(f"object in {where}", attr, found)
+    return _entry_for(reference, obj, reference)
+
+
+def _entry_for(name: str, obj: Any, origin: str) -> ModelEntry:
+    """An entry for a plug-in object: a registered factory, a model class, or an annotated factory function."""
+    entry = getattr(obj, "__mmrb_entry__", None)
+    if entry is not None:
+        return ModelEntry(name, entry.factory, entry.cls, entry.preset, entry.config_keys, origin)
+    if inspect.isclass(obj) and _is_model_class(obj):
+        def build(**overrides: Any) -> Any:
+            return obj({"name": name, **overrides})
+        build.__module__, build.__qualname__ = obj.__module__, obj.__qualname__
+        return ModelEntry(name, build, obj, "custom", None, origin)
+    if callable(obj):
+        try:
+            cls = typing.get_type_hints(obj).get("return")
+        except Exception:  # unresolvable annotations
+            cls = None
+        if inspect.isclass(cls) and _is_model_class(cls):
+            return ModelEntry(name, obj, cls, "custom", None, origin)
+    raise ModelError(f"{origin}: {obj!r} is not a model factory. Give a class with `family` and `modalities` "
+                     f"(wrappers.protocol.MultimodalModel), a function annotated `-> MyModel`, or a function "
+                     f"decorated with @wrappers.register_model")
+
+
+def _is_model_class(cls: type) -> bool:
+    return isinstance(getattr(cls, "modalities", None), (set, frozenset)) and hasattr(cls, "forward")

@@ -1,9 +1,12 @@
 """BERT text encoders: the paper's Bio_ClinicalBERT by hub name, or a tiny BERT trained here."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import string
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -78,13 +81,33 @@ def load_text_encoder(name_or_path: str | Path) -> tuple[BertTokenizerFast, nn.M
     return tokenizer, encoder
 
 
+#: While set (wrappers.training.obtain_trained), `TextEncoder("tiny_bert")` asks it for the folder of the tiny BERT
+#: built from the current training reports: any model, of any preset, can use the tiny encoder.
+_TINY_BERT_SOURCE: contextvars.ContextVar[Callable[[], Path] | None] = contextvars.ContextVar("tiny_bert", default=None)
+
+
+@contextlib.contextmanager
+def tiny_bert_from(build: Callable[[], Path]) -> Iterator[None]:
+    """Within this block, `TextEncoder("tiny_bert")` loads the folder `build()` returns (built lazily, once)."""
+    token = _TINY_BERT_SOURCE.set(functools.lru_cache(maxsize=1)(build))
+    try:
+        yield
+    finally:
+        _TINY_BERT_SOURCE.reset(token)
+
+
 class TextEncoder(nn.Module):
     """Report text -> [CLS] features of a BERT; `tokenize` turns strings into fixed-length id tensors."""
 
     def __init__(self, name_or_path: str | Path, max_length: int = 128) -> None:
         super().__init__()
         if str(name_or_path) == TINY_BERT:
-            raise ModelError(f"text_encoder {TINY_BERT!r} must be built from a corpus first: use wrappers.training.obtain_trained")
+            build = _TINY_BERT_SOURCE.get()
+            if build is None:
+                raise ModelError(f"text_encoder {TINY_BERT!r} is built from the training reports: build the model through "
+                                 "mmrb (mmrb run / mmrb.evaluate / wrappers.training.obtain_trained), or give a hub name "
+                                 "or a folder written with save_pretrained")
+            name_or_path = build()
         self.tokenizer, self.bert = load_text_encoder(name_or_path)
         self.max_length = max_length
         self.feature_dim = self.bert.config.hidden_size

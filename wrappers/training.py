@@ -18,7 +18,7 @@ from benchmark.errors import ModelError
 from wrappers.cache import code_digest, digest, file_digest, write_atomically
 from wrappers.configs import PRESETS, TEXT_KEYS, VISION_KEYS, TrainRecipe
 from wrappers.registry import create_model, model_entry
-from wrappers.text import TINY_BERT, TextEncoder, make_tiny_bert
+from wrappers.text import TINY_BERT, TextEncoder, make_tiny_bert, tiny_bert_from
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,29 @@ def model_key(name: str, overrides: dict[str, Any], data_fingerprint: str, seed:
     library versions, the data fingerprint and the seed. Editing a factory's default retrains."""
     entry = model_entry(name)
     code = code_digest(entry.cls, entry.factory, sys.modules[__name__])
-    return _digest({"name": name, "overrides": overrides, "data": data_fingerprint, "seed": seed,
-                    "v": TRAINING_VERSION, "code": code})
+    key = {"name": name, "overrides": overrides, "data": data_fingerprint, "seed": seed, "v": TRAINING_VERSION, "code": code}
+    if entry.instance is not None:  # a model object handed over: its weights are part of what it is
+        key.update(weights=state_digest(entry.instance), trained=entry.trained)
+    return _digest(key)
+
+
+def state_digest(model: nn.Module) -> str:
+    """sha256 of a module's state (names, shapes, dtypes and bytes of every tensor)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def cache_folder_name(name: str) -> str:
+    """A model name as a folder name ('mypkg.gated:gated_fusion' -> 'mypkg.gated-gated_fusion')."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "model"
 
 
 def obtain_trained(name: str, overrides: dict[str, Any], data: LabelledSet, cache_dir: str | Path,
@@ -67,21 +88,26 @@ def obtain_trained(name: str, overrides: dict[str, Any], data: LabelledSet, cach
     An entry that cannot be read is reported once, naming its folder, and rebuilt."""
     cache_dir = Path(cache_dir)
     entry = model_entry(name)
+    if entry.instance is not None and entry.trained:  # final weights handed over: used as they are
+        return entry.instance.to(device).eval()
     key = model_key(name, overrides, data.fingerprint, seed)
-    folder = cache_dir / "models" / f"{name}-{key}"
+    folder = cache_dir / "models" / f"{cache_folder_name(name)}-{key}"
     resolved = dict(overrides)
     preset_encoder = PRESETS.get(entry.preset, {}).get("text_encoder")
     if "text" in entry.modalities and resolved.get("text_encoder", preset_encoder) == TINY_BERT:
         resolved["text_encoder"] = str(tiny_bert_folder(data.texts, cache_dir, seed))
-    torch.manual_seed(seed)
-    model = create_model(name, **resolved)
+    def build() -> nn.Module:
+        torch.manual_seed(seed)
+        with tiny_bert_from(lambda: tiny_bert_folder(data.texts, cache_dir, seed)):
+            return create_model(name, **resolved)
+
+    model = build()
     if folder.exists():
         try:
             return load_verified(model, folder, cache_dir).to(device).eval()
         except ModelError as exc:
             log.warning("cache entry %s cannot be used (%s); retraining %s", folder, exc, name)
-            torch.manual_seed(seed)
-            model = create_model(name, **resolved)
+            model = build()
     if hasattr(model, "train_on"):  # models with their own training (CLIP: pre-train, freeze, fit the head)
         log.info("training %s (%s) with its own train_on on %s", name, entry.family, device)
         model.train_on(data, cache_dir, seed)

@@ -1,0 +1,110 @@
+"""The Python API under the CLI, in the style of RobustBench's `benchmark(model, ...)` and lm-eval's
+`simple_evaluate`: one call runs a suite (a path, a mapping or a Suite) on registered models and/or model objects
+and returns the per-cell results as a DataFrame, with the run record."""
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pandas as pd
+from torch import nn
+
+from benchmark import default_cache
+from benchmark.errors import ModelError, SuiteError
+from benchmark.runner import RunRecord, run_suite
+from benchmark.suite import ModelSpec, Suite, load_suite, suite_from_data
+from wrappers.registry import ModelEntry, model_entry, registered
+
+
+class Evaluation(NamedTuple):
+    """What `evaluate` returns: `frame` (one row per cell and training seed: results.csv) and the run record;
+    `cells` aggregates the seeds (mean, interval, convergence verdict), as the tables and the leaderboard do."""
+
+    frame: pd.DataFrame
+    record: RunRecord
+
+    @property
+    def cells(self) -> pd.DataFrame:
+        from benchmark.aggregate import aggregate
+
+        return aggregate(self.record.rows)
+
+
+def evaluate(suite: str | Path | Mapping[str, Any] | Suite, models: Mapping[str, nn.Module] | None = None, *,
+             trained: bool = True, only_given: bool = False, out: str | Path | None = None,
+             cache: str | Path | None = None, device: str = "cpu", progress: bool = False, fresh: bool = False,
+             leaderboard: str | Path | None = None) -> Evaluation:
+    """Run `suite` and return its results.
+
+    `models` maps names to model objects (`wrappers.protocol.MultimodalModel`); each is evaluated under its name,
+    in place of a suite model of that name or beside the suite's models (`only_given=True`: instead of them, also
+    as the transfer targets). `trained=True`: the objects' weights are final and used as they are for every
+    training seed (the seeds then vary only the attacks' randomness); `trained=False`: mmrb trains a copy per seed
+    with the object's `config["recipe"]`, like a registered model. Results go to `out` (default runs/<suite name>;
+    committed cells there are resumed), models and attacks are cached in `cache` (default $MMRB_CACHE or
+    ~/.cache/mmrb); `leaderboard`: a folder to merge the aggregated cells into (none by default)."""
+    cache = Path(cache) if cache is not None else default_cache()
+    with provided_models(models or {}, trained):
+        suite = with_models(as_suite(suite), list(models or {}), only_given)
+        out = Path(out) if out is not None else Path("runs") / suite.name
+        record = run_suite(suite, out, cache, device=device, progress=progress, fresh=fresh)
+    if leaderboard is not None:
+        from benchmark.leaderboard import provenance, publish
+
+        publish(record.rows, provenance(suite.name, suite.content_hash, record.data_fingerprint, suite.seed), leaderboard)
+    return Evaluation(pd.read_csv(record.results_path, keep_default_na=False, na_values=[""]), record)
+
+
+def as_suite(suite: str | Path | Mapping[str, Any] | Suite) -> Suite:
+    """A Suite from a YAML path, a mapping of the same fields, or a Suite."""
+    if isinstance(suite, Suite):
+        return suite
+    if isinstance(suite, Mapping):
+        return suite_from_data(dict(suite))
+    if isinstance(suite, (str, Path)):
+        return load_suite(suite)
+    raise SuiteError(f"a suite is a YAML path, a mapping or a benchmark.suite.Suite, not {type(suite).__name__}")
+
+
+def with_models(suite: Suite, names: list[str], only_given: bool = False) -> Suite:
+    """`suite` with the models `names` added to its models (or replacing them and the transfer targets)."""
+    if not names:
+        return suite
+    specs = [ModelSpec(name=n) for n in names]
+    if only_given:
+        update: dict[str, Any] = {"models": specs}
+        if suite.transfer is not None:
+            update["transfer"] = suite.transfer.model_copy(update={"targets": specs})
+        return suite.model_copy(update=update)
+    listed = {m.name for m in suite.models}
+    return suite.model_copy(update={"models": [*suite.models, *(s for s in specs if s.name not in listed)]})
+
+
+@contextlib.contextmanager
+def provided_models(models: Mapping[str, nn.Module], trained: bool) -> Iterator[None]:
+    """Register model objects under their names for the duration of a run."""
+    with contextlib.ExitStack() as stack:
+        for name, module in models.items():
+            if not isinstance(module, nn.Module) or not hasattr(module, "modalities"):
+                raise ModelError(f"models[{name!r}] must be an nn.Module with family, modalities, config, tokenize and "
+                                 "forward (wrappers.protocol.MultimodalModel)")
+            try:
+                existing = model_entry(name)
+            except ModelError:
+                existing = None
+            if existing is not None and existing.instance is None:
+                raise ModelError(f"models[{name!r}]: {name!r} is a registered model; give the object another name")
+            stack.enter_context(registered(ModelEntry(name, _copier(module), type(module), "provided", None, "python",
+                                                      module, trained)))
+        yield
+
+
+def _copier(module: nn.Module) -> Callable[..., nn.Module]:
+    def build(**overrides: Any) -> nn.Module:
+        return copy.deepcopy(module)
+
+    build.__module__, build.__qualname__ = type(module).__module__, type(module).__qualname__
+    return build

@@ -1,0 +1,400 @@
+"""Submissions: a model card -> checks -> the leaderboard protocol -> one immutable entry.
+
+`mmrb submit CARD.yaml` reads the card, resolves its entry point (a registered name, `package.module:factory` or
+`file.py:factory` relative to the card), loads final weights if the submitter trained the model (safetensors, or a
+state dict that `torch.load(weights_only=True)` reads: a submission is never unpickled), checks the model on a
+batch and its clean accuracy against the protocol's floor, runs the protocol suite (`suites/leaderboard.yaml`) on it
+and writes `<board>/v<PROTOCOL_VERSION>/entries/<name>.json` (schema: `benchmark.board`). Re-submitting the same
+card, code and weights is a no-op; an entry is never overwritten."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+import benchmark
+from benchmark import default_cache
+from benchmark.errors import MmrbError, ModelError
+from benchmark.suite import Suite, load_suite
+
+log = logging.getLogger(__name__)
+ENTRY_VERSION = 1
+PROTOCOL_SUITE = Path(__file__).resolve().parent.parent / "suites" / "leaderboard.yaml"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class SubmissionError(MmrbError):
+    """A card, its files or its model cannot be submitted; the message names the file, the field and the fix."""
+
+
+class Card(BaseModel):
+    """A model card: who made the model, where its code and weights are, and what it claims."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN, description="the model's name on the leaderboard (letters, digits, _ . -)")
+    authors: list[str] = Field(min_length=1)
+    entry_point: str = Field(description="a registered model name, 'package.module:factory' or 'file.py:factory' "
+                                         "(relative to the card)")
+    trained_by: Literal["mmrb", "submitter"] = Field(description=(
+        "mmrb: mmrb trains the model with its config['recipe'] on the protocol's training split, once per training "
+        "seed; submitter: `weights` are final and used as they are"))
+    weights: str | None = Field(None, description="trained_by submitter: a .safetensors file, or a state dict saved "
+                                                  "with torch.save (read with torch.load(weights_only=True))")
+    tokenizer: str = Field(min_length=1, description="what turns a report into tokens, e.g. 'tiny_bert (built by mmrb "
+                                                     "from the training reports)' or a hub name and revision")
+    data: str = Field(min_length=1, description="data statement: what the model was trained on")
+    threat_model: str = Field(min_length=1, description="the robustness claimed, e.g. 'none (standard training)' or "
+                                                        "'L∞ image perturbations up to 8/255'")
+    description: str = ""
+    url: str = ""
+
+    @field_validator("authors")
+    @classmethod
+    def _named(cls, authors: list[str]) -> list[str]:
+        if not all(isinstance(a, str) and a.strip() for a in authors):
+            raise ValueError("every author is a non-empty name")
+        return authors
+
+    @model_validator(mode="after")
+    def _weights_match_training(self) -> Card:
+        if self.trained_by == "submitter" and not self.weights:
+            raise ValueError("trained_by 'submitter' needs 'weights': the file of the final weights (.safetensors or a "
+                             "torch.save'd state dict)")
+        if self.trained_by == "mmrb" and self.weights:
+            raise ValueError("trained_by 'mmrb' trains the model from its factory's initial weights: remove 'weights', "
+                             "or set trained_by: submitter to use them as final")
+        return self
+
+
+FIXES = {"name": "a short name of letters, digits, _ . - (e.g. gated_fusion)",
+         "authors": "a list of names, e.g. [Ada Lovelace]",
+         "entry_point": "a registered model name, 'package.module:factory' or 'file.py:factory'",
+         "trained_by": "'mmrb' (mmrb trains it) or 'submitter' (weights are final)",
+         "tokenizer": "say what tokenizes the reports", "data": "say what the model was trained on",
+         "threat_model": "say what robustness is claimed ('none' is an answer)"}
+
+
+def load_card(path: str | Path) -> Card:
+    """Read and validate a card; every problem is one line naming the file, the field and the fix."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SubmissionError(f"{path}: cannot read the model card ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise SubmissionError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise SubmissionError(f"{path}: a model card is a YAML mapping with name, authors, entry_point, trained_by, "
+                              f"tokenizer, data, threat_model (see examples/submit_fusion/card.yaml)")
+    try:
+        return Card.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(k) for k in err["loc"]) or "(card)"
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "missing":
+                message = f"missing; {FIXES.get(field, 'required')}"
+            elif err["type"] == "extra_forbidden":
+                message = f"unknown field; card fields: {', '.join(Card.model_fields)}"
+            elif field in FIXES:
+                message += f" ({FIXES[field]})"
+            lines.append(f"  field '{field}': {message}")
+        raise SubmissionError(f"{path}: invalid model card\n" + "\n".join(lines)) from None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a submission did: the entry's path, whether it was written now, and a line for the user."""
+
+    path: Path
+    written: bool
+    message: str
+
+
+def submit(card_path: str | Path, board: str | Path = "leaderboard", protocol: str | Path | None = None,
+           cache: str | Path | None = None, device: str = "cpu", progress: bool = False,
+           out: str | Path | None = None) -> Outcome:
+    """Run the leaderboard protocol on the card's model and write its entry (see the module docstring)."""
+    from benchmark.api import with_models
+    from benchmark.runner import prepare_data, run_suite
+    from benchmark.validate import check_device
+    from wrappers.cache import code_digest, digest, file_digest
+    from wrappers.registry import registered
+
+    card_path, board = Path(card_path), Path(board)
+    cache = Path(cache) if cache is not None else default_cache()
+    card = load_card(card_path)
+    suite = load_protocol(protocol)
+    check_device(device)
+    entry, weights_path = resolve_card(card, card_path)
+    code = code_digest(entry.cls, entry.factory)
+    weights = file_digest(weights_path) if weights_path else None
+    submission = digest({"card": card.model_dump(), "code": code, "weights": weights,
+                         "protocol": benchmark.PROTOCOL_VERSION, "suite": suite.content_hash})
+    path = entry_path(board, card.name)
+    existing = read_entry(path) if path.exists() else None
+    if existing is not None:
+        if existing.get("digests", {}).get("submission") == submission:
+            return Outcome(path, False, f"{card.name}: already on the leaderboard with these weights and this code "
+                                        f"(protocol {benchmark.PROTOCOL_VERSION}): {path}; nothing to do")
+        raise SubmissionError(f"{card_path}: field 'name': an entry {card.name!r} already exists in protocol "
+                              f"{benchmark.PROTOCOL_VERSION} with other code, weights or card ({path}, submitted "
+                              f"{existing.get('provenance', {}).get('date', '?')}); entries are immutable: give the "
+                              f"card a new name (e.g. {card.name}-v2)")
+    check_protocol_folder(path.parent, suite)
+    data = prepare_data(suite, cache)
+    check_protocol_folder(path.parent, suite, data.fingerprint)
+    with registered(entry):
+        check_submission(card, card_path, suite, data, cache, device)
+        run = with_models(suite, [card.name], only_given=True)
+        out = Path(out) if out is not None else cache / "submissions" / f"v{benchmark.PROTOCOL_VERSION}" / card.name
+        record = run_suite(run, out, cache, device=device, progress=progress)
+    failed = [r for r in record.rows if r["error"]]
+    if failed:
+        first = failed[0]
+        raise SubmissionError(f"{card_path}: {len(failed)} protocol cell(s) failed, no entry written (results kept in "
+                              f"{record.results_path}; fix and submit again: finished cells are reused). First: "
+                              f"{first['attack']} ε={first['epsilon']} seed {first['seed']}: {first['error']}")
+    document = make_entry(card, entry, suite, record, {"submission": submission, "code": code, "weights": weights})
+    write_entry(path, document)
+    rank = document["rank"]
+    figure = "unranked (no image input)" if rank is None else \
+        f"{100 * rank['robust_accuracy']:.1f} % [{100 * rank['ci_low']:.1f}, {100 * rank['ci_high']:.1f}]"
+    return Outcome(path, True, f"{card.name}: entry written to {path}; {suite.leaderboard.rank_by.attack} at "
+                               f"ε={suite.leaderboard.rank_by.epsilon:.4g}: {figure}")
+
+
+def load_protocol(protocol: str | Path | None) -> Suite:
+    """The protocol suite (default suites/leaderboard.yaml); it must have a `leaderboard:` section."""
+    path = Path(protocol) if protocol is not None else PROTOCOL_SUITE
+    suite = load_suite(path)
+    if suite.leaderboard is None:
+        raise SubmissionError(f"{path}: not a leaderboard protocol: add a 'leaderboard:' section with rank_by "
+                              f"{{attack, epsilon}} and min_clean_accuracy (see suites/leaderboard.yaml)")
+    return suite
+
+
+def resolve_card(card: Card, card_path: Path):
+    """The registry entry of the card's model (under the card's name) and the path of its weights, if any."""
+    from wrappers.registry import _entry_for, import_plugin, model_entry
+
+    base = card_path.parent
+    reference = card.entry_point
+    try:
+        if ":" in reference:
+            where, _, attr = reference.rpartition(":")
+            module = import_plugin(where, base)
+            if not hasattr(module, attr):
+                raise ModelError(f"{where} has no {attr!r}")
+            entry = _entry_for(card.name, getattr(module, attr), f"card {card_path}")
+        else:
+            entry = model_entry(reference)
+    except ModelError as exc:
+        raise SubmissionError(f"{card_path}: field 'entry_point': {exc}") from None
+    if reference != card.name:
+        try:
+            taken = model_entry(card.name)
+        except ModelError:
+            taken = None
+        if taken is not None and taken.factory is not entry.factory:
+            raise SubmissionError(f"{card_path}: field 'name': {card.name!r} is the name of another registered model "
+                                  f"({taken.origin}); choose another name")
+    entry = replace(entry, name=card.name, origin=f"card {card_path.name}")
+    weights_path = None
+    if card.weights:
+        weights_path = (base / card.weights) if not Path(card.weights).is_absolute() else Path(card.weights)
+        if not weights_path.is_file():
+            raise SubmissionError(f"{card_path}: field 'weights': {weights_path} does not exist")
+        model = entry.factory()
+        load_submitted_weights(model, weights_path, card_path)
+        entry = replace(entry, instance=model, trained=True)
+    return entry, weights_path
+
+
+def load_submitted_weights(model, path: Path, card_path: Path) -> None:
+    """Load final weights without ever unpickling: safetensors, or torch.load(weights_only=True)."""
+    import pickle
+
+    import torch
+
+    from wrappers.training import load_weights
+
+    if path.suffix == ".safetensors":
+        try:
+            load_weights(model, path)
+        except ModelError as exc:
+            raise SubmissionError(f"{card_path}: field 'weights': {exc}") from None
+        return
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise SubmissionError(
+            f"{card_path}: field 'weights': {path} holds pickled Python objects, which mmrb never loads from a "
+            f"submission (torch.load(weights_only=True) refused: {str(exc).splitlines()[0]}). Save only the tensors: "
+            f"safetensors.torch.save_model(model, 'model.safetensors') or torch.save(model.state_dict(), 'model.pt')"
+        ) from None
+    except Exception as exc:
+        raise SubmissionError(f"{card_path}: field 'weights': {path} cannot be read ({type(exc).__name__}: {exc})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise SubmissionError(f"{card_path}: field 'weights': {path} is not a state dict (name -> tensor)")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise SubmissionError(f"{card_path}: field 'weights': {path} does not fit the model: "
+                              f"{str(exc).splitlines()[0]}") from None
+
+
+def check_submission(card: Card, card_path: Path, suite: Suite, data, cache: Path, device: str) -> None:
+    """Before any attack: the model returns finite (n, 2) logits on a batch, and its clean accuracy (mean over the
+    training seeds) reaches the protocol's floor. Models mmrb trains are trained here (and cached for the run)."""
+    from wrappers.protocol import check_model
+    from wrappers.registry import create_model
+    from wrappers.text import tiny_bert_from
+    from wrappers.training import obtain_trained, predict_proba, tiny_bert_folder
+
+    test, batch = data.test, slice(0, 8)
+    first = suite.training_seeds[0]
+    try:
+        if card.trained_by == "mmrb":
+            with tiny_bert_from(lambda: tiny_bert_folder(data.train_set.texts, cache, first)):
+                untrained = create_model(card.name)
+        else:
+            untrained = None
+        check_model(untrained if untrained is not None else obtain_trained(card.name, {}, data.train_set, cache, first, device),
+                    test.images[batch], test.texts[batch], where=f"{card_path}: model {card.name!r}")
+    except ModelError as exc:
+        raise SubmissionError(str(exc) if str(exc).startswith(str(card_path)) else f"{card_path}: {exc}") from None
+    accuracies = []
+    for seed in suite.training_seeds:
+        model = obtain_trained(card.name, {}, data.train_set, cache, seed, device)
+        images = test.images if "image" in model.modalities else None
+        accuracies.append(float((predict_proba(model, images, test.texts).argmax(1) == test.labels).mean()))
+    floor = suite.leaderboard.min_clean_accuracy
+    if float(np.mean(accuracies)) < floor:
+        raise SubmissionError(
+            f"{card_path}: model {card.name!r} has clean accuracy {100 * np.mean(accuracies):.1f} % (seeds "
+            f"{suite.training_seeds}: {', '.join(f'{100 * a:.1f}' for a in accuracies)}) on the protocol's test set, below "
+            f"the floor {100 * floor:.0f} % ({suite.source}: leaderboard.min_clean_accuracy); no attack was run. Check "
+            f"its training recipe (config['recipe']) or its weights")
+
+
+def entry_path(board: Path, name: str) -> Path:
+    return Path(board) / f"v{benchmark.PROTOCOL_VERSION}" / "entries" / f"{name}.json"
+
+
+def read_entry(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SubmissionError(f"{path}: unreadable leaderboard entry ({exc}); restore it from git") from None
+
+
+def check_protocol_folder(folder: Path, suite: Suite, fingerprint: str | None = None) -> None:
+    """Entries of one protocol version come from one protocol suite and one dataset: refuse to mix."""
+    for other in sorted(folder.glob("*.json")) if folder.exists() else []:
+        provenance = read_entry(other).get("provenance", {})
+        if provenance.get("suite_hash") != suite.content_hash:
+            raise SubmissionError(
+                f"{suite.source}: the protocol suite differs from the one the entries of protocol "
+                f"{benchmark.PROTOCOL_VERSION} were made with ({other.name}: suite hash {provenance.get('suite_hash')}, "
+                f"this file {suite.content_hash}); restore it, or bump benchmark.PROTOCOL_VERSION to start a new "
+                f"protocol version (old entries stay in their own folder)")
+        if fingerprint is not None and provenance.get("data_fingerprint") != fingerprint:
+            raise SubmissionError(f"{suite.source}: the protocol data differ from those of {other} "
+                                  f"({provenance.get('data_fingerprint')} vs {fingerprint})")
+
+
+CELL_FIELDS = ("attack", "attack_name", "attack_source", "modality", "epsilon", "transfer_source", "n", "seeds",
+               "clean_accuracy", "clean_accuracy_ci_low", "clean_accuracy_ci_high",
+               "robust_accuracy", "robust_accuracy_std", "robust_accuracy_ci_low", "robust_accuracy_ci_high",
+               "robust_accuracy_normal", "robust_accuracy_normal_ci_low", "robust_accuracy_normal_ci_high",
+               "robust_accuracy_abnormal", "robust_accuracy_abnormal_ci_low", "robust_accuracy_abnormal_ci_high",
+               "n_normal", "n_abnormal", "check_robust_accuracy", "not_converged", "unconverged_robust_accuracy",
+               "flags", "robust_f1", "robust_f1_hw", "auc", "robust_auc", "attack_success_rate", "steps", "queries")
+
+
+def make_entry(card: Card, entry, suite: Suite, record, digests: dict[str, Any]) -> dict[str, Any]:
+    """The entry document (schema: benchmark.board) from a finished protocol run."""
+    from benchmark.aggregate import aggregate
+    from benchmark.leaderboard import git_commit, package_versions
+    from benchmark.soundness import cell_label, flags_by_cell
+    from benchmark.tables import soundness_table
+
+    cells = aggregate(record.rows)
+    flags = soundness_table(cells)
+    marks = flags_by_cell(flags)
+    cells["flags"] = [";".join(marks.get((r.model, cell_label(r.attack, r.epsilon, r.transfer_source)), []))
+                      for r in cells.itertuples()]
+    documents = [{k: _json_value(r.get(k)) for k in CELL_FIELDS} for r in cells.to_dict("records")]
+    for cell in documents:
+        cell["transfer_source"] = cell["transfer_source"] or ""
+        cell["not_converged"] = None if cell["not_converged"] is None else bool(cell["not_converged"])
+    rank_by = suite.leaderboard.rank_by
+    rank = next((c for c in documents if c["attack"] == rank_by.attack and not c["transfer_source"]
+                 and c["epsilon"] is not None and abs(c["epsilon"] - rank_by.epsilon) < 1e-9), None)
+    clean = next((c for c in documents if c["modality"] == "none"), None)
+    floor = next((c for c in documents if c["attack_name"] == "image_replacement"), None)
+    return {
+        "entry_version": ENTRY_VERSION,
+        "name": card.name,
+        "protocol_version": benchmark.PROTOCOL_VERSION,
+        "card": card.model_dump(),
+        "model": {"family": entry.family, "modalities": sorted(entry.modalities)},
+        "digests": digests,
+        "provenance": {"suite": suite.name, "suite_hash": suite.content_hash, "data_fingerprint": record.data_fingerprint,
+                       "split_seed": suite.seed, "seeds": suite.training_seeds, "packages": package_versions(),
+                       "mmrb_version": benchmark.__version__, "mmrb_commit": git_commit(),
+                       "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")},
+        "rank": None if rank is None else {"attack": rank_by.attack, "epsilon": rank_by.epsilon,
+                                           "robust_accuracy": rank["robust_accuracy"],
+                                           "ci_low": rank["robust_accuracy_ci_low"],
+                                           "ci_high": rank["robust_accuracy_ci_high"],
+                                           "not_converged": rank["not_converged"]},
+        "clean": None if clean is None else {"accuracy": clean["clean_accuracy"], "ci_low": clean["clean_accuracy_ci_low"],
+                                             "ci_high": clean["clean_accuracy_ci_high"]},
+        "floor": None if floor is None else {"robust_accuracy": floor["robust_accuracy"],
+                                             "ci_low": floor["robust_accuracy_ci_low"],
+                                             "ci_high": floor["robust_accuracy_ci_high"]},
+        "flags": [{"flag": f.flag, "cells": f.cells, "detail": f.detail} for f in flags.itertuples(index=False)],
+        "cells": documents,
+    }
+
+
+def _json_value(value: Any) -> Any:
+    """NaN/None -> None, numpy scalars -> Python numbers (an entry is plain JSON)."""
+    if value is None:
+        return None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    return value
+
+
+def write_entry(path: Path, document: dict[str, Any]) -> None:
+    """Write an entry atomically; an existing entry is never replaced."""
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(document, indent=1, sort_keys=False, allow_nan=False) + "\n")
+    try:
+        os.link(tmp, path)  # fails if the entry appeared meanwhile: immutable
+    except FileExistsError:
+        raise SubmissionError(f"{path}: an entry with this name was written meanwhile; entries are immutable") from None
+    finally:
+        tmp.unlink(missing_ok=True)
