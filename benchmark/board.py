@@ -61,9 +61,10 @@ The clean cell has modality "none" and attack "none"; the text floor cell has at
 CELL_FIELDS = ("attack", "attack_name", "attack_source", "modality", "epsilon", "transfer_source", "n", "seeds",
                "clean_accuracy", "clean_accuracy_ci_low", "clean_accuracy_ci_high",
                "robust_accuracy", "robust_accuracy_std", "robust_accuracy_ci_low", "robust_accuracy_ci_high",
-               "robust_accuracy_normal", "robust_accuracy_abnormal", "n_normal", "n_abnormal",
-               "check_robust_accuracy", "not_converged", "unconverged_robust_accuracy", "flags",
-               "robust_f1", "robust_f1_hw", "auc", "attack_success_rate")
+               "robust_accuracy_normal", "robust_accuracy_normal_ci_low", "robust_accuracy_normal_ci_high",
+               "robust_accuracy_abnormal", "robust_accuracy_abnormal_ci_low", "robust_accuracy_abnormal_ci_high",
+               "n_normal", "n_abnormal", "check_robust_accuracy", "not_converged", "unconverged_robust_accuracy", "flags",
+               "robust_f1", "robust_f1_hw", "auc", "robust_auc", "attack_success_rate", "steps", "queries")
 FLOOR_ATTACK = "image_replacement"
 #: Probes, not attacks: left out of the per-modality "best attack" figures.
 PROBES = (FLOOR_ATTACK, "random_noise")

@@ -115,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("suite", help="suite YAML file, e.g. suites/smoke.yaml")
     run.add_argument("--out", help="folder for results.csv (default runs/<suite name>)")
     run.add_argument("--cache", type=Path, default=default_cache(), help="data/model cache (default $MMRB_CACHE or ~/.cache/mmrb)")
-    run.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder (default ./leaderboard)")
+    run.add_argument("--leaderboard", type=Path, default=Path("leaderboard/suites"),
+                     help="folder of the suites' leaderboard (default ./leaderboard/suites; the ranked board of submitted "
+                          "models is built by `mmrb submit` / `mmrb leaderboard build`)")
     run.add_argument("--no-leaderboard", action="store_true", help="write results.csv only")
     run.add_argument("--device", default="cpu", help="torch device: cpu or cuda (checked before any work)")
     run.add_argument("--fresh", action="store_true", help="forget the cells already committed in the --out folder and "

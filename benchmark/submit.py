@@ -22,11 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 import benchmark
 from benchmark import default_cache
+from benchmark.board import CELL_FIELDS, ENTRY_VERSION
 from benchmark.errors import MmrbError, ModelError
 from benchmark.suite import Suite, load_suite
 
 log = logging.getLogger(__name__)
-ENTRY_VERSION = 1
 PROTOCOL_SUITE = Path(__file__).resolve().parent.parent / "suites" / "leaderboard.yaml"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -314,15 +314,6 @@ def check_protocol_folder(folder: Path, suite: Suite, fingerprint: str | None = 
         if fingerprint is not None and provenance.get("data_fingerprint") != fingerprint:
             raise SubmissionError(f"{suite.source}: the protocol data differ from those of {other} "
                                   f"({provenance.get('data_fingerprint')} vs {fingerprint})")
-
-
-CELL_FIELDS = ("attack", "attack_name", "attack_source", "modality", "epsilon", "transfer_source", "n", "seeds",
-               "clean_accuracy", "clean_accuracy_ci_low", "clean_accuracy_ci_high",
-               "robust_accuracy", "robust_accuracy_std", "robust_accuracy_ci_low", "robust_accuracy_ci_high",
-               "robust_accuracy_normal", "robust_accuracy_normal_ci_low", "robust_accuracy_normal_ci_high",
-               "robust_accuracy_abnormal", "robust_accuracy_abnormal_ci_low", "robust_accuracy_abnormal_ci_high",
-               "n_normal", "n_abnormal", "check_robust_accuracy", "not_converged", "unconverged_robust_accuracy",
-               "flags", "robust_f1", "robust_f1_hw", "auc", "robust_auc", "attack_success_rate", "steps", "queries")
 
 
 def make_entry(card: Card, entry, suite: Suite, record, digests: dict[str, Any]) -> dict[str, Any]:

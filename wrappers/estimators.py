@@ -6,13 +6,18 @@ batches, pass only the rows still unbroken (Square, AutoPGD) or query many candi
 finds it by content: each queried image belongs to the bound clean image nearest in L∞, which is
 provably the right one while the query lies within `radius` (half the smallest L∞ distance between
 two bound images) of it. Queries farther out raise `ContextError` instead of silently pairing an
-image with another patient's report; bind one sample at a time (`ImageView.bound_to`) for attacks
-that query arbitrary images.
+image with another patient's report. `ImageView.run_attack(attack, x, y)` runs any ART evasion attack
+so that this never happens: it attacks groups of samples wider than twice the attack's budget, and one
+sample at a time (any query is then that sample's) for attacks without a budget or whose queries leave
+the radius. All-ones and all-zeros images far from every bound image are placeholder probes (ART's
+AutoPGD constructor predicts np.ones), not queries about a sample (see `ContextBinding.indices`).
 """
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +34,10 @@ from benchmark.errors import ContextError, ModelError
 FINGERPRINT_BUDGET = 2e9
 #: Slack for float rounding: an attack's projection may land a hair beyond ε (float32 arithmetic).
 EPS_SLACK = 1e-4
+#: Placeholder probes: images whose every pixel equals one of these values (the ends of the view's pixel range,
+#: within PLACEHOLDER_TOL). ART constructors probe the model with such an image (np.ones) before seeing any sample.
+PLACEHOLDER_VALUES = (0.0, 1.0)
+PLACEHOLDER_TOL = 1e-6
 
 
 def fingerprint_side(n: int, channels: int, side: int) -> int:
@@ -75,8 +84,16 @@ class ContextBinding:
     def __len__(self) -> int:
         return len(self.anchors)
 
-    def indices(self, images: torch.Tensor) -> torch.Tensor:
-        """Index of the bound sample each row of `images` belongs to; ContextError if ambiguous."""
+    def indices(self, images: torch.Tensor, placeholders: bool = True) -> torch.Tensor:
+        """Index of the bound sample each row of `images` belongs to; ContextError if ambiguous.
+
+        Placeholder rule: an all-ones or all-zeros image (PLACEHOLDER_VALUES; ART's AutoPGD,
+        AutoConjugateGradient and BrendelBethge constructors predict np.ones to see whether the model outputs
+        probabilities) that lies beyond the radius of every bound image is no sample's image and holds no
+        sample's content, so it has no text of its own to miss; it is answered with the text of the nearest
+        bound image. Every other row beyond the radius, constant images of other grey levels included,
+        raises ContextError; `placeholders=False` refuses placeholders too.
+        """
         if len(self) == 1 or len(images) == 0:
             return torch.zeros(len(images), dtype=torch.long, device=images.device)
         anchors = self.anchors.to(images.device)
@@ -87,17 +104,36 @@ class ContextBinding:
         guess = torch.arange(start, start + len(queries), device=images.device)
         if guess[-1] < len(anchors) and bool(((queries - anchors[guess]).abs().amax(1) < self.radius).all()):
             return guess
+        # Second fast path (subsets, shuffled rows: Square, AutoPGD): guess by the nearest coarse fingerprint (4×4
+        # per channel, cheap), then keep the guesses that lie within the radius at full resolution (provably right).
+        guess = linf_distances(self._coarse(queries), self._coarse(anchors)).argmin(1)
+        if bool(((queries - anchors[guess]).abs().amax(1) < self.radius).all()):
+            return guess
         best, idx = linf_distances(queries, anchors).min(dim=1)
         far = best >= self.radius
+        if placeholders and far.any():
+            flat = images.detach().flatten(1)
+            for value in PLACEHOLDER_VALUES:
+                far &= ~((flat - value).abs() <= PLACEHOLDER_TOL).all(1)
         if far.any():
             row = int(far.nonzero()[0])
             raise ContextError(
                 f"row {row} of a query of {len(images)} is {float(best[row]):.4f} (L∞) from the nearest of the "
-                f"{len(self)} bound images, beyond the unambiguous radius {self.radius:.4f}. The attack left the "
-                "ε-ball or queries fresh images (decision-based attacks): attack the groups of "
-                "ImageView.attack_groups(ε) one at a time under ImageView.bound_to(group)."
+                f"{len(self)} bound images, beyond the unambiguous radius {self.radius:.4f}, so its text cannot be "
+                "told for sure. The attack left its ε-ball (ε above ImageView.max_epsilon) or queries fresh images "
+                "(decision-based and minimal-norm attacks such as HopSkipJump or DeepFool): run it with "
+                "view.run_attack(attack, x, y), which attacks groups of samples whose queries stay matched and "
+                "one sample at a time otherwise. To query images other than the bound ones, bind a view to them: "
+                "ImageView(model, images, texts)."
             )
         return idx
+
+    def _coarse(self, prints: torch.Tensor) -> torch.Tensor:
+        """Fingerprints average-pooled to 4×4 per channel (a guess of the nearest sample, checked afterwards)."""
+        if self.side <= 4:
+            return prints
+        channels = prints.shape[1] // (self.side * self.side)
+        return F.adaptive_avg_pool2d(prints.view(len(prints), channels, self.side, self.side), 4).flatten(1)
 
     def lookup(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The context rows that belong to `images`, on their device."""
@@ -143,6 +179,31 @@ class ImageViewModule(nn.Module):
         images = images.float()
         context = self.binding.lookup(images) if self.binding is not None else None
         return self.model(images, context)
+
+
+def query_budget(attack: Any) -> float | None:
+    """L∞ bound on how far every query of the ART `attack` lies from its input row, or None if it has none.
+
+    Projected L1/L2/L∞ attacks (FGSM and the PGD family incl. BIM and MIM, AutoPGD, AutoConjugateGradient,
+    Square) only query points of their `eps`-ball, and an L1/L2 ball lies inside the L∞ ball of the same
+    radius; AutoAttack has one if all its attacks do. Decision-based and minimal-norm attacks (HopSkipJump,
+    Boundary, DeepFool, Carlini-Wagner, ...) and budgets in other units (Wasserstein) have none.
+    """
+    from art.attacks import evasion
+
+    if isinstance(attack, evasion.AutoAttack):
+        budgets = [query_budget(a) for a in attack.attacks]
+        return None if not budgets or None in budgets else max(budgets)
+    projected = (evasion.FastGradientMethod, evasion.ProjectedGradientDescent, evasion.AutoProjectedGradientDescent,
+                 evasion.AutoConjugateGradient, evasion.SquareAttack)
+    if not isinstance(attack, projected):
+        return None
+    try:
+        norm = float(getattr(attack, "norm", math.inf))
+        eps = float(np.max(attack.eps))
+    except (TypeError, ValueError):
+        return None
+    return eps if norm in (1.0, 2.0, math.inf) and math.isfinite(eps) else None
 
 
 class ImageView(PyTorchClassifier):
@@ -203,6 +264,83 @@ class ImageView(PyTorchClassifier):
             yield self
         finally:
             self._view.binding = previous
+
+    def run_attack(self, attack: Any, x: np.ndarray, y: np.ndarray | None = None, **kwargs: Any) -> np.ndarray:
+        """Run an ART evasion attack built on this view on `x`, every model query with its own sample's text.
+
+        `x` are images this view is bound to (all of them, or any subset in any order: rows are told by
+        content); x_adv comes back aligned with x. `y` (labels or one-hot, one row per row of x) and any
+        keyword argument with one row per row of x (mask, x_adv_init) are sliced per group; others are passed
+        as they are. Samples are attacked in groups wider than twice the attack's query budget
+        (`query_budget`: `attack.eps` of projected attacks), all in one call when ε is below
+        `max_epsilon`; attacks without a budget (HopSkipJump, DeepFool, ...) run one sample at a time, and a
+        group whose queries still leave the matching radius is redone one sample at a time. Example::
+
+            view = ImageView(model, images, texts)
+            x_adv = view.run_attack(ProjectedGradientDescent(view, eps=8 / 255, max_iter=10), images, labels)
+        """
+        estimator = getattr(attack, "estimator", None)
+        if getattr(estimator, "model", None) is not self._view:
+            raise ContextError(f"{type(attack).__name__} is not built on this view: build it as "
+                               f"{type(attack).__name__}(view, ...) and call view.run_attack(attack, x, y)")
+        x = np.asarray(x)
+        if y is not None and len(y) != len(x):
+            raise ContextError(f"y has {len(y)} rows but x has {len(x)}: give one label per image")
+        per_row = {k for k, v in kwargs.items() if isinstance(v, np.ndarray) and v.ndim == x.ndim and len(v) == len(x)}
+
+        def craft(rows: list[int]) -> np.ndarray:
+            extra = {k: v[rows] if k in per_row else v for k, v in kwargs.items()}
+            return attack.generate(x=x[rows], y=None if y is None else np.asarray(y)[rows], **extra)
+
+        return self.craft_in_groups(x, query_budget(attack), craft)
+
+    def craft_in_groups(self, x: np.ndarray, epsilon: float | None,
+                        craft: Callable[[list[int]], np.ndarray]) -> np.ndarray:
+        """Adversarial images for `x` (images this view is bound to), crafted by `craft(rows)` -> adversarial
+        x[rows], each call with only those rows' samples bound, so that every query within `epsilon` (L∞) of
+        its row finds its own text. epsilon=None (queries anywhere): one row at a time. A group whose queries
+        leave the matching radius is redone one row at a time. The one grouping code path of run_attack and
+        the benchmark's adapters."""
+        n = len(x)
+        if self._all is None:  # no text to look up: any query is fine
+            return np.asarray(craft(list(range(n))))
+        samples, offset = self._samples_of(x)
+        budget = None if epsilon is None else epsilon + offset
+        x_adv: np.ndarray | None = None
+
+        def put(rows: list[int], images: np.ndarray) -> None:
+            nonlocal x_adv
+            images = np.asarray(images)
+            if x_adv is None:
+                x_adv = np.empty((n, *images.shape[1:]), dtype=images.dtype)
+            x_adv[rows] = images
+
+        for group in self._all.subset(samples).groups(budget):
+            try:
+                with self.bound_to([samples[r] for r in group]):
+                    put(group, craft(group))
+            except ContextError:
+                for r in group:
+                    with self.bound_to([samples[r]]):
+                        put([r], craft([r]))
+        return x_adv if x_adv is not None else np.empty_like(x)
+
+    def _samples_of(self, x: np.ndarray) -> tuple[list[int], float]:
+        """The bound sample of each row of x, and the largest fingerprint L∞ distance of a row from it."""
+        images = torch.as_tensor(np.asarray(x))
+        try:
+            idx = self._all.indices(images, placeholders=False)
+        except ContextError:
+            raise ContextError(
+                f"run_attack attacks the images this view is bound to ({len(self._all)} of them; any subset, in any "
+                f"order), but a row of x is none of them: it lies beyond the matching radius {self._all.radius:.4f} "
+                "(L∞) of every bound image. To attack other images, bind a view to them and "
+                "build the attack on it: view = ImageView(model, images, texts); view.run_attack(Attack(view, ...), "
+                "images, labels)."
+            ) from None
+        anchors = self._all.anchors[idx]
+        offset = float((fingerprint(images, self._all.side) - anchors).abs().amax()) if len(x) else 0.0
+        return idx.tolist(), offset
 
     def predict(self, x: np.ndarray, batch_size: int | None = None, training_mode: bool = False, **kwargs) -> np.ndarray:
         return super().predict(x, batch_size=batch_size or self.default_batch_size, training_mode=training_mode, **kwargs)

@@ -78,20 +78,11 @@ def _load_adapter(source: str) -> None:
 
 
 def run_in_groups(target: Target, epsilon: float | None, attack_group: Callable[[list[int]], np.ndarray]) -> np.ndarray:
-    """Craft adversarial images group by group (see ImageView.attack_groups); a group whose queries leave
-    the matching radius (an attack that searches beyond its ε-ball) is redone one sample at a time."""
-    from benchmark.errors import ContextError
-
-    view, x_adv = target.view, np.empty_like(target.images)
-    for group in view.attack_groups(len(target.images), epsilon):
-        try:
-            with view.bound_to(group):
-                x_adv[group] = attack_group(group)
-        except ContextError:
-            for i in group:
-                with view.bound_to([i]):
-                    x_adv[[i]] = attack_group([i])
-    return x_adv
+    """Craft adversarial images group by group: `attack_group(group)` -> adversarial target.images[group], run
+    with only the group's samples bound. This is ImageView.craft_in_groups, the code path of ImageView.run_attack:
+    groups wider than 2ε (one sample each if ε is None), a group whose queries leave the matching radius redone
+    one sample at a time."""
+    return target.view.craft_in_groups(target.images, epsilon, attack_group)
 
 
 def budget_params(cls: type, params: dict[str, Any], epsilon: float | None, step: str, steps: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from art.attacks import evasion
 
-from benchmark.attacks import Crafted, Problem, Target, budget_params, param_problems, register_source, reject_unknown, run_in_groups
+from benchmark.attacks import Crafted, Problem, Target, budget_params, param_problems, register_source, reject_unknown
 from benchmark.errors import AttackError
 
 
@@ -44,20 +44,14 @@ def check(name: str, params: dict) -> list[Problem]:
 
 @register_source("art")
 def craft_art(name: str, params: dict, target: Target, epsilon: float | None, seed: int) -> Crafted:
-    """Run ART's `name` on the image view, one group of samples at a time (see ImageView.attack_groups)."""
+    """Run ART's `name` on the image view through ImageView.run_attack (groups of samples whose queries keep
+    their texts; one sample at a time for attacks without an L∞ query budget)."""
     cls = attack_class(name)
     view = target.view
     kwargs = resolve_params(cls, params, epsilon, view.default_batch_size)
     np.random.seed(seed)  # ART draws random starts from numpy's global generator
     torch.manual_seed(seed)
     labels = np.eye(view.nb_classes, dtype=np.float32)[target.labels]
-
-    def attack_group(group: list[int]) -> np.ndarray:
-        # Some constructors query placeholder inputs (AutoPGD: an all-ones image); one bound sample answers them.
-        with view.bound_to(group[:1]):
-            attack = cls(view, **kwargs)
-        with view.bound_to(group):
-            return attack.generate(x=target.images[group], y=labels[group])
-
-    x_adv = run_in_groups(target, kwargs.get("eps"), attack_group)
+    attack = cls(view, **kwargs)  # constructor probes (AutoPGD's all-ones image) are placeholders: see ContextBinding
+    x_adv = view.run_attack(attack, target.images, labels)
     return Crafted(x_adv, list(target.texts), int(kwargs.get("max_iter", 1)), kwargs)

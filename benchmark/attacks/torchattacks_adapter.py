@@ -10,6 +10,12 @@ import torch
 from benchmark.attacks import Crafted, Problem, Target, budget_params, param_problems, register_source, reject_unknown, run_in_groups
 from benchmark.errors import AttackError
 
+#: Attacks that query only points of their L∞ ε-ball (they project every iterate): their samples can be attacked in
+#: groups. Minimal-norm attacks (FAB, CW, DeepFool, ...) may query beyond it, near another sample, so they run one
+#: sample at a time (ImageView.craft_in_groups with no budget).
+PROJECTED = frozenset({"FGSM", "FFGSM", "RFGSM", "BIM", "PGD", "EOTPGD", "TPGD", "UPGD", "APGD", "APGDT", "MIFGSM",
+                       "NIFGSM", "SINIFGSM", "VMIFGSM", "VNIFGSM", "DIFGSM", "TIFGSM", "Jitter", "Square"})
+
 
 def attack_class(name: str) -> type:
     """The torchattacks attack class called `name`."""
@@ -49,7 +55,7 @@ def craft_torchattacks(name: str, params: dict, target: Target, epsilon: float |
     torch.manual_seed(seed)
     module = target.view.model if wrap is None else wrap(target.view.model)
     device = next(module.parameters()).device
-    bounded = "eps" in kwargs and kwargs.get("norm", "Linf") == "Linf"
+    bounded = name in PROJECTED and "eps" in kwargs and kwargs.get("norm", "Linf") == "Linf"
 
     def attack_group(group: list[int]) -> np.ndarray:
         attack = cls(module, **kwargs)

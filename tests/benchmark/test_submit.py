@@ -165,3 +165,22 @@ def test_card_files_are_checked_before_any_work(tmp_path, submission, cache_dir,
         main(["submit", str(tmp_path / "list.yaml"), "--protocol", proto, "--cache", str(cache_dir)])
     assert exit_code.value.code == 2 and "a model card is a YAML mapping" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_readme_example_is_the_example_file_and_its_card_submits(tmp_path, cache_dir):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    block = readme.split("**A worked example**", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    source = (root / "examples/submit_fusion/gated.py").read_text()
+    assert block.strip() and source.endswith(block)  # the README shows the file as it is, from its imports on
+    board = tmp_path / "board"
+    outcome = submit(root / "examples/submit_fusion/card.yaml", board, protocol(tmp_path), cache_dir)
+    entry = json.loads(outcome.path.read_text())
+    assert entry["name"] == "gated_fusion" and entry["model"]["family"] == "gated_fusion"
+    assert entry["clean"]["accuracy"] >= 0.6 and entry["rank"]["robust_accuracy"] <= entry["clean"]["accuracy"]
+    from benchmark.board import build_board
+
+    written = build_board(board)
+    assert "gated_fusion" in (board / "README.md").read_text() and board / "index.html" in written
