@@ -50,16 +50,21 @@ def cmd_submit(args: argparse.Namespace) -> None:
                          progress=not args.quiet)
         print(outcome.message)
     if not args.no_build:
-        from benchmark.board import build_board
-
-        written = build_board(args.leaderboard)
+        written = build_locked(args.leaderboard)
         print("leaderboard rebuilt: " + ", ".join(str(p) for p in written if p.suffix in (".md", ".html", ".csv")))
 
 
-def cmd_board_build(args: argparse.Namespace) -> None:
+def build_locked(directory: Path) -> list[Path]:
+    """Rebuild the leaderboard pages holding the folder's lock (two builds never interleave)."""
     from benchmark.board import build_board
+    from benchmark.results import folder_lock
 
-    for path in build_board(args.dir):
+    with folder_lock(directory, "the leaderboard", wait=True):
+        return build_board(directory)
+
+
+def cmd_board_build(args: argparse.Namespace) -> None:
+    for path in build_locked(args.dir):
         print(path)
 
 
