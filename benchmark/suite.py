@@ -151,6 +151,27 @@ def _names_to_specs(value: Any) -> Any:
     return [{"name": v} if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
 
 
+class Bound(_Strict):
+    """An expectation on one metric of a cell: its 95 % interval must not lie wholly below `min` / above `max`."""
+
+    min: float | None = Field(None, ge=0, le=1)
+    max: float | None = Field(None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_side(self) -> Bound:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both, e.g. {min: 0.4}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+#: Metrics a suite's `expect:` may bound: those with a 95 % interval in aggregate.csv.
+EXPECTABLE = ("clean_accuracy", "robust_accuracy", "robust_accuracy_normal", "robust_accuracy_abnormal",
+              "check_robust_accuracy", "branch_robust_accuracy", "clean_f1", "robust_f1", "auc", "robust_auc",
+              "attack_success_rate")
+
+
 class RankSpec(_Strict):
     """The cell a leaderboard ranks by: an attack label of the suite at one ε."""
 
@@ -174,6 +195,9 @@ class Suite(_Strict):
         "modules (mypkg.models) or files (path/to/models.py, relative to the suite) imported before the models are "
         "looked up: their @register_model factories become model names"))
     leaderboard: LeaderboardSpec | None = None
+    expect: dict[str, dict[str, dict[str, Bound]]] = Field(default_factory=dict, description=(
+        "regression gate (pytest benchmark/): model label or '*' -> attack label, 'label@ε' or '*' -> metric -> "
+        "{min, max}; a cell fails only when its whole 95 % interval lies beyond the bound"))
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     models: list[ModelSpec] = Field(default_factory=list)
     attacks: list[AttackSpec] = Field(default_factory=list)
@@ -225,6 +249,7 @@ class Suite(_Strict):
             if missing:
                 raise ValueError(f"attack {attack.label!r} refers to {missing}, which must be labels of attacks listed "
                                  f"before it; known so far: {earlier}")
+        self._check_expectations(labels)
         if self.leaderboard is not None:
             if len(self.training_seeds) < 3:
                 raise ValueError(f"a leaderboard protocol trains every model with at least 3 seeds (one seed is not a "
@@ -238,6 +263,31 @@ class Suite(_Strict):
                 raise ValueError(f"leaderboard.rank_by.epsilon {rank.epsilon} is not an ε of attack {rank.attack!r} "
                                  f"({attack.epsilons or self.epsilons})")
         return self
+
+    def _check_expectations(self, labels: list[str]) -> None:
+        """Every key of `expect` names a model, an attack (at one of its ε) and a metric of this suite."""
+        models = {m.label for m in self.models} | {m.label for m in (self.transfer.targets if self.transfer else [])}
+        attacks = {a.label: a for a in [*self.attacks, *(self.transfer.attacks if self.transfer else [])]}
+        for model, per_attack in self.expect.items():
+            if model != "*" and model not in models:
+                raise ValueError(f"expect.{model}: not a model of the suite; models: {sorted(models)} (or '*')")
+            for key, metrics in per_attack.items():
+                label, _, eps = key.partition("@")
+                if key != "*" and label not in attacks:
+                    raise ValueError(f"expect.{model}.{key}: not an attack label; labels: {sorted(attacks)} (or '*'; "
+                                     f"'label@ε' for one budget)")
+                if eps:
+                    known = attacks[label].epsilons or (self.transfer.epsilons if label not in labels and self.transfer
+                                                        else None) or self.epsilons
+                    try:
+                        value = float(eps)
+                    except ValueError:
+                        raise ValueError(f"expect.{model}.{key}: '{eps}' is not a number") from None
+                    if not any(abs(value - e) < 5e-4 for e in known):
+                        raise ValueError(f"expect.{model}.{key}: {label} does not run at ε = {eps}; its ε: {known}")
+                bad = sorted(set(metrics) - set(EXPECTABLE))
+                if bad:
+                    raise ValueError(f"expect.{model}.{key}: unknown metric(s) {bad}; expectable: {', '.join(EXPECTABLE)}")
 
     _in_pixel_range = field_validator("epsilons")(classmethod(lambda cls, value: _check_epsilons(value)))
 
