@@ -173,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     resources.add_argument("--out", type=Path, default=None, help="folder (default $MMRB_NLTK_DATA or ~/.cache/mmrb/nltk_data)")
     resources.set_defaults(func=cmd_text_resources)
 
+    verbs.add_parser("gate", help="the robustness gate: pytest benchmark/ on the installed mmrb; every further argument "
+                     "goes to pytest (--mmrb-suite PATH, --mmrb-out, --mmrb-cache, --mmrb-speed, --benchmark-autosave)")
+
     models = verbs.add_parser("models", help="list registered models (plug-ins and entry points included)")
     models.add_argument("pattern", nargs="?", default="*")
     models.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
@@ -181,7 +184,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_gate(pytest_args: list[str]) -> None:
+    """`mmrb gate [pytest options]`: `pytest benchmark/` on the installed package (the robustness gate)."""
+    import pytest
+
+    import benchmark
+
+    raise SystemExit(pytest.main([str(Path(benchmark.__file__).resolve().parent), *pytest_args]))
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["gate"]:  # everything after it goes to pytest unparsed
+        run_gate(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
