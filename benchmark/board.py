@@ -329,10 +329,13 @@ def render_readme(board: dict[str, list[Ranked]]) -> str:
 
 
 def _rank_metric_sentence(ranked: list[Ranked]) -> str:
-    attacks = sorted({_field(r.entry, "rank", "attack") for r in ranked})
-    epsilons = sorted({_epsilon_text((r.entry.get("rank") or {}).get("epsilon")) for r in ranked})
+    metric = [r.entry["rank"] for r in ranked if r.entry.get("rank")]
+    attacks = sorted({str(m.get("attack")) for m in metric})
+    epsilons = sorted({_epsilon_text(m.get("epsilon")) for m in metric})
+    unranked = len(ranked) - len(metric)
     return (f"Ranked by robust accuracy under the `{'`, `'.join(map(_md, attacks))}` evaluation at ε = "
-            f"{', '.join(epsilons)} (L∞, images in [0, 1]), highest first; {len(ranked)} model(s).")
+            f"{', '.join(epsilons)} (L∞, images in [0, 1]), highest first; {len(metric)} model(s) ranked"
+            + (f", {unranked} without an image input listed unranked." if unranked else "."))
 
 
 def _separability_sentence(ranked: list[Ranked]) -> list[str]:
