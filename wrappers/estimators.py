@@ -14,7 +14,9 @@ AutoPGD constructor predicts np.ones), not queries about a sample (see `ContextB
 """
 from __future__ import annotations
 
+import collections
 import contextlib
+import hashlib
 import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -37,6 +39,8 @@ EPS_SLACK = 1e-4
 #: Placeholder probes: images whose every pixel equals one of these values (the ends of the view's pixel range,
 #: within PLACEHOLDER_TOL). ART constructors probe the model with such an image (np.ones) before seeing any sample.
 PLACEHOLDER_VALUES = (0.0, 1.0)
+#: Loss gradients at numpy inputs kept per view (least recently used first out): the clean batches of FGSM cells.
+GRADIENT_CACHE = 8
 PLACEHOLDER_TOL = 1e-6
 
 
@@ -230,7 +234,10 @@ class ImageView(PyTorchClassifier):
         super().__init__(
             model=ImageViewModule(model, binding), loss=nn.CrossEntropyLoss(), input_shape=tuple(images.shape[1:]),
             nb_classes=2, clip_values=(0.0, 1.0), device_type="gpu" if device.startswith("cuda") else "cpu",
+            preprocessing=None,  # normalisation is inside the model: nothing for ART to apply (or to copy)
         )
+        self._gradients: collections.OrderedDict[bytes, np.ndarray] = collections.OrderedDict()
+        self.gradient_hits = 0  # loss gradients served from GRADIENT_CACHE (FGSM at several ε on the same inputs)
         self.multimodal_model = model
         self.default_batch_size = batch_size
         self._view = self.model  # ART keeps the module we passed as .model
@@ -341,6 +348,46 @@ class ImageView(PyTorchClassifier):
         anchors = self._all.anchors[idx]
         offset = float((fingerprint(images, self._all.side) - anchors).abs().amax()) if len(x) else 0.0
         return idx.tolist(), offset
+
+    def loss_gradient(self, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, training_mode: bool = False,
+                      **kwargs: Any) -> np.ndarray | torch.Tensor:
+        """Gradient of the cross-entropy loss w.r.t. the images only (the model's parameters are frozen): one forward
+        and one `torch.autograd.grad`, tensors in and out for ART's PyTorch attacks (no numpy round trip). For numpy
+        inputs the gradient is also kept, keyed by the bytes of (x, y) and the bound samples, for the next
+        GRADIENT_CACHE calls: FGSM (or any attack starting from the clean-input gradient) at k ε values computes it
+        once. Anything unusual (training mode, extra arguments) goes to ART's own implementation."""
+        if training_mode or kwargs or self.preprocessing_operations:
+            return super().loss_gradient(x, y, training_mode=training_mode, **kwargs)
+        key = None
+        if isinstance(x, np.ndarray):
+            key = self._gradient_key(x, y)
+            if key in self._gradients:
+                self._gradients.move_to_end(key)
+                self.gradient_hits += 1
+                return self._gradients[key].copy()
+        tensor = torch.as_tensor(x, device=self._device)
+        images = tensor.detach().to(torch.float32).requires_grad_(True)
+        labels = torch.as_tensor(y, device=self._device)
+        labels = labels.argmax(1) if labels.ndim == 2 else labels.long()
+        loss = F.cross_entropy(self._view(images), labels)  # = ART's CrossEntropyLoss (mean), as its loss_gradient
+        (grad,) = torch.autograd.grad(loss, images)
+        grad = grad.to(tensor.dtype)
+        if key is None:
+            return grad
+        out = grad.cpu().numpy()
+        self._gradients[key] = out.copy()
+        while len(self._gradients) > GRADIENT_CACHE:
+            self._gradients.popitem(last=False)
+        return out
+
+    def _gradient_key(self, x: np.ndarray, y: np.ndarray | torch.Tensor) -> bytes:
+        """Content key of a gradient: the inputs, the labels and which samples are bound (their texts)."""
+        h = hashlib.blake2b(digest_size=20)
+        for part in (np.ascontiguousarray(x), np.ascontiguousarray(np.asarray(y))):
+            h.update(str((part.dtype, part.shape)).encode())
+            h.update(part.data)
+        h.update(str(id(self._view.binding)).encode())
+        return h.digest()
 
     def predict(self, x: np.ndarray, batch_size: int | None = None, training_mode: bool = False, **kwargs) -> np.ndarray:
         return super().predict(x, batch_size=batch_size or self.default_batch_size, training_mode=training_mode, **kwargs)

@@ -166,3 +166,25 @@ def test_gradients_flow_to_the_image_only(trained, test_split):
 def test_text_only_model_has_no_image_view(trained, test_split):
     with pytest.raises(ModelError, match="no image input"):
         ImageView(trained("text_only"), test_split.images, test_split.texts)
+
+
+def test_lean_loss_gradient_equals_arts_and_fgsm_reuses_the_clean_gradient(trained, test_split):
+    from art.estimators.classification import PyTorchClassifier
+
+    model = trained("early_fusion")
+    x, texts, y = test_split.images[:24], test_split.texts[:24], test_split.labels[:24]
+    view = ImageView(model, x, texts, batch_size=8)
+    onehot = np.eye(2, dtype=np.float32)[y]
+    ours = view.loss_gradient(x, onehot)
+    art = PyTorchClassifier.loss_gradient(view, x, onehot)  # ART's own implementation on the same module
+    assert np.allclose(ours, art, atol=1e-6) and np.abs(ours).max() > 0
+    as_tensor = view.loss_gradient(torch.as_tensor(x), torch.as_tensor(onehot))
+    assert isinstance(as_tensor, torch.Tensor) and np.allclose(as_tensor.numpy(), ours, atol=1e-6)
+
+    view = ImageView(model, x, texts, batch_size=8)
+    outputs = [FastGradientMethod(view, eps=eps, batch_size=8).generate(x, y=onehot) for eps in (1 / 255, 2 / 255, 4 / 255)]
+    assert view.gradient_hits == 2 * 3  # 3 batches of 8: computed for the first ε, reused for the other two
+    direction = np.sign(outputs[0] - x)
+    for out, eps in zip(outputs, (1 / 255, 2 / 255, 4 / 255)):
+        inside = (x > 4 / 255) & (x < 1 - 4 / 255)  # away from the [0, 1] clip
+        assert np.allclose((out - x)[inside], (eps * direction)[inside], atol=1e-6)
