@@ -188,3 +188,23 @@ def test_lean_loss_gradient_equals_arts_and_fgsm_reuses_the_clean_gradient(train
     for out, eps in zip(outputs, (1 / 255, 2 / 255, 4 / 255)):
         inside = (x > 4 / 255) & (x < 1 - 4 / 255)  # away from the [0, 1] clip
         assert np.allclose((out - x)[inside], (eps * direction)[inside], atol=1e-6)
+
+
+def test_success_rate_predicts_are_skipped_only_while_art_does_not_log_them(trained, test_split, caplog):
+    import logging
+
+    import art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_pytorch as pgd_module
+
+    model = trained("early_fusion")
+    x, texts, y = test_split.images[:16], test_split.texts[:16], test_split.labels[:16]
+    view = ImageView(model, x, texts)
+    calls = []
+    original = view.predict
+    view.predict = lambda *a, **k: calls.append(1) or original(*a, **k)
+    attack = ProjectedGradientDescent(view, eps=0.03, eps_step=0.01, max_iter=3, verbose=False)
+    before = pgd_module.compute_success
+    view.run_attack(attack, x, np.eye(2)[y])
+    assert calls == [] and pgd_module.compute_success is before  # no predict for the log line; restored
+    with caplog.at_level(logging.INFO, logger=pgd_module.__name__):
+        view.run_attack(attack, x, np.eye(2)[y])
+    assert len(calls) == 2 and "Success rate of attack" in caplog.text  # logged: ART computes it as usual
