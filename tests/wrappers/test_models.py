@@ -107,8 +107,11 @@ def test_trained_models_beat_the_majority_class(trained, test_split):
 
 
 def test_checkpoint_round_trip_and_cache_reuse(trained, train_set, cache_dir, test_split):
+    from wrappers.training import model_key
+
     model = trained("early_fusion")
-    folders = list((cache_dir / "models").glob("early_fusion-*"))
+    key = model_key("early_fusion", {}, train_set.fingerprint, 0)  # the session cache also holds other tests' models
+    folders = list((cache_dir / "models").glob(f"early_fusion-{key}"))
     assert len(folders) == 1
     config = json.loads((folders[0] / "config.json").read_text())
     assert config["name"] == "early_fusion" and config["text_encoder"] == TEXT_DIR
@@ -116,7 +119,7 @@ def test_checkpoint_round_trip_and_cache_reuse(trained, train_set, cache_dir, te
     x, texts = test_split.images[:5], test_split.texts[:5]
     assert torch.allclose(predict_logits(model, x, texts), predict_logits(reloaded, x, texts), atol=1e-5)
     again = obtain_trained("early_fusion", {}, train_set, cache_dir, seed=0)
-    assert len(list((cache_dir / "models").glob("early_fusion-*"))) == 1
+    assert len(list((cache_dir / "models").glob(f"early_fusion-{key}*"))) == 1
     assert torch.equal(again.head.weight, model.head.weight)
 
 
