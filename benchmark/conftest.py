@@ -39,6 +39,16 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The speed tests run only with --mmrb-speed; otherwise they are deselected (not reported as skipped)."""
+    if config.getoption("--mmrb-speed"):
+        return
+    speed = [item for item in items if item.name.startswith("test_attack_speed")]
+    if speed:
+        config.hook.pytest_deselected(items=speed)
+        items[:] = [item for item in items if item not in speed]
+
+
 def gate_suites(config: pytest.Config) -> list:
     """The validated suites of this session (benchmark.suite.Suite)."""
     return config.stash[SUITES]

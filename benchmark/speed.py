@@ -11,6 +11,12 @@ from benchmark.suite import Suite
 BATCH = 8
 
 
+def crafts(suite: Suite, key: CellKey) -> bool:
+    """Whether the cell crafts adversarial inputs itself (not clean, transfer scoring or a worst case of others)."""
+    attack = next((a for a in suite.attacks if a.label == key.attack), None)
+    return not (attack is None or key.transfer_source or attack.modality == "none" or attack.name == "worst_case")
+
+
 def time_attack(suite: Suite, key: CellKey, cache: str | Path | None, device: str = "cpu",
                 batch: int = BATCH) -> Callable[[], int] | None:
     """A function crafting the cell's attack on the first `batch` test samples with the first training seed's model
@@ -21,9 +27,9 @@ def time_attack(suite: Suite, key: CellKey, cache: str | Path | None, device: st
     from wrappers.estimators import ImageView
     from wrappers.training import obtain_trained
 
-    attack = next((a for a in suite.attacks if a.label == key.attack), None)
-    if attack is None or key.transfer_source or attack.modality == "none" or attack.name == "worst_case":
+    if not crafts(suite, key):
         return None
+    attack = next(a for a in suite.attacks if a.label == key.attack)
     spec = next(m for m in suite.models if m.label == key.model)
     cache = Path(cache) if cache is not None else default_cache()
     data, seed = prepare_data(suite, cache), suite.training_seeds[0]

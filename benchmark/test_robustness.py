@@ -11,6 +11,7 @@ import pytest
 
 from benchmark.conftest import gate_suites
 from benchmark.gate import CellKey, cell_keys, expectations, judge
+from benchmark.speed import crafts
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -19,8 +20,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     suites = gate_suites(metafunc.config)
     named = len(suites) > 1
     params, ids = [], []
+    speed = metafunc.function.__name__ == "test_attack_speed"
     for index, suite in enumerate(suites):
         for key in cell_keys(suite):
+            if speed and not crafts(suite, key):
+                continue
             params.append((index, key))
             ids.append(f"{suite.name}:{key.test_id}" if named else key.test_id)
     metafunc.parametrize("gate_cell", params, ids=ids)
@@ -68,16 +72,12 @@ def test_cell(gate_cell: tuple[int, CellKey], gate_runs) -> None:
 def test_attack_speed(gate_cell: tuple[int, CellKey], gate_runs, request: pytest.FixtureRequest) -> None:
     """Adversarial examples per second of the cell's attack on 8 samples (first training seed), timed by
     pytest-benchmark (`--benchmark-autosave` keeps it); only with --mmrb-speed."""
-    if not request.config.getoption("--mmrb-speed"):
-        pytest.skip("speed is timed with --mmrb-speed")
     from benchmark.speed import time_attack
 
     index, key = gate_cell
     suite = gate_runs[index][0]
     benchmark = request.getfixturevalue("benchmark")
     craft = time_attack(suite, key, request.config.getoption("--mmrb-cache"), request.config.getoption("--mmrb-device"))
-    if craft is None:
-        pytest.skip(f"{key.test_id}: not an attack (clean or transfer scoring)")
     n = benchmark.pedantic(craft, rounds=1, iterations=1)
     if benchmark.stats is not None:  # None under --benchmark-disable
         benchmark.extra_info["adversarial_examples_per_second"] = n / benchmark.stats.stats.mean

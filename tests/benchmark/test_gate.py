@@ -90,3 +90,21 @@ def test_the_most_specific_expectation_wins_and_only_the_whole_interval_fails():
     assert "above the expected max 20.0 %" in judge(row, "robust_accuracy", Bound(max=0.2), "w")
     assert judge({"robust_f1": 0.5, "robust_f1_hw": 0.2, "seeds": 3, "n": 9}, "robust_f1", Bound(min=0.65), "w") is None
     assert judge({}, "robust_accuracy", Bound(min=0.1), "w") == "w: the cell has no robust_accuracy figure"
+
+
+@pytest.mark.slow
+def test_speed_tests_record_adversarial_examples_per_second(tmp_path, cache_dir):
+    import json
+
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(gate_suite({})))
+    report = tmp_path / "speed.json"
+    result = subprocess.run([sys.executable, "-m", "pytest", "benchmark/", "--mmrb-suite", str(path), "--mmrb-out",
+                             str(tmp_path / "runs"), "--mmrb-cache", str(cache_dir), "--mmrb-speed", "-q",
+                             "-p", "no:cacheprovider", f"--benchmark-json={report}"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "6 passed" in result.stdout  # 4 cells + a speed test per attack cell (FGSM on 2 models; clean has none)
+    speeds = {b["name"]: b["extra_info"]["adversarial_examples_per_second"] for b in json.loads(report.read_text())["benchmarks"]}
+    assert set(speeds) == {"test_attack_speed[vision_only-FGSM-0.03]", "test_attack_speed[early_fusion-FGSM-0.03]"}
+    assert all(v > 0 for v in speeds.values())
