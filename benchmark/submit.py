@@ -186,19 +186,12 @@ def load_protocol(protocol: str | Path | None) -> Suite:
 
 def resolve_card(card: Card, card_path: Path):
     """The registry entry of the card's model (under the card's name) and the path of its weights, if any."""
-    from wrappers.registry import _entry_for, import_plugin, model_entry
+    from wrappers.registry import model_entry, resolve_reference
 
     base = card_path.parent
     reference = card.entry_point
     try:
-        if ":" in reference:
-            where, _, attr = reference.rpartition(":")
-            module = import_plugin(where, base)
-            if not hasattr(module, attr):
-                raise ModelError(f"{where} has no {attr!r}")
-            entry = _entry_for(card.name, getattr(module, attr), f"card {card_path}")
-        else:
-            entry = model_entry(reference)
+        entry = resolve_reference(reference, base) if ":" in reference else model_entry(reference)
     except ModelError as exc:
         raise SubmissionError(f"{card_path}: field 'entry_point': {exc}") from None
     if reference != card.name:
@@ -259,28 +252,21 @@ def load_submitted_weights(model, path: Path, card_path: Path) -> None:
 def check_submission(card: Card, card_path: Path, suite: Suite, data, cache: Path, device: str) -> None:
     """Before any attack: the model returns finite (n, 2) logits on a batch, and its clean accuracy (mean over the
     training seeds) reaches the protocol's floor. Models mmrb trains are trained here (and cached for the run)."""
+    from benchmark.metrics import accuracy
     from wrappers.protocol import check_model
-    from wrappers.registry import create_model
-    from wrappers.text import tiny_bert_from
-    from wrappers.training import obtain_trained, predict_proba, tiny_bert_folder
+    from wrappers.registry import model_entry
+    from wrappers.training import build_model, obtain_trained, predict_proba
 
     test, batch = data.test, slice(0, 8)
-    first = suite.training_seeds[0]
     try:
-        if card.trained_by == "mmrb":
-            with tiny_bert_from(lambda: tiny_bert_folder(data.train_set.texts, cache, first)):
-                untrained = create_model(card.name)
-        else:
-            untrained = None
-        check_model(untrained if untrained is not None else obtain_trained(card.name, {}, data.train_set, cache, first, device),
-                    test.images[batch], test.texts[batch], where=f"{card_path}: model {card.name!r}")
+        given = model_entry(card.name).instance  # final weights (trained_by submitter), else build it untrained
+        model = given if given is not None else build_model(card.name, {}, data.train_set, cache, suite.training_seeds[0])
+        check_model(model, test.images[batch], test.texts[batch], where=f"{card_path}: model {card.name!r}")
     except ModelError as exc:
         raise SubmissionError(str(exc) if str(exc).startswith(str(card_path)) else f"{card_path}: {exc}") from None
-    accuracies = []
-    for seed in suite.training_seeds:
-        model = obtain_trained(card.name, {}, data.train_set, cache, seed, device)
-        images = test.images if "image" in model.modalities else None
-        accuracies.append(float((predict_proba(model, images, test.texts).argmax(1) == test.labels).mean()))
+    accuracies = [accuracy(test.labels, predict_proba(obtain_trained(card.name, {}, data.train_set, cache, seed, device),
+                                                      test.images, test.texts).argmax(1))
+                  for seed in suite.training_seeds]
     floor = suite.leaderboard.min_clean_accuracy
     if float(np.mean(accuracies)) < floor:
         raise SubmissionError(

@@ -39,9 +39,9 @@ EPS_SLACK = 1e-4
 #: Placeholder probes: images whose every pixel equals one of these values (the ends of the view's pixel range,
 #: within PLACEHOLDER_TOL). ART constructors probe the model with such an image (np.ones) before seeing any sample.
 PLACEHOLDER_VALUES = (0.0, 1.0)
+PLACEHOLDER_TOL = 1e-6
 #: Loss gradients at numpy inputs kept per view (least recently used first out): the clean batches of FGSM cells.
 GRADIENT_CACHE = 8
-PLACEHOLDER_TOL = 1e-6
 
 
 def fingerprint_side(n: int, channels: int, side: int) -> int:
@@ -287,14 +287,6 @@ class ImageView(PyTorchClassifier):
     def max_epsilon(self) -> float:
         """Largest L∞ budget under which every row is provably matched to its own text."""
         return float("inf") if self.binding is None else self.binding.radius - EPS_SLACK
-
-    def attack_groups(self, n: int, epsilon: float | None) -> list[list[int]]:
-        """Groups of the n bound samples to attack one at a time so that every query finds its own text."""
-        if self.binding is None:
-            return [list(range(n))]
-        if len(self._all) != n:
-            raise ContextError(f"{n} inputs given, but {len(self._all)} samples are bound to this view")
-        return self._all.groups(epsilon)
 
     @contextlib.contextmanager
     def bound_to(self, index: Sequence[int]) -> Iterator[ImageView]:

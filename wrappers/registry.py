@@ -65,11 +65,10 @@ def register_model(name: str, cls: type, preset: str = "custom",
     `recipe`, where `config_keys` is given) and returns an instance of `cls`."""
 
     def decorate(factory: Callable[..., Any]) -> Callable[..., Any]:
-        if name in _MODELS and _MODELS[name].factory is not factory:
-            old = _MODELS[name]
-            if getattr(old.factory, "__qualname__", None) != getattr(factory, "__qualname__", None) or \
-                    old.factory.__module__ != factory.__module__:
-                raise ModelError(f"model {name!r} is registered twice ({old.factory.__module__} and {factory.__module__})")
+        old = _MODELS.get(name)  # the same factory registered again (its module re-imported) replaces itself
+        if old is not None and (old.factory.__module__, old.factory.__qualname__) != (factory.__module__,
+                                                                                      factory.__qualname__):
+            raise ModelError(f"model {name!r} is registered twice ({old.factory.__module__} and {factory.__module__})")
         origin = "mmrb" if factory.__module__.split(".")[0] in ("wrappers", "defenses") else factory.__module__
         _MODELS[name] = ModelEntry(name, factory, cls, preset, config_keys, origin)
         factory.__mmrb_entry__ = _MODELS[name]  # a "module:factory" reference to it resolves to this entry
@@ -106,7 +105,7 @@ def model_entry(name: str) -> ModelEntry:
     if name in _MODELS:
         return _MODELS[name]
     if ":" in name:
-        _MODELS[name] = _resolve_reference(name)
+        _MODELS[name] = resolve_reference(name)
         return _MODELS[name]
     load_entry_points()
     try:
@@ -176,8 +175,8 @@ def _import_file(path: Path):
     return module
 
 
-def _resolve_reference(reference: str, base: Path | None = None) -> ModelEntry:
-    """The entry for `"module:object"` or `"file.py:object"`."""
+def resolve_reference(reference: str, base: Path | None = None) -> ModelEntry:
+    """The entry for `"module:object"` or `"file.py:object"` (a file relative to `base` first: a model card's folder)."""
     where, _, attr = reference.rpartition(":")
     if not where or not attr:
         raise ModelError(f"model reference {reference!r}: write 'package.module:factory' or 'path/to/file.py:factory'")
@@ -185,7 +184,10 @@ def _resolve_reference(reference: str, base: Path | None = None) -> ModelEntry:
     obj = getattr(module, attr, None)
     if obj is None:
         found = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
-        raise unknown_name(f"object in {where}", attr, found)
+        close = difflib.get_close_matches(attr, found, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ModelError(f"unknown object in {where} {attr!r}: the module has no {attr!r}.{hint} "
+                         f"It defines: {', '.join(sorted(found))}")
     return _entry_for(reference, obj, reference)
 
 

@@ -81,6 +81,19 @@ def cache_folder_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "model"
 
 
+def build_model(name: str, overrides: dict[str, Any], data: LabelledSet, cache_dir: Path, seed: int = 0) -> nn.Module:
+    """The model `name` as training starts it (seeded), its "tiny_bert" text encoder built from `data`'s reports:
+    the preset's named in the config as a folder, any other model's through `tiny_bert_from`."""
+    entry = model_entry(name)
+    resolved = dict(overrides)
+    preset_encoder = PRESETS.get(entry.preset, {}).get("text_encoder")
+    if "text" in entry.modalities and resolved.get("text_encoder", preset_encoder) == TINY_BERT:
+        resolved["text_encoder"] = str(tiny_bert_folder(data.texts, cache_dir, seed))
+    torch.manual_seed(seed)
+    with tiny_bert_from(lambda: tiny_bert_folder(data.texts, cache_dir, seed)):
+        return create_model(name, **resolved)
+
+
 def obtain_trained(name: str, overrides: dict[str, Any], data: LabelledSet, cache_dir: str | Path,
                    seed: int = 0, device: str = "cpu") -> nn.Module:
     """The model `name` trained on `data` with its recipe, on `device`: loaded from the cache when an entry with
@@ -92,22 +105,13 @@ def obtain_trained(name: str, overrides: dict[str, Any], data: LabelledSet, cach
         return entry.instance.to(device).eval()
     key = model_key(name, overrides, data.fingerprint, seed)
     folder = cache_dir / "models" / f"{cache_folder_name(name)}-{key}"
-    resolved = dict(overrides)
-    preset_encoder = PRESETS.get(entry.preset, {}).get("text_encoder")
-    if "text" in entry.modalities and resolved.get("text_encoder", preset_encoder) == TINY_BERT:
-        resolved["text_encoder"] = str(tiny_bert_folder(data.texts, cache_dir, seed))
-    def build() -> nn.Module:
-        torch.manual_seed(seed)
-        with tiny_bert_from(lambda: tiny_bert_folder(data.texts, cache_dir, seed)):
-            return create_model(name, **resolved)
-
-    model = build()
+    model = build_model(name, overrides, data, cache_dir, seed)
     if folder.exists():
         try:
             return load_verified(model, folder, cache_dir).to(device).eval()
         except ModelError as exc:
             log.warning("cache entry %s cannot be used (%s); retraining %s", folder, exc, name)
-            model = build()
+            model = build_model(name, overrides, data, cache_dir, seed)
     if hasattr(model, "train_on"):  # models with their own training (CLIP: pre-train, freeze, fit the head)
         log.info("training %s (%s) with its own train_on on %s", name, entry.family, device)
         model.train_on(data, cache_dir, seed)

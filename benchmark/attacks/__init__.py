@@ -77,14 +77,6 @@ def _load_adapter(source: str) -> None:
     importlib.import_module(f"benchmark.attacks.{'mmrb' if source == 'mmrb' else source + '_adapter'}")
 
 
-def run_in_groups(target: Target, epsilon: float | None, attack_group: Callable[[list[int]], np.ndarray]) -> np.ndarray:
-    """Craft adversarial images group by group: `attack_group(group)` -> adversarial target.images[group], run
-    with only the group's samples bound. This is ImageView.craft_in_groups, the code path of ImageView.run_attack:
-    groups wider than 2ε (one sample each if ε is None), a group whose queries leave the matching radius redone
-    one sample at a time."""
-    return target.view.craft_in_groups(target.images, epsilon, attack_group)
-
-
 def budget_params(cls: type, params: dict[str, Any], epsilon: float | None, step: str, steps: str) -> dict[str, Any]:
     """Suite params with ε set and the step defaulting to 2.5·ε/steps (Madry et al.), where `cls` takes them."""
     import inspect

@@ -7,7 +7,7 @@ import inspect
 import numpy as np
 import torch
 
-from benchmark.attacks import Crafted, Problem, Target, budget_params, param_problems, register_source, reject_unknown, run_in_groups
+from benchmark.attacks import Crafted, Problem, Target, budget_params, param_problems, register_source, reject_unknown
 from benchmark.errors import AttackError
 
 #: Attacks that query only points of their L∞ ε-ball (they project every iterate): their samples can be attacked in
@@ -63,6 +63,6 @@ def craft_torchattacks(name: str, params: dict, target: Target, epsilon: float |
         labels = torch.as_tensor(target.labels[group], device=device)
         return attack(images, labels).detach().cpu().numpy()
 
-    x_adv = run_in_groups(target, kwargs["eps"] if bounded else None, attack_group)
+    x_adv = target.view.craft_in_groups(target.images, kwargs["eps"] if bounded else None, attack_group)
     steps = int(kwargs.get("steps", kwargs.get("n_queries", 1)))
     return Crafted(x_adv, list(target.texts), steps, kwargs)
