@@ -13,6 +13,7 @@ import pandas as pd
 from torch import nn
 
 from benchmark import default_cache
+from benchmark.backends import Backend, as_backend
 from benchmark.errors import ModelError, SuiteError
 from benchmark.runner import RunRecord, run_suite
 from benchmark.suite import ModelSpec, Suite, load_suite, suite_from_data
@@ -36,7 +37,7 @@ class Evaluation(NamedTuple):
 def evaluate(suite: str | Path | Mapping[str, Any] | Suite, models: Mapping[str, nn.Module] | None = None, *,
              trained: bool = True, only_given: bool = False, out: str | Path | None = None,
              cache: str | Path | None = None, device: str = "cpu", progress: bool = False, fresh: bool = False,
-             leaderboard: str | Path | None = None) -> Evaluation:
+             leaderboard: str | Path | None = None, backend: str | Backend | None = None) -> Evaluation:
     """Run `suite` and return its results.
 
     `models` maps names to model objects (`wrappers.protocol.MultimodalModel`); each is evaluated under its name,
@@ -45,12 +46,14 @@ def evaluate(suite: str | Path | Mapping[str, Any] | Suite, models: Mapping[str,
     training seed (the seeds then vary only the attacks' randomness); `trained=False`: mmrb trains a copy per seed
     with the object's `config["recipe"]`, like a registered model. Results go to `out` (default runs/<suite name>;
     committed cells there are resumed), models and attacks are cached in `cache` (default $MMRB_CACHE or
-    ~/.cache/mmrb); `leaderboard`: a folder to merge the aggregated cells into (none by default)."""
+    ~/.cache/mmrb); `leaderboard`: a folder to merge the aggregated cells into (none by default). `backend`: where
+    cells run, "local" (default: this process) or "ray" / `benchmark.backends.RayBackend(address=..., num_cpus=...,
+    num_gpus=...)` (Ray tasks; the same results)."""
     cache = Path(cache) if cache is not None else default_cache()
     with provided_models(models or {}, trained):
         suite = with_models(as_suite(suite), list(models or {}), only_given)
         out = Path(out) if out is not None else Path("runs") / suite.name
-        record = run_suite(suite, out, cache, device=device, progress=progress, fresh=fresh)
+        record = run_suite(suite, out, cache, device=device, progress=progress, fresh=fresh, backend=as_backend(backend))
     if leaderboard is not None:
         from benchmark.leaderboard import provenance, publish
 

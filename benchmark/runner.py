@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -31,11 +31,14 @@ from benchmark.metrics import accuracy, f1_score, perturbation_linf, robustness_
 from benchmark.results import CSV_NAME, RunStore, write_csv
 from benchmark.suite import AttackSpec, ModelSpec, Suite
 from benchmark.tables import write_tables
-from benchmark.validate import check_device, check_suite
+from benchmark.validate import check_suite
 from wrappers.cache import code_digest, digest, library_version
 from wrappers.estimators import ImageView
 from wrappers.registry import model_entry
 from wrappers.training import LabelledSet, model_key, obtain_trained, predict_proba
+
+if TYPE_CHECKING:
+    from benchmark.backends import Backend
 
 log = logging.getLogger(__name__)
 ATTACK_LIBRARIES = ("art", "torchattacks", "textattack")
@@ -122,10 +125,14 @@ class Keys:
 
 
 def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, device: str = "cpu",
-              progress: bool = True, fresh: bool = False) -> RunRecord:
+              progress: bool = True, fresh: bool = False, backend: Backend | None = None) -> RunRecord:
     """Execute every cell of `suite` not already committed in out_dir's run store (all of them with `fresh`);
-    results.csv there is regenerated from the store after every cell."""
-    check_device(device)
+    results.csv there is regenerated from the store after every cell. `backend` decides where cells run
+    (`benchmark.backends`: in this process by default, or as Ray tasks); the store is written here only."""
+    from benchmark.backends import LocalBackend
+
+    backend = backend or LocalBackend()
+    backend.check(device)
     check_suite(suite)
     if needs_text_resources(suite):  # stop before any data or training work, not halfway through the grid
         from benchmark.data.text_resources import ensure_text_resources
@@ -133,7 +140,7 @@ def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, device: 
         ensure_text_resources()
     out_dir, cache_dir = Path(out_dir), Path(cache_dir)
     with RunStore(out_dir, fresh=fresh) as store:
-        return _run(suite, store, cache_dir, device, progress)
+        return _run(suite, store, cache_dir.resolve(), device, progress, backend)
 
 
 @dataclass(frozen=True)
@@ -157,37 +164,70 @@ def prepare_data(suite: Suite, cache_dir: Path) -> SuiteData:
     return SuiteData(LabelledSet(train.images, train.texts, train.labels, fingerprint), test, fingerprint)
 
 
-def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: bool) -> RunRecord:
+@dataclass(frozen=True)
+class Plan:
+    """Everything a worker needs to compute any cell of a run: the suite, its keys, its data, where the caches
+    are and the device (a backend ships it to where cells run)."""
+
+    suite: Suite
+    keys: Keys
+    data: SuiteData
+    cache_dir: Path
+    device: str
+
+    def work(self) -> Work:
+        return Work(self.suite, self.keys, self.data.test, self.data.train_set, self.cache_dir, self.device)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A computed cell: its row and whether its attack output came from the attack cache."""
+
+    cell: Cell
+    key: str
+    row: dict[str, Any]
+    loaded: bool
+
+
+def compute(work: Work, cell: Cell, key: str) -> Outcome:
+    """Score one cell with `work` (the one function every backend calls)."""
+    before = work.loaded
+    row = work.row(cell)
+    return Outcome(cell, key, row, work.loaded > before)
+
+
+def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: bool, backend: Backend) -> RunRecord:
     data = prepare_data(suite, cache_dir)
-    train_set, test, fingerprint = data.train_set, data.test, data.fingerprint
     modalities_of = lambda name: model_entry(name).modalities  # noqa: E731
     cells = expand(suite, modalities_of) + expand_transfer(suite, modalities_of)
-    keys = Keys(suite, fingerprint, test.uids)
+    keys = Keys(suite, data.fingerprint, data.test.uids)
     cell_keys = [keys.cell(c) for c in cells]
     finished = store.finished()
     pending = [(c, k) for c, k in zip(cells, cell_keys) if k not in finished]
-    message = (f"{suite.name}: {len(cells)} cells ({len(suite.training_seeds)} training seeds), {len(train_set.labels)} train / "
-               f"{len(test.labels)} test samples; {len(cells) - len(pending)} already committed in {store.folder}, "
-               f"{len(pending)} to run")
+    message = (f"{suite.name}: {len(cells)} cells ({len(suite.training_seeds)} training seeds), {len(data.train_set.labels)} "
+               f"train / {len(data.test.labels)} test samples; {len(cells) - len(pending)} already committed in "
+               f"{store.folder}, {len(pending)} to run ({backend.describe()})")
     log.info(message)
     if progress:
         print(message, file=sys.stderr)
-    work = Work(suite, keys, test, train_set, cache_dir, device)
-    results_path = store.folder / CSV_NAME
+    results_path, loaded, committed = store.folder / CSV_NAME, 0, set()
+    plan = Plan(suite, keys, data, cache_dir, device)
     with tqdm(total=len(pending), desc=suite.name, disable=not progress, unit="cell") as bar:
-        for cell, key in pending:
-            bar.set_postfix_str(_describe(cell))
-            row = work.row(cell)
-            store.commit(key, row)
+        for outcome in backend.execute(plan, pending, status=bar.set_postfix_str):
+            if outcome.key in committed:  # a backend that ran a cell twice (a retried task) commits it once
+                continue
+            store.commit(outcome.key, outcome.row)
+            committed.add(outcome.key)
+            loaded += outcome.loaded
             write_csv(store.rows(cell_keys), results_path)
             bar.update()
     rows = store.rows(cell_keys)
     write_csv(rows, results_path)
-    return RunRecord(rows, fingerprint, results_path, write_tables(rows, store.folder), computed=len(pending),
-                     loaded=work.loaded)
+    return RunRecord(rows, data.fingerprint, results_path, write_tables(rows, store.folder), computed=len(committed),
+                     loaded=loaded)
 
 
-def _describe(cell: Cell) -> str:
+def describe(cell: Cell) -> str:
     source = f" from {cell.source.label}" if cell.source else ""
     return f"{cell.model.label} seed={cell.seed} {cell.attack.label} eps={cell.epsilon}{source}"
 
@@ -201,20 +241,36 @@ class Work:
         self.cache_dir, self.device = cache_dir, device
         self.artifacts = ArtifactCache(cache_dir / "attacks")
         self._models: dict[tuple[str, int], TrainedModel] = {}
-        self._failed_crafts: dict[str, Exception] = {}  # a transfer craft that failed fails its targets without retrying
+        # a model that failed to train, or a transfer craft that failed, fails its cells without being retried
+        self._failed_models: dict[tuple[str, int], Exception] = {}
+        self._failed_crafts: dict[str, Exception] = {}
         self.loaded = 0  # cells whose artifact came from the attack cache
 
     def model(self, spec: ModelSpec, seed: int) -> TrainedModel:
         """The trained model of (spec, seed); only the current seed's models are kept in memory."""
+        if (spec.label, seed) in self._failed_models:
+            raise self._failed_models[spec.label, seed]
         if (spec.label, seed) not in self._models:
             for old in [k for k in self._models if k[1] != seed]:
                 del self._models[old]
-            model = obtain_trained(spec.name, spec.params, self.train_set, self.cache_dir, seed, self.device)
+            try:
+                model = obtain_trained(spec.name, spec.params, self.train_set, self.cache_dir, seed, self.device)
+            except Exception as exc:
+                self._failed_models[spec.label, seed] = exc
+                raise
             test = self.test
             view = ImageView(model, test.images, test.texts, device=self.device) if "image" in model.modalities else None
             target = Target(model, test.images, test.texts, test.labels, view)
             self._models[spec.label, seed] = TrainedModel(spec, target, predict_proba(model, test.images, test.texts))
         return self._models[spec.label, seed]
+
+    def failed(self, exc: Exception, model: tuple[ModelSpec, int] | None = None, craft: str | None = None) -> None:
+        """Record a failure found elsewhere (a backend's training or craft task): the cells that need that model
+        (spec, seed) or transfer craft (key) fail with it, as if it had happened here."""
+        if model is not None:
+            self._failed_models[model[0].label, model[1]] = exc
+        if craft is not None:
+            self._failed_crafts[craft] = exc
 
     def row(self, cell: Cell) -> dict[str, Any]:
         """Score one cell; any failure inside it (an mmrb error, or a library's own exception) becomes the row's
@@ -227,7 +283,7 @@ class Work:
                 row["agreement_gap"] = self._agreement_gap(cell, row["robust_accuracy"])
         except Exception as exc:  # mmrb's own errors and a library's alike become the row
             message = str(exc) if isinstance(exc, MmrbError) else f"{type(exc).__name__}: {exc}"
-            log.error("%s failed: %s", _describe(cell), message)
+            log.error("%s failed: %s", describe(cell), message)
             row["error"] = message
         return row
 
@@ -316,19 +372,24 @@ class Work:
                     seconds=round(sum(p.meta["seconds"] for p in parts) + time.perf_counter() - start, 3))
         return Artifact(run.clean_prob, pick_worst(probs, self.test.labels, probs), images, None, None, None, meta)
 
-    def _transfer(self, cell: Cell) -> Artifact:
-        """Score on the target images crafted once on the source (the white-box diagonal included)."""
-        key = self.keys.craft(cell.source, cell.attack, cell.epsilon, cell.seed, check=False)
+    def transfer_craft(self, source: ModelSpec, attack: AttackSpec, epsilon: float | None, seed: int) -> Artifact:
+        """The adversarial inputs `attack` crafts on `source`, once for all transfer targets (attack cache)."""
+        key = self.keys.craft(source, attack, epsilon, seed, check=False)
         if key in self._failed_crafts:
             raise self._failed_crafts[key]
         crafted = self.artifacts.load(key)
         if crafted is None:
             try:
-                crafted = self._white_box(Cell(cell.source, cell.attack, cell.epsilon, seed=cell.seed), check=False)
+                crafted = self._white_box(Cell(source, attack, epsilon, seed=seed), check=False)
             except Exception as exc:
                 self._failed_crafts[key] = exc
                 raise
             self.artifacts.save(key, crafted)
+        return crafted
+
+    def _transfer(self, cell: Cell) -> Artifact:
+        """Score on the target images crafted once on the source (the white-box diagonal included)."""
+        crafted = self.transfer_craft(cell.source, cell.attack, cell.epsilon, cell.seed)
         run, start = self.model(cell.model, cell.seed), time.perf_counter()
         adv_prob = predict_proba(run.target.model, crafted.images, run.target.texts)
         meta = dict(crafted.meta, seconds=round(time.perf_counter() - start, 3), craft_seconds=crafted.meta["seconds"])

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Sets up mmrb in ./.venv: the torch/torchvision pair first (a matching pair; see README), then mmrb with its
-# test extras. Idempotent: re-running only installs what is missing.
+# test, lint and Ray extras. Idempotent: re-running only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.14.1" "torchvision==0.29.1"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[attacks,test,lint]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[attacks,test,lint,ray]"
 # Text attacks need WordNet + English stopwords for NLTK. Offline they come from Debian's WordNet 3.0 packages.
 if [ ! -f /usr/share/wordnet/data.noun ] || [ ! -f /usr/share/wordnet/index.sense ]; then
   if [ "$(id -u)" = 0 ]; then

@@ -7,6 +7,8 @@ a model class retrains; library modules (torch, timm, ...) are covered by their 
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import inspect
@@ -15,6 +17,7 @@ import os
 import shutil
 import sys
 import types
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -112,6 +115,20 @@ def code_digest(*objects: Any) -> str:
             except (OSError, TypeError):
                 parts[name] = "unknown"
     return digest(parts)
+
+
+@contextlib.contextmanager
+def build_lock(cache_dir: Path, name: str) -> Iterator[None]:
+    """An exclusive lock for building the cache entry `name` (released by the OS if the process dies): two
+    processes sharing a cache (Ray tasks, two runs) build an entry once; the second waits, then loads it."""
+    folder = Path(cache_dir) / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_atomically(folder: Path, fill) -> Path:

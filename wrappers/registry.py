@@ -92,6 +92,11 @@ def registered(entry: ModelEntry) -> Iterator[ModelEntry]:
             _MODELS[entry.name] = previous
 
 
+def adopt(entries: dict[str, ModelEntry]) -> None:
+    """Register entries made in another process (a Ray worker receives the driver's plug-ins and model objects)."""
+    _MODELS.update(entries)
+
+
 def unknown_name(kind: str, name: str, registered) -> ModelError:
     """The error for a name missing from a registry: the closest registered names, then all of them."""
     close = difflib.get_close_matches(name, list(registered), n=3)

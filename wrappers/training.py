@@ -15,9 +15,9 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from benchmark.errors import ModelError
-from wrappers.cache import code_digest, digest, file_digest, write_atomically
+from wrappers.cache import build_lock, code_digest, digest, file_digest, write_atomically
 from wrappers.configs import PRESETS, TEXT_KEYS, VISION_KEYS, TrainRecipe
-from wrappers.registry import create_model, model_entry
+from wrappers.registry import ModelEntry, create_model, model_entry
 from wrappers.text import TINY_BERT, TextEncoder, make_tiny_bert, tiny_bert_from
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,9 @@ def tiny_bert_folder(texts: Sequence[str], cache_dir: Path, seed: int) -> Path:
     """The tiny BERT (random init + WordPiece trained on `texts`) for this corpus, built once and cached."""
     folder = cache_dir / "text_encoders" / f"{TINY_BERT}-{_digest([list(texts), seed, code_digest(make_tiny_bert)])}"
     if not (folder / "config.json").exists():
-        write_atomically(folder, lambda tmp: make_tiny_bert(texts, tmp, seed=seed))
+        with build_lock(cache_dir, folder.name):
+            if not (folder / "config.json").exists():
+                write_atomically(folder, lambda tmp: make_tiny_bert(texts, tmp, seed=seed))
     return folder
 
 
@@ -105,6 +107,12 @@ def obtain_trained(name: str, overrides: dict[str, Any], data: LabelledSet, cach
         return entry.instance.to(device).eval()
     key = model_key(name, overrides, data.fingerprint, seed)
     folder = cache_dir / "models" / f"{cache_folder_name(name)}-{key}"
+    with build_lock(cache_dir, folder.name):  # trained once even when processes share the cache (Ray tasks)
+        return _load_or_train(entry, name, overrides, data, cache_dir, seed, device, key, folder)
+
+
+def _load_or_train(entry: ModelEntry, name: str, overrides: dict[str, Any], data: LabelledSet, cache_dir: Path,
+                   seed: int, device: str, key: str, folder: Path) -> nn.Module:
     model = build_model(name, overrides, data, cache_dir, seed)
     if folder.exists():
         try:

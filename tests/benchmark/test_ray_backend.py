@@ -1,0 +1,123 @@
+"""The Ray backend: the same results as the local backend (models trained and cells attacked as Ray tasks on a
+local 2-CPU instance), and a Ray worker killed mid-suite loses and duplicates no cell."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("ray")
+
+from benchmark.api import evaluate  # noqa: E402
+from benchmark.backends import LocalBackend, RayBackend, backend_from  # noqa: E402
+from benchmark.errors import MmrbError  # noqa: E402
+from benchmark.results import RunStore  # noqa: E402
+
+FGSM = {"source": "art", "name": "FastGradientMethod", "label": "FGSM"}
+SUITE = {
+    "name": "ray",
+    "dataset": {"name": "indiana_synth", "n": 120, "seed": 1, "image_size": 32},
+    "models": ["vision_only", "early_fusion", "late_fusion"],
+    "attacks": [{"name": "none"}, FGSM,
+                {"source": "art", "name": "ProjectedGradientDescent", "label": "PGD", "params": {"max_iter": 20}},
+                {"name": "worst_case", "label": "worst", "params": {"of": ["FGSM", "PGD"]}}],
+    "epsilons": [0.0313725],
+    "seeds": [0, 1],
+    "limit": 24,
+    "convergence_check": False,
+    # one craft on vision_only shared by two targets
+    "transfer": {"sources": ["vision_only"], "targets": ["early_fusion", "late_fusion"], "attacks": [FGSM],
+                 "epsilons": [0.0313725]},
+}
+N_CELLS = 2 * (3 * 4 + 2)  # seeds × (models × attacks + transfer targets)
+
+
+def scores(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=["seconds"])
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    """The suite on the local backend with one torch thread (as each Ray task has), from an empty cache."""
+    root = tmp_path_factory.mktemp("local")
+    return evaluate(SUITE, out=root / "out", cache=root / "cache", backend=LocalBackend(torch_threads=1))
+
+
+@pytest.fixture(scope="module")
+def ray_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ray")
+    evaluation = evaluate(SUITE, out=root / "out", cache=root / "cache", backend=RayBackend(local_cpus=2))
+    return evaluation, root
+
+
+@pytest.mark.slow
+def test_ray_backend_gives_the_local_backends_results(local_run, ray_run):
+    evaluation, root = ray_run
+    assert len(local_run.frame) == len(evaluation.frame) == N_CELLS
+    assert not evaluation.frame["error"].fillna("").astype(bool).any()
+    pd.testing.assert_frame_equal(scores(evaluation.frame), scores(local_run.frame))
+    # every model trained once into the shared cache: one folder per (model, seed), no half-written leftovers
+    models = sorted(p.name.rsplit("-", 1)[0] for p in (root / "cache" / "models").iterdir())
+    assert models == sorted(["early_fusion", "late_fusion", "text_only", "vision_only"] * 2)
+    # a re-run resumes every cell from the run store
+    again = evaluate(SUITE, out=root / "out", cache=root / "cache", backend=RayBackend(local_cpus=2))
+    assert again.record.computed == 0 and len(again.frame) == N_CELLS
+
+
+def _kill_first_cell_task(killed: list[int], stop: threading.Event) -> None:
+    """SIGKILL the first Ray worker process seen executing a cell task (its title is `ray::mmrb-cell`)."""
+    while not stop.is_set() and not killed:
+        for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+            try:
+                title = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if title.startswith(b"ray::mmrb-cell"):
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append(int(pid))
+                return
+        time.sleep(0.005)
+
+
+@pytest.mark.slow
+def test_killed_ray_worker_loses_and_duplicates_no_cell(local_run, ray_run, tmp_path):
+    _, root = ray_run
+    cache = tmp_path / "cache"  # the trained models of the first Ray run; no attack output, so every cell attacks
+    shutil.copytree(root / "cache", cache, ignore=shutil.ignore_patterns("attacks"))
+    killed: list[int] = []
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_first_cell_task, args=(killed, stop), daemon=True)
+    killer.start()
+    try:
+        evaluation = evaluate(SUITE, out=tmp_path / "out", cache=cache, backend=RayBackend(local_cpus=2, max_retries=2))
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no cell task was seen running"
+    assert evaluation.record.loaded < N_CELLS  # the cells were attacked in this run, not loaded
+    frame = evaluation.frame
+    assert not frame["error"].fillna("").astype(bool).any(), frame["error"].tolist()
+    assert len(frame) == N_CELLS
+    assert not frame.duplicated(["model", "attack", "epsilon", "seed", "transfer_source"]).any()
+    with RunStore(tmp_path / "out") as store:
+        assert len(store.run_ids()) == N_CELLS
+    pd.testing.assert_frame_equal(scores(frame), scores(local_run.frame))
+
+
+def test_backend_settings_are_checked_before_any_work():
+    with pytest.raises(MmrbError, match="--num-gpus"):
+        RayBackend().check("cuda")
+    with pytest.raises(MmrbError, match="add --device cuda"):
+        RayBackend(num_gpus=1).check("cpu")
+    with pytest.raises(MmrbError, match="num_cpus must be > 0"):
+        RayBackend(num_cpus=0).check("cpu")
+    with pytest.raises(MmrbError, match="--address apply to --backend ray only"):
+        backend_from("local", address="auto")
+    with pytest.raises(MmrbError, match="choose local or ray"):
+        backend_from("dask")
