@@ -167,11 +167,13 @@ class WorkerContext:
             names |= {m.name for m in (*suite.transfer.sources, *suite.transfer.targets)}
         entries = {name: model_entry(name) for name in sorted(names)}
         entries = {n: e for n, e in entries.items() if e.origin != "mmrb"}
-        files = [m.__file__ for name, m in list(sys.modules.items())
-                 if name.startswith("mmrb_plugin_") and getattr(m, "__file__", None)]
-        modules = sorted({e.factory.__module__ for e in entries.values()} - {"__main__"}
-                         - {name for name in sys.modules if name.startswith("mmrb_plugin_")})
-        return cls(plan, threads, list(sys.path), files + modules, cloudpickle.dumps(entries))
+        plugins = []  # where the plug-in models' code lives: files imported by path, then importable modules
+        for module in sorted({m for e in entries.values() for m in (e.factory.__module__, e.cls.__module__)}):
+            if module.startswith("mmrb_plugin_"):
+                plugins.insert(0, sys.modules[module].__file__)
+            elif module != "__main__":  # a driver script's own classes travel by value
+                plugins.append(module)
+        return cls(plan, threads, list(sys.path), plugins, cloudpickle.dumps(entries))
 
     def setup(self) -> None:
         """Rebuild the driver's registry in this process."""

@@ -12,13 +12,11 @@ from benchmark.errors import MmrbError
 
 def cmd_run(args: argparse.Namespace) -> None:
     from benchmark.api import evaluate
-    from benchmark.backends import backend_from
     from benchmark.runner import describe_run
 
     import_all(args.imports)
     board = None if args.no_leaderboard else args.leaderboard
-    backend = backend_from(args.backend, args.address, args.num_cpus, args.num_gpus, args.torch_threads,
-                           args.max_retries, args.local_cpus)
+    backend = backend_of(args)
     record = evaluate(args.suite, out=args.out, cache=args.cache, device=args.device, progress=not args.quiet,
                       fresh=args.fresh, leaderboard=board, backend=backend).record
     print(describe_run(record))
@@ -37,6 +35,29 @@ def cmd_run(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """--backend and the Ray settings (run, submit)."""
+    ray = parser.add_argument_group("backend", "where cells run: here, one after another (local, the default), or as "
+                                 "Ray tasks (pip install 'mmrb[ray]'; see the README's 'Running on Ray')")
+    ray.add_argument("--backend", choices=("local", "ray"), default="local")
+    ray.add_argument("--address", default=None, help="Ray cluster to join (auto, ray://HEAD:10001; default "
+                     "$RAY_ADDRESS, else a local Ray instance started for this run)")
+    ray.add_argument("--local-cpus", type=int, default=None, help="CPUs of the local Ray instance (default: all)")
+    ray.add_argument("--num-cpus", type=float, default=1.0, help="CPUs per Ray task (default 1)")
+    ray.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per Ray task (with --device cuda; 0.5 shares one "
+                     "GPU between two tasks)")
+    ray.add_argument("--torch-threads", type=int, default=None, help="torch threads per Ray task (default: --num-cpus), "
+                     "or of the local run (default: torch's own)")
+    ray.add_argument("--max-retries", type=int, default=3, help="re-runs of a Ray task whose worker died (default 3)")
+
+
+def backend_of(args: argparse.Namespace):
+    from benchmark.backends import backend_from
+
+    return backend_from(args.backend, args.address, args.num_cpus, args.num_gpus, args.torch_threads, args.max_retries,
+                        args.local_cpus)
+
+
 def import_all(references: list[str]) -> None:
     """Import the plug-ins named by --import (modules or .py files): their @register_model factories register."""
     from wrappers.registry import import_plugin
@@ -50,7 +71,7 @@ def cmd_submit(args: argparse.Namespace) -> None:
 
     for card in args.cards:
         outcome = submit(card, board=args.leaderboard, protocol=args.protocol, cache=args.cache, device=args.device,
-                         progress=not args.quiet)
+                         progress=not args.quiet, backend=backend_of(args))
         print(outcome.message)
     if not args.no_build:
         written = build_locked(args.leaderboard)
@@ -134,18 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="import a plug-in first (module name or .py file; repeatable): its @register_model models "
                           "can then be named in the suite")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no table")
-    ray = run.add_argument_group("backend", "where cells run: here, one after another (local, the default), or as "
-                                 "Ray tasks (pip install 'mmrb[ray]'; see the README's 'Running on Ray')")
-    ray.add_argument("--backend", choices=("local", "ray"), default="local")
-    ray.add_argument("--address", default=None, help="Ray cluster to join (auto, ray://HEAD:10001; default "
-                     "$RAY_ADDRESS, else a local Ray instance started for this run)")
-    ray.add_argument("--local-cpus", type=int, default=None, help="CPUs of the local Ray instance (default: all)")
-    ray.add_argument("--num-cpus", type=float, default=1.0, help="CPUs per Ray task (default 1)")
-    ray.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per Ray task (with --device cuda; 0.5 shares one "
-                     "GPU between two tasks)")
-    ray.add_argument("--torch-threads", type=int, default=None, help="torch threads per Ray task (default: --num-cpus), "
-                     "or of the local run (default: torch's own)")
-    ray.add_argument("--max-retries", type=int, default=3, help="re-runs of a Ray task whose worker died (default 3)")
+    add_backend_options(run)
     run.set_defaults(func=cmd_run)
 
     sub = verbs.add_parser("submit", help="run the leaderboard protocol on a model card and write its entry")
@@ -156,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
     sub.add_argument("--no-build", action="store_true", help="write the entry only; do not rebuild the pages")
     sub.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_backend_options(sub)
     sub.set_defaults(func=cmd_submit)
 
     board = verbs.add_parser("leaderboard", help="the leaderboard pages").add_subparsers(dest="board_verb", required=True)

@@ -1,7 +1,8 @@
 """`pytest benchmark/`: the robustness regression gate (see benchmark/test_robustness.py and README "Robustness gate").
 
 Options: --mmrb-suite PATH (repeatable; default suites/smoke.yaml), --mmrb-out DIR (run folders, default runs/gate:
-finished cells are resumed, so an unchanged re-run takes seconds), --mmrb-cache DIR, --mmrb-device, and
+finished cells are resumed, so an unchanged re-run takes seconds), --mmrb-cache DIR, --mmrb-device,
+--mmrb-backend local|ray and --mmrb-address (cells as Ray tasks, see benchmark.backends), and
 --mmrb-speed (time each attack on a small batch with pytest-benchmark: adversarial examples per second)."""
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mmrb-out", default="runs/gate", metavar="DIR", help="folder of the suites' run folders")
     group.addoption("--mmrb-cache", default=None, metavar="DIR", help="data/model/attack cache (default $MMRB_CACHE)")
     group.addoption("--mmrb-device", default="cpu", help="torch device")
+    group.addoption("--mmrb-backend", default="local", choices=("local", "ray"),
+                    help="where the cells run: here (local) or as Ray tasks (a local Ray instance, or --mmrb-address)")
+    group.addoption("--mmrb-address", default=None, help="Ray cluster for --mmrb-backend ray (default $RAY_ADDRESS, "
+                    "else a local instance)")
     group.addoption("--mmrb-speed", action="store_true",
                     help="also time every attack on 8 samples with pytest-benchmark (examples per second)")
 

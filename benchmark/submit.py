@@ -14,7 +14,7 @@ import logging
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import yaml
@@ -25,6 +25,9 @@ from benchmark import default_cache
 from benchmark.board import CELL_FIELDS, ENTRY_VERSION
 from benchmark.errors import MmrbError, ModelError
 from benchmark.suite import Suite, load_suite
+
+if TYPE_CHECKING:
+    from benchmark.backends import Backend
 
 log = logging.getLogger(__name__)
 PROTOCOL_SUITE = Path(__file__).resolve().parent.parent / "suites" / "leaderboard.yaml"
@@ -123,11 +126,12 @@ class Outcome:
 
 def submit(card_path: str | Path, board: str | Path = "leaderboard", protocol: str | Path | None = None,
            cache: str | Path | None = None, device: str = "cpu", progress: bool = False,
-           out: str | Path | None = None) -> Outcome:
-    """Run the leaderboard protocol on the card's model and write its entry (see the module docstring)."""
+           out: str | Path | None = None, backend: str | Backend | None = None) -> Outcome:
+    """Run the leaderboard protocol on the card's model and write its entry (see the module docstring). `backend`:
+    where the protocol's cells run (`benchmark.backends`; the entry check before them runs here)."""
     from benchmark.api import with_models
+    from benchmark.backends import as_backend
     from benchmark.runner import prepare_data, run_suite
-    from benchmark.validate import check_device
     from wrappers.cache import code_digest, digest, file_digest
     from wrappers.registry import registered
 
@@ -135,7 +139,8 @@ def submit(card_path: str | Path, board: str | Path = "leaderboard", protocol: s
     cache = Path(cache) if cache is not None else default_cache()
     card = load_card(card_path)
     suite = load_protocol(protocol)
-    check_device(device)
+    backend = as_backend(backend)
+    backend.check(device)
     entry, weights_path = resolve_card(card, card_path)
     code = code_digest(entry.cls, entry.factory)
     weights = file_digest(weights_path) if weights_path else None
@@ -158,7 +163,7 @@ def submit(card_path: str | Path, board: str | Path = "leaderboard", protocol: s
         check_submission(card, card_path, suite, data, cache, device)
         run = with_models(suite, [card.name], only_given=True)
         out = Path(out) if out is not None else cache / "submissions" / f"v{benchmark.PROTOCOL_VERSION}" / card.name
-        record = run_suite(run, out, cache, device=device, progress=progress)
+        record = run_suite(run, out, cache, device=device, progress=progress, backend=backend)
     failed = [r for r in record.rows if r["error"]]
     if failed:
         first = failed[0]

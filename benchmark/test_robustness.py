@@ -35,12 +35,15 @@ def gate_runs(request: pytest.FixtureRequest):
     """suite index -> (suite, aggregated cells by key, per-cell errors), each suite run once per session."""
     from benchmark.aggregate import aggregate
     from benchmark.api import evaluate
+    from benchmark.backends import backend_from
 
     config = request.config
     out, cache = Path(config.getoption("--mmrb-out")), config.getoption("--mmrb-cache")
+    backend = backend_from(config.getoption("--mmrb-backend"), config.getoption("--mmrb-address"))
     runs = {}
     for index, suite in enumerate(gate_suites(config)):
-        record = evaluate(suite, out=out / suite.name, cache=cache, device=config.getoption("--mmrb-device")).record
+        record = evaluate(suite, out=out / suite.name, cache=cache, device=config.getoption("--mmrb-device"),
+                          backend=backend).record
         cells = {_key(row): row for row in aggregate(record.rows).to_dict("records")}
         errors: dict[CellKey, list[str]] = {}
         for row in record.rows:

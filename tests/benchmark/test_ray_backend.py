@@ -121,3 +121,30 @@ def test_backend_settings_are_checked_before_any_work():
         backend_from("local", address="auto")
     with pytest.raises(MmrbError, match="choose local or ray"):
         backend_from("dask")
+
+
+@pytest.mark.slow
+def test_plugins_and_model_objects_run_on_ray(tmp_path):
+    """Ray workers rebuild the driver's registry: a suite's `plugins:` file, a 'file.py:object' reference and a
+    model object handed to evaluate() give the local backend's results."""
+    from tests.plugins.tiny_plugin import tiny_suite, write_plugin
+    from wrappers.registry import import_plugin
+
+    plugin = write_plugin(tmp_path, "plug_ray", "plug_ray_model")
+    broken = write_plugin(tmp_path, "broken", "broken_model")  # its training fails: the same error rows on both
+    broken.write_text(broken.read_text().replace("def forward(self, images, text):",
+                                                 "def forward(self, images, text):\n        raise RuntimeError('broken on purpose')"))
+    module = import_plugin(str(write_plugin(tmp_path, "plug_ray_obj", "plug_ray_obj_model")))
+    import torch
+
+    torch.manual_seed(0)
+    given = module.make()
+    suite = tiny_suite(plugins=[str(plugin)], models=["plug_ray_model", f"{plugin}:annotated", f"{broken}:annotated"])
+    frames = [evaluate(suite, {"mine": given}, trained=False, out=tmp_path / name, cache=tmp_path / f"cache-{name}",
+                       backend=backend).frame
+              for name, backend in (("local", LocalBackend(torch_threads=1)), ("ray", RayBackend(local_cpus=2)))]
+    assert set(frames[1].model) == {"plug_ray_model", f"{plugin}:annotated", f"{broken}:annotated", "mine"}
+    errors = frames[1].set_index("model")["error"].fillna("")
+    assert (errors.drop(f"{broken}:annotated") == "").all(), errors.tolist()
+    assert errors[f"{broken}:annotated"].str.contains("broken on purpose").all()
+    pd.testing.assert_frame_equal(scores(frames[1]), scores(frames[0]))
