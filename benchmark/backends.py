@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from benchmark.errors import MmrbError
 from benchmark.grid import Cell
-from benchmark.runner import Outcome, Plan, Work, compute, describe
+from benchmark.runner import Outcome, Plan, Work, compute, describe, needs_text_resources
 from benchmark.validate import check_device
 
 Pending = list[tuple[Cell, str]]  # (cell, cell key), in grid order
@@ -109,21 +109,29 @@ class RayBackend:
                             f"(got num_cpus={self.num_cpus}, num_gpus={self.num_gpus}, max_retries={self.max_retries}, "
                             f"torch_threads={self.torch_threads})")
         cuda = device.startswith("cuda")
+        if device.startswith("cuda:"):
+            raise MmrbError(f"--device {device} with --backend ray: give --device cuda; Ray assigns each task its GPU "
+                            "(CUDA_VISIBLE_DEVICES), which the task sees as cuda:0")
         if cuda and self.num_gpus == 0:
             raise MmrbError(f"--device {device} with --backend ray: give each task a GPU share with --num-gpus (1, or "
                             "0.5 for two tasks per GPU); Ray hides GPUs from tasks that ask for none")
         if not cuda and self.num_gpus > 0:
             raise MmrbError(f"--num-gpus {self.num_gpus} with --device {device}: the tasks would hold GPUs and compute on "
                             "the CPU; add --device cuda")
-        if self.address is None and not os.environ.get("RAY_ADDRESS"):
+        if not self.joins_a_cluster:
             check_device(device)  # a local instance has this machine's devices; a cluster's workers may have others
+
+    @property
+    def joins_a_cluster(self) -> bool:
+        return bool(self.address or os.environ.get("RAY_ADDRESS"))
 
     @property
     def threads(self) -> int:
         return self.torch_threads or max(1, int(self.num_cpus))
 
     def describe(self) -> str:
-        where = self.address or os.environ.get("RAY_ADDRESS") or f"a local Ray instance ({self.local_cpus or os.cpu_count()} CPUs)"
+        where = ((self.address or os.environ["RAY_ADDRESS"]) if self.joins_a_cluster
+                 else f"a local Ray instance ({self.local_cpus or os.cpu_count()} CPUs)")
         return (f"Ray backend on {where}: {self.num_cpus:g} CPU, {self.num_gpus:g} GPU and {self.threads} torch "
                 f"thread(s) per task")
 
@@ -132,7 +140,7 @@ class RayBackend:
 
         started_here = not ray.is_initialized()
         if started_here:
-            ray.init(address=self.address, num_cpus=self.local_cpus if self.address is None else None,
+            ray.init(address=self.address, num_cpus=None if self.joins_a_cluster else self.local_cpus,
                      include_dashboard=False, log_to_driver=False, configure_logging=False)
         try:
             yield from _Graph(self, plan).run(pending, status)
@@ -189,7 +197,7 @@ class WorkerContext:
         for plugin in self.plugins:
             import_plugin(plugin) if plugin.endswith(".py") else importlib.import_module(plugin)
         adopt(cloudpickle.loads(self.entries))
-        if any(a.modality in ("text", "joint") or a.source == "textattack" for a in self.plan.suite.attacks):
+        if needs_text_resources(self.plan.suite):
             from benchmark.data.text_resources import ensure_text_resources
 
             ensure_text_resources()
@@ -326,7 +334,7 @@ class _Graph:
 
         try:
             return ray.get(ref)
-        except (ray.exceptions.RayError, ray.exceptions.RayTaskError) as exc:
+        except ray.exceptions.RayError as exc:
             row = _base_row(self.plan.suite, cell, len(self.plan.data.test.labels))
             row["error"] = f"Ray could not run this cell: {type(exc).__name__}: {str(exc).splitlines()[0]}"
             return Outcome(cell, key, row, False)

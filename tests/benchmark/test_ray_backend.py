@@ -70,6 +70,23 @@ def test_ray_backend_gives_the_local_backends_results(local_run, ray_run):
     assert again.record.computed == 0 and len(again.frame) == N_CELLS
 
 
+@pytest.mark.slow
+def test_mmrb_run_backend_ray_from_the_command_line(local_run, ray_run, tmp_path, capsys):
+    import yaml
+
+    from benchmark.cli import main
+
+    _, root = ray_run
+    suite = tmp_path / "ray.yaml"
+    suite.write_text(yaml.safe_dump(SUITE))
+    main(["run", str(suite), "--backend", "ray", "--local-cpus", "2", "--out", str(tmp_path / "out"),
+          "--cache", str(root / "cache"), "--no-leaderboard"])
+    captured = capsys.readouterr()
+    assert "Ray backend on a local Ray instance (2 CPUs): 1 CPU, 0 GPU and 1 torch thread(s) per task" in captured.err
+    assert f"{N_CELLS} run now, {N_CELLS} of them loaded from the attack cache" in captured.out
+    pd.testing.assert_frame_equal(scores(pd.read_csv(tmp_path / "out" / "results.csv")), scores(local_run.frame))
+
+
 def _kill_first_cell_task(killed: list[int], stop: threading.Event) -> None:
     """SIGKILL the first Ray worker process seen executing a cell task (its title is `ray::mmrb-cell`)."""
     while not stop.is_set() and not killed:
@@ -113,6 +130,8 @@ def test_killed_ray_worker_loses_and_duplicates_no_cell(local_run, ray_run, tmp_
 def test_backend_settings_are_checked_before_any_work():
     with pytest.raises(MmrbError, match="--num-gpus"):
         RayBackend().check("cuda")
+    with pytest.raises(MmrbError, match="give --device cuda; Ray assigns each task its GPU"):
+        RayBackend(num_gpus=1).check("cuda:1")
     with pytest.raises(MmrbError, match="add --device cuda"):
         RayBackend(num_gpus=1).check("cpu")
     with pytest.raises(MmrbError, match="num_cpus must be > 0"):
