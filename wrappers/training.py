@@ -219,7 +219,8 @@ def fit_late_fusion_head(model: nn.Module, data: LabelledSet, recipe: TrainRecip
 
 def save_checkpoint(model: nn.Module, folder: str | Path, key: str = "", cache_dir: Path | None = None) -> Path:
     """Write config.json + model.safetensors (+ the text encoder's tokenizer/config folder) and a manifest with
-    the content key, the resolved config and the weights' sha256, atomically (a killed run leaves no half entry)."""
+    the content key, the resolved config, the weights' sha256 and the torch threads it was trained with, atomically
+    (a killed run leaves no half entry)."""
 
     def fill(tmp: Path) -> None:
         config = dict(model.config)
@@ -229,7 +230,8 @@ def save_checkpoint(model: nn.Module, folder: str | Path, key: str = "", cache_d
             config["text_encoder"] = TEXT_DIR
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
         save_model(model, str(tmp / WEIGHTS_FILE))
-        manifest = {"key": key, "config": _portable(model.config, cache_dir), "weights_sha256": file_digest(tmp / WEIGHTS_FILE)}
+        manifest = {"key": key, "config": _portable(model.config, cache_dir), "weights_sha256": file_digest(tmp / WEIGHTS_FILE),
+                    "torch_threads": torch.get_num_threads()}  # provenance: the last bits of training depend on it
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
     return write_atomically(Path(folder), fill)

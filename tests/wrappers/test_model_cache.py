@@ -99,3 +99,28 @@ def test_damaged_cache_entry_is_reported_once_and_rebuilt(train_set, tmp_path, c
     caplog.clear()
     obtain_trained("vision_only", overrides, train_set, tmp_path)  # the rebuilt entry verifies
     assert not [r for r in caplog.records if r.levelno == logging.WARNING] and trainings(caplog) == 0
+
+
+def test_concurrent_requests_for_one_model_train_it_once(train_set, tmp_path, caplog):
+    """Two workers sharing a cache (Ray tasks, two runs) ask for the same model at once: the second waits on the
+    entry's build lock, then loads what the first trained (late fusion trains its two branches first: nested locks)."""
+    import threading
+
+    caplog.set_level(logging.INFO, logger="wrappers.training")
+    overrides = {"recipe": {"epochs": 1}}
+    models: list = []
+    start = threading.Barrier(2)
+
+    def request(name: str) -> None:
+        start.wait()
+        models.append(obtain_trained(name, overrides, train_set, tmp_path))
+
+    threads = [threading.Thread(target=request, args=("late_fusion",)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    trained = sorted(r.getMessage().split()[1] for r in caplog.records
+                     if r.name == "wrappers.training" and r.getMessage().startswith("training "))
+    assert trained == ["late_fusion", "text_only", "vision_only"]  # each once, though both requests needed them
+    assert len(models) == 2 and torch.equal(models[0].head.weight, models[1].head.weight)
