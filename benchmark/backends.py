@@ -116,7 +116,7 @@ class RayBackend:
             raise MmrbError(f"--device {device} with --backend ray: give each task a GPU share with --num-gpus (1, or "
                             "0.5 for two tasks per GPU); Ray hides GPUs from tasks that ask for none")
         if not cuda and self.num_gpus > 0:
-            raise MmrbError(f"--num-gpus {self.num_gpus} with --device {device}: the tasks would hold GPUs and compute on "
+            raise MmrbError(f"--num-gpus {self.num_gpus:g} with --device {device}: the tasks would hold GPUs and compute on "
                             "the CPU; add --device cuda")
         if not self.joins_a_cluster:
             check_device(device)  # a local instance has this machine's devices; a cluster's workers may have others
@@ -347,7 +347,7 @@ def backend_from(name: str, address: str | None = None, num_cpus: float = 1.0, n
         ray_only = dict(address=address, num_gpus=num_gpus or None, local_cpus=local_cpus)
         given = [k for k, v in ray_only.items() if v]
         if given:
-            raise MmrbError(f"{', '.join('--' + k.replace('_', '-') for k in given)} apply to --backend ray only")
+            raise MmrbError(f"{', '.join('--' + k.replace('_', '-') for k in given)}: Ray settings; add --backend ray")
         return LocalBackend(torch_threads)
     if name == "ray":
         return RayBackend(address, num_cpus, num_gpus, torch_threads, max_retries, local_cpus)

@@ -136,7 +136,7 @@ def test_backend_settings_are_checked_before_any_work():
         RayBackend(num_gpus=1).check("cpu")
     with pytest.raises(MmrbError, match="num_cpus must be > 0"):
         RayBackend(num_cpus=0).check("cpu")
-    with pytest.raises(MmrbError, match="--address apply to --backend ray only"):
+    with pytest.raises(MmrbError, match="--address: Ray settings; add --backend ray"):
         backend_from("local", address="auto")
     with pytest.raises(MmrbError, match="choose local or ray"):
         backend_from("dask")
