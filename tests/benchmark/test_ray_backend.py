@@ -2,6 +2,7 @@
 local 2-CPU instance), and a Ray worker killed mid-suite loses and duplicates no cell."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -167,3 +168,64 @@ def test_plugins_and_model_objects_run_on_ray(tmp_path):
     assert (errors.drop(f"{broken}:annotated") == "").all(), errors.tolist()
     assert errors[f"{broken}:annotated"].str.contains("broken on purpose").all()
     pd.testing.assert_frame_equal(scores(frames[1]), scores(frames[0]))
+
+
+@pytest.mark.slow
+def test_killed_driver_loses_no_committed_cell_and_the_rerun_resumes(ray_run, tmp_path):
+    """SIGKILL `mmrb run --backend ray` itself (the driver, which alone writes the store) mid-suite: the cells it
+    committed stay, the same command resumes and commits each remaining cell once."""
+    import yaml
+
+    from tests.benchmark.test_run_store import committed, mmrb
+
+    _, root = ray_run
+    cache = tmp_path / "cache"
+    shutil.copytree(root / "cache", cache, ignore=shutil.ignore_patterns("attacks"))
+    suite = tmp_path / "ray.yaml"
+    suite.write_text(yaml.safe_dump(SUITE))
+    out = tmp_path / "out"
+    args = ("run", str(suite), "--out", str(out), "--cache", str(cache), "--no-leaderboard", "-q", "--backend", "ray",
+            "--local-cpus", "2")
+    proc = mmrb(*args)
+    deadline = time.time() + 240
+    while committed(out) < 3 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed: " + proc.communicate()[1][-2000:]
+    instance = _descendants(proc.pid)  # the local Ray instance the driver started
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    try:
+        with RunStore(out) as store:
+            before = store.run_ids()
+        assert 3 <= len(before) < N_CELLS
+        resumed = mmrb(*args)
+        stdout, stderr = resumed.communicate(timeout=600)
+        assert resumed.returncode == 0, stderr[-2000:]
+        assert f"{len(before)} resumed from the run store" in stdout
+        with RunStore(out) as store:
+            after = store.run_ids()
+        assert len(after) == N_CELLS and {k: after[k] for k in before} == before
+        frame = pd.read_csv(out / "results.csv")
+        assert len(frame) == N_CELLS and not frame.duplicated(["model", "attack", "epsilon", "seed", "transfer_source"]).any()
+    finally:  # some of the killed driver's Ray processes outlive it (README: `ray stop`); end just those
+        for pid in instance:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
