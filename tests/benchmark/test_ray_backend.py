@@ -13,12 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-pytest.importorskip("ray")
-
-from benchmark.api import evaluate  # noqa: E402
-from benchmark.backends import LocalBackend, RayBackend, backend_from  # noqa: E402
-from benchmark.errors import MmrbError  # noqa: E402
-from benchmark.results import RunStore  # noqa: E402
+from benchmark.api import evaluate
+from benchmark.backends import LocalBackend, RayBackend, backend_from
+from benchmark.errors import MmrbError
+from benchmark.results import RunStore
 
 FGSM = {"source": "art", "name": "FastGradientMethod", "label": "FGSM"}
 SUITE = {
