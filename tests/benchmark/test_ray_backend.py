@@ -174,7 +174,7 @@ def test_killed_driver_loses_no_committed_cell_and_the_rerun_resumes(ray_run, tm
     committed stay, the same command resumes and commits each remaining cell once."""
     import yaml
 
-    from tests.benchmark.test_run_store import committed, mmrb
+    from tests.benchmark.test_run_store import kill_then_resume
 
     _, root = ray_run
     cache = tmp_path / "cache"
@@ -184,27 +184,11 @@ def test_killed_driver_loses_no_committed_cell_and_the_rerun_resumes(ray_run, tm
     out = tmp_path / "out"
     args = ("run", str(suite), "--out", str(out), "--cache", str(cache), "--no-leaderboard", "-q", "--backend", "ray",
             "--local-cpus", "2")
-    proc = mmrb(*args)
-    deadline = time.time() + 240
-    while committed(out) < 3 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be killed: " + proc.communicate()[1][-2000:]
-    instance = _descendants(proc.pid)  # the local Ray instance the driver started
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    instance: list[int] = []  # the local Ray instance the driver started
     try:
-        with RunStore(out) as store:
-            before = store.run_ids()
-        assert 3 <= len(before) < N_CELLS
-        resumed = mmrb(*args)
-        stdout, stderr = resumed.communicate(timeout=600)
-        assert resumed.returncode == 0, stderr[-2000:]
-        assert f"{len(before)} resumed from the run store" in stdout
-        with RunStore(out) as store:
-            after = store.run_ids()
-        assert len(after) == N_CELLS and {k: after[k] for k in before} == before
+        kill_then_resume(args, out, 3, N_CELLS, before_kill=lambda pid: instance.extend(_descendants(pid)))
         frame = pd.read_csv(out / "results.csv")
-        assert len(frame) == N_CELLS and not frame.duplicated(["model", "attack", "epsilon", "seed", "transfer_source"]).any()
+        assert not frame.duplicated(["model", "attack", "epsilon", "seed", "transfer_source"]).any()
     finally:  # some of the killed driver's Ray processes outlive it (README: `ray stop`); end just those
         for pid in instance:
             with contextlib.suppress(OSError):

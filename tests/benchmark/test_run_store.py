@@ -55,31 +55,41 @@ def scores(path: Path) -> pd.DataFrame:
     return pd.read_csv(path).drop(columns=["seconds"])
 
 
-@pytest.mark.slow
-def test_sigkill_mid_suite_then_resume_loses_and_recomputes_nothing(tmp_path):
-    suite = write_suite(tmp_path / "resume.yaml")
-    out, cache = tmp_path / "out", tmp_path / "cache"
-    args = ("run", str(suite), "--out", str(out), "--cache", str(cache), "--no-leaderboard", "-q")
+def kill_then_resume(args: tuple[str, ...], out: Path, at_least: int, n_cells: int,
+                     before_kill=lambda pid: None) -> tuple[dict[str, str], dict[str, str]]:
+    """Start `mmrb *args`, SIGKILL it once `at_least` cells are committed in `out` (calling `before_kill(pid)`
+    first), check the store and results.csv hold just those, run the same command again and check it resumed them
+    and finished the rest; returns the run ids (key -> run) before and after the re-run."""
     proc = mmrb(*args)
     deadline = time.time() + 240
-    while committed(out) < 4 and proc.poll() is None and time.time() < deadline:
+    while committed(out) < at_least and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be killed: " + proc.communicate()[1][-2000:]
+    before_kill(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     with RunStore(out) as store:  # the lock died with the process
         before = store.run_ids()
-    assert 4 <= len(before) < N_CELLS
+    assert at_least <= len(before) < n_cells
     assert len(pd.read_csv(out / "results.csv")) == len(before)  # the view holds every committed cell
 
     resumed = mmrb(*args)
     stdout, stderr = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, stderr[-2000:]
-    assert f"{len(before)} resumed from the run store, {N_CELLS - len(before)} run now" in stdout
+    assert f"{len(before)} resumed from the run store, {n_cells - len(before)} run now" in stdout
     with RunStore(out) as store:
         after = store.run_ids()
-    assert len(after) == N_CELLS
+    assert len(after) == n_cells
     assert {k: after[k] for k in before} == before, "a cell committed before the kill was recomputed"
+    return before, after
+
+
+@pytest.mark.slow
+def test_sigkill_mid_suite_then_resume_loses_and_recomputes_nothing(tmp_path):
+    suite = write_suite(tmp_path / "resume.yaml")
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    args = ("run", str(suite), "--out", str(out), "--cache", str(cache), "--no-leaderboard", "-q")
+    before, after = kill_then_resume(args, out, 4, N_CELLS)
     assert len(set(after.values())) == 2  # the killed run's cells and the resumed run's
 
     # an uninterrupted run with its own cache (nothing shared) gives the same results
