@@ -13,7 +13,7 @@ import pandas as pd
 from torch import nn
 
 from benchmark import default_cache
-from benchmark.backends import Backend, as_backend
+from benchmark.backends import Backend
 from benchmark.errors import ModelError, SuiteError
 from benchmark.runner import RunRecord, run_suite
 from benchmark.suite import ModelSpec, Suite, load_suite, suite_from_data
@@ -53,7 +53,7 @@ def evaluate(suite: str | Path | Mapping[str, Any] | Suite, models: Mapping[str,
     with provided_models(models or {}, trained):
         suite = with_models(as_suite(suite), list(models or {}), only_given)
         out = Path(out) if out is not None else Path("runs") / suite.name
-        record = run_suite(suite, out, cache, device=device, progress=progress, fresh=fresh, backend=as_backend(backend))
+        record = run_suite(suite, out, cache, device=device, progress=progress, fresh=fresh, backend=backend)
     if leaderboard is not None:
         from benchmark.leaderboard import provenance, publish
 

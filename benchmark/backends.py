@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from benchmark.errors import MmrbError
 from benchmark.grid import Cell
-from benchmark.runner import Outcome, Plan, Work, compute, describe, needs_text_resources
+from benchmark.runner import CellResult, Plan, Work, compute, describe, needs_text_resources
 from benchmark.validate import check_device
 
 Pending = list[tuple[Cell, str]]  # (cell, cell key), in grid order
@@ -44,7 +44,7 @@ class Backend(Protocol):
     def describe(self) -> str:
         """A few words for the run's first line."""
 
-    def execute(self, plan: Plan, pending: Pending, status: Status) -> Iterator[Outcome]:
+    def execute(self, plan: Plan, pending: Pending, status: Status) -> Iterator[CellResult]:
         """Compute `pending` and yield one outcome per cell."""
 
 
@@ -66,7 +66,7 @@ class LocalBackend:
     def describe(self) -> str:
         return "local backend" + (f", {self.torch_threads} torch thread(s)" if self.torch_threads else "")
 
-    def execute(self, plan: Plan, pending: Pending, status: Status) -> Iterator[Outcome]:
+    def execute(self, plan: Plan, pending: Pending, status: Status) -> Iterator[CellResult]:
         import torch
 
         threads = torch.get_num_threads()
@@ -135,7 +135,7 @@ class RayBackend:
         return (f"Ray backend on {where}: {self.num_cpus:g} CPU, {self.num_gpus:g} GPU and {self.threads} torch "
                 f"thread(s) per task")
 
-    def execute(self, plan: Plan, pending: Pending, status: Status) -> Iterator[Outcome]:
+    def execute(self, plan: Plan, pending: Pending, status: Status) -> Iterator[CellResult]:
         import ray
 
         started_here = not ray.is_initialized()
@@ -247,7 +247,7 @@ def _craft_task(context: WorkerContext, source, attack, epsilon, seed: int, trai
 
 
 def _cell_task(context: WorkerContext, cell: Cell, key: str, trained: Exception | None, crafted: Exception | None,
-               *after: Any) -> Outcome:
+               *after: Any) -> CellResult:
     """Score one cell; `after`: the outcomes of the cells it combines (their artifacts are in the cache)."""
     work = _work(context)
     if trained is not None:
@@ -304,7 +304,7 @@ class _Graph:
         self.cells[key] = self.cell.remote(self.context, cell, key, self.training(cell.model, cell.seed), crafted, *after)
         return self.cells[key]
 
-    def run(self, pending: Pending, status: Status) -> Iterator[Outcome]:
+    def run(self, pending: Pending, status: Status) -> Iterator[CellResult]:
         import ray
 
         by_key = dict((k, c) for c, k in pending)
@@ -325,7 +325,7 @@ class _Graph:
                 others.remove(ref)
                 done_others += 1
 
-    def _outcome(self, ref, cell: Cell, key: str) -> Outcome:
+    def _outcome(self, ref, cell: Cell, key: str) -> CellResult:
         """The task's outcome; a task Ray could not finish (its worker died more than max_retries times, the
         cluster went away) becomes the cell's error row, retried by the next run."""
         import ray
@@ -337,7 +337,7 @@ class _Graph:
         except ray.exceptions.RayError as exc:
             row = _base_row(self.plan.suite, cell, len(self.plan.data.test.labels))
             row["error"] = f"Ray could not run this cell: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-            return Outcome(cell, key, row, False)
+            return CellResult(cell, key, row, False)
 
 
 def backend_from(name: str, address: str | None = None, num_cpus: float = 1.0, num_gpus: float = 0.0,

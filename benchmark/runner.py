@@ -125,13 +125,13 @@ class Keys:
 
 
 def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, device: str = "cpu",
-              progress: bool = True, fresh: bool = False, backend: Backend | None = None) -> RunRecord:
+              progress: bool = True, fresh: bool = False, backend: str | Backend | None = None) -> RunRecord:
     """Execute every cell of `suite` not already committed in out_dir's run store (all of them with `fresh`);
     results.csv there is regenerated from the store after every cell. `backend` decides where cells run
     (`benchmark.backends`: in this process by default, or as Ray tasks); the store is written here only."""
-    from benchmark.backends import LocalBackend
+    from benchmark.backends import as_backend
 
-    backend = backend or LocalBackend()
+    backend = as_backend(backend)
     backend.check(device)
     check_suite(suite)
     if needs_text_resources(suite):  # stop before any data or training work, not halfway through the grid
@@ -180,7 +180,7 @@ class Plan:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class CellResult:
     """A computed cell: its row and whether its attack output came from the attack cache."""
 
     cell: Cell
@@ -189,11 +189,11 @@ class Outcome:
     loaded: bool
 
 
-def compute(work: Work, cell: Cell, key: str) -> Outcome:
+def compute(work: Work, cell: Cell, key: str) -> CellResult:
     """Score one cell with `work` (the one function every backend calls)."""
     before = work.loaded
     row = work.row(cell)
-    return Outcome(cell, key, row, work.loaded > before)
+    return CellResult(cell, key, row, work.loaded > before)
 
 
 def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: bool, backend: Backend) -> RunRecord:
