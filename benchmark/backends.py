@@ -22,17 +22,16 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from benchmark.errors import MmrbError
 from benchmark.grid import Cell
-from benchmark.runner import CellResult, Plan, Work, compute, describe, needs_text_resources
+from benchmark.runner import CellResult, Plan, Progress, Work, compute, describe, needs_text_resources
 from benchmark.validate import check_device
 
 Pending = list[tuple[Cell, str]]  # (cell, cell key), in grid order
-Status = Callable[[str], Any]  # sets the progress bar's postfix
 
 
 class Backend(Protocol):
@@ -44,8 +43,8 @@ class Backend(Protocol):
     def describe(self) -> str:
         """A few words for the run's first line."""
 
-    def execute(self, plan: Plan, pending: Pending, status: Status) -> Iterator[CellResult]:
-        """Compute `pending` and yield one outcome per cell."""
+    def execute(self, plan: Plan, pending: Pending, progress: Progress) -> Iterator[CellResult]:
+        """Compute `pending` and yield one outcome per cell; tasks other than cells are added to `progress`."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ class LocalBackend:
     def describe(self) -> str:
         return "local backend" + (f", {self.torch_threads} torch thread(s)" if self.torch_threads else "")
 
-    def execute(self, plan: Plan, pending: Pending, status: Status) -> Iterator[CellResult]:
+    def execute(self, plan: Plan, pending: Pending, progress: Progress) -> Iterator[CellResult]:
         import torch
 
         threads = torch.get_num_threads()
@@ -74,7 +73,7 @@ class LocalBackend:
         try:
             work = plan.work()
             for cell, key in pending:
-                status(describe(cell))
+                progress.note(describe(cell))
                 yield compute(work, cell, key)
         finally:
             torch.set_num_threads(threads)
@@ -135,7 +134,7 @@ class RayBackend:
         return (f"Ray backend on {where}: {self.num_cpus:g} CPU, {self.num_gpus:g} GPU and {self.threads} torch "
                 f"thread(s) per task")
 
-    def execute(self, plan: Plan, pending: Pending, status: Status) -> Iterator[CellResult]:
+    def execute(self, plan: Plan, pending: Pending, progress: Progress) -> Iterator[CellResult]:
         import ray
 
         started_here = not ray.is_initialized()
@@ -143,7 +142,7 @@ class RayBackend:
             ray.init(address=self.address, num_cpus=None if self.joins_a_cluster else self.local_cpus,
                      include_dashboard=False, log_to_driver=False, configure_logging=False)
         try:
-            yield from _Graph(self, plan).run(pending, status)
+            yield from _Graph(self, plan).run(pending, progress)
         finally:
             if started_here:
                 ray.shutdown()
@@ -304,7 +303,7 @@ class _Graph:
         self.cells[key] = self.cell.remote(self.context, cell, key, self.training(cell.model, cell.seed), crafted, *after)
         return self.cells[key]
 
-    def run(self, pending: Pending, status: Status) -> Iterator[CellResult]:
+    def run(self, pending: Pending, progress: Progress) -> Iterator[CellResult]:
         import ray
 
         by_key = dict((k, c) for c, k in pending)
@@ -312,10 +311,10 @@ class _Graph:
             self.submit(cell, key, by_key)
         waiting = {ref: key for key, ref in self.cells.items()}
         others = list(self.trainings.values()) + list(self.crafts.values())
-        done_others = 0
-        while waiting:
-            status(f"{len(self.trainings)} trainings, {len(self.crafts)} transfer crafts: {done_others} done; "
-                   f"{len(waiting)} cells to go")
+        progress.add_tasks(len(others))
+        while waiting or others:  # every task is waited for (a cell can be seen ready before its training)
+            progress.note(f"Ray tasks: {len(self.trainings)} trainings, {len(self.crafts)} transfer crafts, "
+                          f"{len(self.cells)} cells; {len(others) + len(waiting)} to go")
             ready, _ = ray.wait(list(waiting) + others, num_returns=1)
             ref = ready[0]
             if ref in waiting:
@@ -323,7 +322,7 @@ class _Graph:
                 yield self._outcome(ref, by_key[key], key)
             else:
                 others.remove(ref)
-                done_others += 1
+                progress.task_done()
 
     def _outcome(self, ref, cell: Cell, key: str) -> CellResult:
         """The task's outcome; a task Ray could not finish (its worker died more than max_retries times, the

@@ -212,8 +212,8 @@ def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: 
         print(message, file=sys.stderr)
     results_path, loaded, committed = store.folder / CSV_NAME, 0, set()
     plan = Plan(suite, keys, data, cache_dir, device)
-    with tqdm(total=len(pending), desc=suite.name, disable=not progress, unit="cell") as bar:
-        for outcome in backend.execute(plan, pending, status=bar.set_postfix_str):
+    with tqdm(total=len(pending), desc=suite.name, disable=not progress, unit="task") as bar:
+        for outcome in backend.execute(plan, pending, Progress(bar)):
             if outcome.key in committed:  # a backend that ran a cell twice (a retried task) commits it once
                 continue
             store.commit(outcome.key, outcome.row)
@@ -225,6 +225,27 @@ def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: 
     write_csv(rows, results_path)
     return RunRecord(rows, data.fingerprint, results_path, write_tables(rows, store.folder), computed=len(committed),
                      loaded=loaded)
+
+
+class Progress:
+    """The run's one progress bar: a step per pending cell, plus a step per task a backend runs besides its cells
+    (the Ray backend's trainings and transfer crafts); the runner advances it for each committed cell."""
+
+    def __init__(self, bar: tqdm) -> None:
+        self._bar = bar
+
+    def note(self, text: str) -> None:
+        """What is running now (the bar's postfix)."""
+        self._bar.set_postfix_str(text)
+
+    def add_tasks(self, n: int) -> None:
+        """`n` more steps: tasks other than cells that this run will wait for."""
+        self._bar.total += n
+        self._bar.refresh()
+
+    def task_done(self) -> None:
+        """One of those tasks finished."""
+        self._bar.update()
 
 
 def describe(cell: Cell) -> str:

@@ -83,6 +83,8 @@ def test_mmrb_run_backend_ray_from_the_command_line(local_run, ray_run, tmp_path
     captured = capsys.readouterr()
     assert "Ray backend on a local Ray instance (2 CPUs): 1 CPU, 0 GPU and 1 torch thread(s) per task" in captured.err
     assert f"{N_CELLS} run now, {N_CELLS} of them loaded from the attack cache" in captured.out
+    # one bar over every task: the cells, 6 trainings (3 models x 2 seeds) and 2 transfer crafts (1 per seed)
+    assert f" {N_CELLS + 8}/{N_CELLS + 8} [" in captured.err
     pd.testing.assert_frame_equal(scores(pd.read_csv(tmp_path / "out" / "results.csv")), scores(local_run.frame))
 
 
