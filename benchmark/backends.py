@@ -323,6 +323,8 @@ class _Graph:
             else:
                 others.remove(ref)
                 progress.task_done()
+        progress.note(f"Ray tasks: {len(self.trainings)} trainings, {len(self.crafts)} transfer crafts, "
+                      f"{len(self.cells)} cells; all done")
 
     def _outcome(self, ref, cell: Cell, key: str) -> CellResult:
         """The task's outcome; a task Ray could not finish (its worker died more than max_retries times, the
