@@ -312,9 +312,9 @@ class _Graph:
         waiting = {ref: key for key, ref in self.cells.items()}
         others = list(self.trainings.values()) + list(self.crafts.values())
         progress.add_tasks(len(others))
+        submitted = f"Ray tasks: {len(self.trainings)} trainings, {len(self.crafts)} transfer crafts, {len(self.cells)} cells"
         while waiting or others:  # every task is waited for (a cell can be seen ready before its training)
-            progress.note(f"Ray tasks: {len(self.trainings)} trainings, {len(self.crafts)} transfer crafts, "
-                          f"{len(self.cells)} cells; {len(others) + len(waiting)} to go")
+            progress.note(f"{submitted}; {len(others) + len(waiting)} to go")
             ready, _ = ray.wait(list(waiting) + others, num_returns=1)
             ref = ready[0]
             if ref in waiting:
@@ -323,8 +323,7 @@ class _Graph:
             else:
                 others.remove(ref)
                 progress.task_done()
-        progress.note(f"Ray tasks: {len(self.trainings)} trainings, {len(self.crafts)} transfer crafts, "
-                      f"{len(self.cells)} cells; all done")
+        progress.note(f"{submitted}; all done")
 
     def _outcome(self, ref, cell: Cell, key: str) -> CellResult:
         """The task's outcome; a task Ray could not finish (its worker died more than max_retries times, the

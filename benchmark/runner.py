@@ -213,14 +213,15 @@ def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: 
     results_path, loaded, committed = store.folder / CSV_NAME, 0, set()
     plan = Plan(suite, keys, data, cache_dir, device)
     with tqdm(total=len(pending), desc=suite.name, disable=not progress, unit="task") as bar:
-        for outcome in backend.execute(plan, pending, Progress(bar)):
+        steps = Progress(bar)
+        for outcome in backend.execute(plan, pending, steps):
             if outcome.key in committed:  # a backend that ran a cell twice (a retried task) commits it once
                 continue
             store.commit(outcome.key, outcome.row)
             committed.add(outcome.key)
             loaded += outcome.loaded
             write_csv(store.rows(cell_keys), results_path)
-            bar.update()
+            steps.task_done()
     rows = store.rows(cell_keys)
     write_csv(rows, results_path)
     return RunRecord(rows, data.fingerprint, results_path, write_tables(rows, store.folder), computed=len(committed),
@@ -228,8 +229,8 @@ def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: 
 
 
 class Progress:
-    """The run's one progress bar: a step per pending cell, plus a step per task a backend runs besides its cells
-    (the Ray backend's trainings and transfer crafts); the runner advances it for each committed cell."""
+    """The run's one progress bar: a step per pending cell (taken by the runner when it commits the cell), plus a
+    step per task a backend runs besides its cells (the Ray backend's trainings and transfer crafts)."""
 
     def __init__(self, bar: tqdm) -> None:
         self._bar = bar
@@ -244,7 +245,7 @@ class Progress:
         self._bar.refresh()
 
     def task_done(self) -> None:
-        """One of those tasks finished."""
+        """One step done: a committed cell, or another task finished."""
         self._bar.update()
 
 
