@@ -32,10 +32,10 @@ class Artifact:
     branch_prob: np.ndarray | None = None  # the attacked branch's probabilities, for models with branches
     queries: np.ndarray | None = None  # model queries per sample, where the library reports them
     meta: dict[str, Any] = field(default_factory=dict)  # steps, params, over_budget, seconds
-    check_prob: np.ndarray | None = None  # the convergence check: worst of this attack and its stronger re-runs
+    as_run_prob: np.ndarray | None = None  # the attack as configured, before the convergence check raised it (adv_prob)
 
 
-ARRAYS = ("clean_prob", "adv_prob", "images", "branch_prob", "queries", "check_prob")
+ARRAYS = ("clean_prob", "adv_prob", "images", "branch_prob", "queries", "as_run_prob")
 
 
 class ArtifactCache:

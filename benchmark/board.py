@@ -63,7 +63,8 @@ CELL_FIELDS = ("attack", "attack_name", "attack_source", "modality", "epsilon", 
                "robust_accuracy", "robust_accuracy_std", "robust_accuracy_ci_low", "robust_accuracy_ci_high",
                "robust_accuracy_normal", "robust_accuracy_normal_ci_low", "robust_accuracy_normal_ci_high",
                "robust_accuracy_abnormal", "robust_accuracy_abnormal_ci_low", "robust_accuracy_abnormal_ci_high",
-               "n_normal", "n_abnormal", "check_robust_accuracy", "not_converged", "unconverged_robust_accuracy", "flags",
+               "n_normal", "n_abnormal", "as_run_robust_accuracy", "not_converged", "check_rounds", "check_steps",
+               "check_restarts", "flags",
                "robust_f1", "robust_f1_hw", "auc", "robust_auc", "attack_success_rate", "steps", "queries")
 FLOOR_ATTACK = "image_replacement"
 #: Probes, not attacks: left out of the per-modality "best attack" figures.
@@ -90,6 +91,7 @@ class Ranked:
     position: int | None  # None: the entry has no rank metric
     group: str  # "3"; "2–3" when not separable from a neighbour; "–" when unranked
     tied_above: bool  # its interval overlaps that of the model ranked directly above
+    reason: str = ""  # why an entry is unranked ("" when ranked)
 
     @property
     def name(self) -> str:
@@ -144,14 +146,26 @@ def _version_key(version: str) -> tuple:
 
 
 def rank_entries(entries: list[dict[str, Any]]) -> list[Ranked]:
-    """Entries of one protocol version by the rank metric's mean, descending (ties by name); unranked ones last."""
-    scored = sorted((e for e in entries if _finite(_rank(e)[0])), key=lambda e: (-_rank(e)[0], str(e["name"])))
-    unranked = sorted((e for e in entries if not _finite(_rank(e)[0])), key=lambda e: str(e["name"]))
+    """Entries of one protocol version by the rank metric's mean, descending (ties by name); unranked ones last, each
+    with its reason (`unranked_reason`: no rank figure, or a flag the rank figure cannot be trusted under)."""
+    scored = sorted((e for e in entries if not unranked_reason(e)), key=lambda e: (-_rank(e)[0], str(e["name"])))
+    unranked = sorted((e for e in entries if unranked_reason(e)), key=lambda e: str(e["name"]))
     tied = [i > 0 and _overlap(_rank(scored[i - 1]), _rank(e)) for i, e in enumerate(scored)]
     starts = [i for i, t in enumerate(tied) if not t] + [len(scored)]
     groups = {i: (start, end - 1) for start, end in zip(starts, starts[1:]) for i in range(start, end)}
     out = [Ranked(e, i + 1, _group_label(*groups[i]), tied[i]) for i, e in enumerate(scored)]
-    return out + [Ranked(e, None, "–", False) for e in unranked]
+    return out + [Ranked(e, None, "–", False, unranked_reason(e)) for e in unranked]
+
+
+def unranked_reason(entry: dict[str, Any]) -> str:
+    """Why an entry is listed unranked, "" if it is ranked: it has no rank figure (no image input), or it raised a
+    flag in soundness.UNRANKING_FLAGS (its rank figure may rest on masked gradients or a constant prediction)."""
+    from benchmark.soundness import UNRANKING_FLAGS
+
+    if not _finite(_rank(entry)[0]):
+        return "no image input" if "image" not in _modalities(entry).split("+") else "no rank figure"
+    raised = [f for f in entry.get("flags") or [] if isinstance(f, dict) and f.get("flag") in UNRANKING_FLAGS]
+    return "; ".join(f"{f['flag']}: {f.get('detail', '')}" for f in raised)
 
 
 def _group_label(start: int, end: int) -> str:
@@ -332,10 +346,11 @@ def _rank_metric_sentence(ranked: list[Ranked]) -> str:
     metric = [r.entry["rank"] for r in ranked if r.entry.get("rank")]
     attacks = sorted({str(m.get("attack")) for m in metric})
     epsilons = sorted({_epsilon_text(m.get("epsilon")) for m in metric})
-    unranked = len(ranked) - len(metric)
+    unranked = [r for r in ranked if r.position is None]
+    reasons = "; ".join(f"{_md(r.name)} ({_md(r.reason.split(':')[0])})" for r in unranked)
     return (f"Ranked by robust accuracy under the `{'`, `'.join(map(_md, attacks))}` evaluation at ε = "
-            f"{', '.join(epsilons)} (L∞, images in [0, 1]), highest first; {len(metric)} model(s) ranked"
-            + (f", {unranked} without an image input listed unranked." if unranked else "."))
+            f"{', '.join(epsilons)} (L∞, images in [0, 1]), highest first; {len(ranked) - len(unranked)} model(s) ranked"
+            + (f", {len(unranked)} listed unranked: {reasons}." if unranked else "."))
 
 
 def _separability_sentence(ranked: list[Ranked]) -> list[str]:
@@ -350,7 +365,8 @@ def _markdown_ranking(ranked: list[Ranked]) -> str:
     for r in ranked:
         e = r.entry
         flags = _flag_names(e)
-        rows.append({"rank": r.group, "model": _md(r.name) + (" ≈" if r.tied_above else ""),
+        rows.append({"rank": r.group if r.position is not None else f"unranked ({_md(r.reason)})",
+                     "model": _md(r.name) + (" ≈" if r.tied_above else ""),
                      "family": _md(_field(e, "model", "family")), "modalities": _md(_modalities(e)),
                      "trained by": _md(_field(e, "card", "trained_by")), "clean": _interval_text(_clean(e)),
                      "robust (rank metric)": _interval_text(_rank(e)) + (" ‡" if _rank_not_converged(e) else ""),
@@ -555,7 +571,8 @@ def _html_ranking(version: str, ranked: list[Ranked], anchors: dict[str, str]) -
         e, flags = r.entry, _flag_names(r.entry)
         rows.append(
             f'<tr class="ranking-row" data-protocol="{_h(version)}">'
-            f'<td data-sort="{_sort_value(r.position)}">{_h(r.group)}</td>'
+            f'<td data-sort="{_sort_value(r.position)}" title="{_h(r.reason)}">'
+            f'{_h(r.group) if r.position is not None else "unranked: " + _h(r.reason)}</td>'
             f'<td><a href="#{anchors[r.name]}">{_h(r.name)}</a>{TIED if r.tied_above else ""}</td>'
             f'<td>{_h(_field(e, "model", "family"))}</td><td>{_h(_modalities(e))}</td>'
             f'<td>{_h(_field(e, "card", "trained_by"))}</td>'

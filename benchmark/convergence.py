@@ -1,29 +1,44 @@
-"""The convergence check: every gradient-attack cell is re-run stronger, and a figure the stronger run can
-lower beyond the cell's interval is not published as if it were converged.
+"""The convergence check, escalating: every gradient-attack figure is converged by construction.
 
-The stronger run of an attack with a step count (ART `max_iter`, torchattacks `steps`) uses `step_factor` times
-the steps (step size back to its default 2.5·ε/steps) with a random start, `restarts` times with other seeds;
-a single-step attack (FGSM) is re-run `restarts` times from random starts. Defaults: STEP_FACTOR, RESTARTS
-(a suite's `convergence_check: {step_factor, restarts}` changes them). Per sample the worst of the original
-and the stronger runs counts (the lowest true-class probability), so the check can only lower a figure.
+After a cell's attack has run as the suite configured it, the check re-runs the same attack on the samples it left
+standing (benchmark.cascade), stronger each round: round k runs `k · restarts` restarts from random starts, each
+with `step_factor**k` times the configured steps (step size back to its default 2.5·ε/steps); a single-step attack
+(FGSM) gets the restarts only. Rounds stop as soon as one breaks at most `tolerance` samples (the figure stopped
+falling) once `min_rounds` rounds ran, or at the cap of `max_rounds` rounds. Per sample the worst of all runs counts, so the published figure
+is the converged one; a cell is flagged (`not_converged`, ‡) only when the cap was hit while the figure was still
+falling, with the budget it took.
+
+Defaults (a suite's `convergence_check: {step_factor, restarts, min_rounds, max_rounds, tolerance}` changes them):
+×2 steps and +1 restart per round, at least 2 and at most 4 rounds, tolerance 1 sample. For PGD-10 that is PGD-20 × 1
+and PGD-40 × 2 at least, then PGD-80 × 3 and PGD-160 × 4 while samples still fall: at most 10 restarts of up to 16×
+the steps, each only on the samples still robust.
 """
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
-STEP_FACTOR = 4
-RESTARTS = 2
+from benchmark.attacks import Crafted, Target
+
+STEP_FACTOR = 2
+RESTARTS = 1
+MIN_ROUNDS = 2
+MAX_ROUNDS = 4
+TOLERANCE = 1
 #: Gradient-based L∞ attacks the check applies to, by source.
 GRADIENT_ATTACKS = {
     "art": {"FastGradientMethod", "ProjectedGradientDescent", "ProjectedGradientDescentPyTorch", "BasicIterativeMethod",
             "AutoProjectedGradientDescent", "MomentumIterativeMethod"},
     "torchattacks": {"FGSM", "PGD", "BIM", "APGD", "MIFGSM", "RFGSM", "EOTPGD", "TPGD", "NIFGSM", "SINIFGSM", "VMIFGSM",
                      "VNIFGSM", "Jitter"},
+    "mmrb": {"pgd"},
 }
-_STEPS = {"art": "max_iter", "torchattacks": "steps"}
-_STEP_SIZE = {"art": "eps_step", "torchattacks": "alpha"}
+_STEPS = {"art": "max_iter", "torchattacks": "steps", "mmrb": "steps"}
+_STEP_SIZE = {"art": "eps_step", "torchattacks": "alpha", "mmrb": "step_size"}
 _RANDOM_START = {"num_random_init": 1, "nb_random_init": 1, "random_start": True}
+#: Seeds of the check's runs: cell seed + SEED_STRIDE · (run number), apart from the cell's own draws.
+SEED_STRIDE = 7919
 
 
 def is_gradient_attack(source: str, name: str) -> bool:
@@ -31,17 +46,64 @@ def is_gradient_attack(source: str, name: str) -> bool:
     return name in GRADIENT_ATTACKS.get(source, ())
 
 
-def stronger_runs(source: str, cls: type, params: dict[str, Any], step_factor: int = STEP_FACTOR,
-                  restarts: int = RESTARTS) -> list[dict[str, Any]]:
-    """Parameters of the `restarts` stronger runs of an attack class with suite `params`."""
-    accepted = inspect.signature(cls.__init__).parameters
+def accepted_params(source: str, name: str) -> dict[str, inspect.Parameter]:
+    """The constructor parameters of a gradient attack (mmrb's own pgd: its params with their defaults)."""
+    if source == "mmrb":
+        from benchmark.attacks.pgd import pgd_parameters
+
+        return pgd_parameters()
+    from benchmark.attacks import attack_class
+
+    return dict(inspect.signature(attack_class(source, name).__init__).parameters)
+
+
+def steps_of(source: str, accepted: dict[str, inspect.Parameter], params: dict[str, Any]) -> int | None:
+    """The configured step count of an attack (its class default where the suite gives none), None if it has none."""
+    name = _STEPS.get(source)
+    if name not in accepted:
+        return None
+    default = accepted[name].default if accepted[name].default is not inspect.Parameter.empty else 10
+    return int(params.get(name, default))
+
+
+def round_params(source: str, accepted: dict[str, inspect.Parameter], params: dict[str, Any], k: int,
+                 step_factor: int = STEP_FACTOR) -> dict[str, Any]:
+    """Parameters of one run of round `k` (1, 2, ...): `step_factor**k` times the steps, from a random start."""
     strong = dict(params)
-    steps = _STEPS[source]
-    if steps in accepted:
-        default = accepted[steps].default if accepted[steps].default is not inspect.Parameter.empty else 10
-        strong[steps] = step_factor * int(params.get(steps, default))
+    steps = steps_of(source, accepted, params)
+    if steps is not None:
+        strong[_STEPS[source]] = steps * step_factor ** k
         strong.pop(_STEP_SIZE[source], None)  # back to 2.5·ε/steps for the new step count
     for name, value in _RANDOM_START.items():
         if name in accepted:
             strong[name] = value
-    return [dict(strong) for _ in range(restarts)]
+    return strong
+
+
+def escalate(cascade, attack: Callable[[dict[str, Any], Target, int], Crafted], accepted: dict[str, inspect.Parameter],
+             source: str, params: dict[str, Any], epsilon: float | None, seed: int, step_factor: int = STEP_FACTOR,
+             restarts: int = RESTARTS, max_rounds: int = MAX_ROUNDS, tolerance: int = TOLERANCE,
+             min_rounds: int = MIN_ROUNDS,
+             label: str = "run") -> dict[str, Any]:
+    """Escalate `attack(params, target, seed) -> Crafted` on the survivors of `cascade` (benchmark.cascade.Cascade),
+    round by round (module docstring). Returns the check's record: rounds run, whether the cap was hit while the
+    figure still fell, the largest steps and the restarts it took, samples attacked and seconds in all."""
+    rounds, capped, runs, largest = 0, False, 0, steps_of(source, accepted, params)
+    for k in range(1, max_rounds + 1):
+        if not len(cascade.survivors()):
+            break
+        rounds, broken = k, 0
+        strong = round_params(source, accepted, params, k, step_factor)
+        steps = steps_of(source, accepted, strong)
+        largest = steps if steps is not None else largest
+        for _ in range(k * restarts):
+            runs += 1
+            part = cascade.run(f"{label}-{steps or 1}#{runs}", lambda sub, s=seed + SEED_STRIDE * runs:
+                               attack(strong, sub, s), epsilon)
+            broken += part.broken
+        if broken <= tolerance and k >= min(min_rounds, max_rounds):
+            break
+        capped = k == max_rounds
+    checks = cascade.parts[-runs:] if runs else []
+    return {"rounds": rounds, "capped": capped, "steps": largest, "restarts": runs,
+            "attacked": sum(p.attacked for p in checks), "seconds": round(sum(p.seconds for p in checks), 3)}

@@ -26,7 +26,7 @@ SCORES = ("model", "attack", "attack_source", "modality", "epsilon", "steps", "t
           "clean_accuracy", "clean_accuracy_ci_low", "clean_accuracy_ci_high",
           "robust_accuracy", "robust_accuracy_std", "robust_accuracy_ci_low", "robust_accuracy_ci_high",
           "robust_accuracy_normal", "robust_accuracy_abnormal", "n_normal", "n_abnormal",
-          "check_robust_accuracy", "not_converged", "unconverged_robust_accuracy", "flags",
+          "as_run_robust_accuracy", "not_converged", "check_rounds", "check_steps", "check_restarts", "flags",
           "clean_f1", "robust_f1", "robust_f1_std", "robust_f1_hw", "auc", "robust_auc", "attack_success_rate")
 #: An entry replaces an earlier one with the same key: re-running a suite updates, never duplicates.
 KEY = ("protocol_version", "suite", "suite_hash", "data_fingerprint", "model", "attack", "attack_source",

@@ -24,12 +24,13 @@ from benchmark.errors import MmrbError
 #: Columns of results.csv, in order (README: "Metrics").
 COLUMNS = (
     "suite", "model", "attack", "attack_name", "attack_source", "modality", "epsilon", "seed", "steps", "transfer_source", "n",
-    "clean_accuracy", "robust_accuracy", "check_robust_accuracy",
+    "clean_accuracy", "robust_accuracy", "as_run_robust_accuracy",
+    "check_rounds", "check_capped", "check_steps", "check_restarts", "check_attacked", "check_seconds",
     "n_normal", "clean_accuracy_normal", "robust_accuracy_normal",
     "n_abnormal", "clean_accuracy_abnormal", "robust_accuracy_abnormal",
     "clean_f1", "robust_f1", "auc", "robust_auc", "attack_success_rate",
     "branch_robust_accuracy", "branch_robust_f1", "queries", "compare_with", "agreement_gap",
-    "zero_gradient", "nonfinite_gradient", "sub_attacks",
+    "zero_gradient", "nonfinite_gradient", "zero_gradient_bpda", "stochastic", "sub_attacks",
     "max_perturbation", "over_budget", "seconds", "params", "error",
 )
 DB_NAME, LOCK_NAME, CSV_NAME = "run.sqlite", ".mmrb.lock", "results.csv"

@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +21,10 @@ from tqdm.auto import tqdm
 
 from benchmark import PROTOCOL_VERSION
 from benchmark.artifacts import Artifact, ArtifactCache
-from benchmark.attacks import Target, attack_class, craft, enforce_budget, pick_worst
+from benchmark.attacks import Crafted, Target, craft, enforce_budget, pick_worst
 from benchmark.attacks.probes import gradient_health
-from benchmark.convergence import is_gradient_attack, stronger_runs
+from benchmark.cascade import Cascade
+from benchmark.convergence import accepted_params, escalate, is_gradient_attack
 from benchmark.data import SplitArrays, load_dataset
 from benchmark.errors import AttackError, MmrbError
 from benchmark.grid import Cell, expand, expand_transfer
@@ -42,6 +43,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 ATTACK_LIBRARIES = ("art", "torchattacks", "textattack")
+#: The convergence check's record in each checked row (`check_<field>`): rounds run, whether the cap was hit while
+#: the figure still fell (1/0), the largest steps, the restarts, the samples attacked and the seconds it took.
+CHECK_FIELDS = ("rounds", "capped", "steps", "restarts", "attacked", "seconds")
+
+
+def _checked(cell: Cell) -> bool:
+    """Whether the convergence check applies: an ε-bounded gradient attack on the image."""
+    attack = cell.attack
+    return cell.epsilon is not None and attack.modality == "image" and is_gradient_attack(attack.source, attack.name)
 
 
 @dataclass(frozen=True)
@@ -74,16 +84,21 @@ def needs_text_resources(suite: Suite) -> bool:
 @functools.lru_cache(maxsize=1)
 def attack_code() -> dict[str, str]:
     """Versions of the attack libraries and a digest of the code that turns a suite entry into adversarial
-    inputs (adapters, text attacks, the image view): part of every cell key."""
+    inputs (every module of benchmark.attacks, the cascade, the convergence check, the image view): part of every
+    cell key."""
     import importlib
+    import pkgutil
 
-    modules = [importlib.import_module(f"benchmark.attacks.{m}") for m in
-               ("art_adapter", "torchattacks_adapter", "textattack_adapter", "mmrb", "text", "standard", "probes")]
+    import benchmark.attacks
+    import benchmark.cascade
     import benchmark.convergence
     import wrappers.estimators
 
+    modules = [importlib.import_module(f"benchmark.attacks.{m.name}")
+               for m in sorted(pkgutil.iter_modules(benchmark.attacks.__path__), key=lambda m: m.name)]
     return {**{lib: library_version(lib) for lib in ATTACK_LIBRARIES},
-            "code": code_digest(*modules, wrappers.estimators, benchmark.convergence)}
+            "code": code_digest(benchmark.attacks, *modules, wrappers.estimators, benchmark.convergence,
+                                benchmark.cascade)}
 
 
 def _attack_identity(attack: AttackSpec) -> dict[str, Any]:
@@ -328,8 +343,8 @@ class Work:
         return found
 
     def _white_box(self, cell: Cell, check: bool = True) -> Artifact:
-        """Craft and score a white-box cell; `check`: also run the convergence check (not for transfer crafts,
-        whose figures are scored on their targets)."""
+        """Craft and score a white-box cell; `check`: also run the escalating convergence check (not for transfer
+        crafts, whose figures are scored on their targets)."""
         attack, run = cell.attack, self.model(cell.model, cell.seed)
         target, start = run.target, time.perf_counter()
         if attack.name == "worst_case":
@@ -340,7 +355,10 @@ class Work:
             adv_prob = run.clean_prob
         else:
             adv_prob = predict_proba(target.model, crafted.images, crafted.texts)
-        check_prob = self._convergence_check(cell, target, adv_prob) if check and self.suite.convergence_check else None
+        as_run_prob, check_record = None, None
+        if check and self.suite.convergence_check and _checked(cell):
+            as_run_prob = adv_prob
+            crafted, adv_prob, check_record = self._convergence_check(cell, target, crafted, adv_prob)
         model = target.model
         branch_prob = None
         if hasattr(model, "branches") and attack.modality in ("image", "text"):
@@ -350,26 +368,24 @@ class Work:
         changes_texts = attack.modality in ("text", "joint")
         meta = dict(steps=crafted.steps, params=crafted.params, over_budget=over_budget,
                     max_perturbation=perturbation_linf(target.images, crafted.images),
-                    seconds=round(time.perf_counter() - start, 3))
+                    seconds=round(time.perf_counter() - start, 3), check=check_record)
         if attack.modality == "none" and "image" in model.modalities:
             meta.update(gradient_health(model, target.images, target.texts, target.labels))
         return Artifact(run.clean_prob, adv_prob, crafted.images if changes_images else None,
-                        list(crafted.texts) if changes_texts else None, branch_prob, crafted.queries, meta, check_prob)
+                        list(crafted.texts) if changes_texts else None, branch_prob, crafted.queries, meta, as_run_prob)
 
-    def _convergence_check(self, cell: Cell, target: Target, adv_prob: np.ndarray) -> np.ndarray | None:
-        """Per-sample worst of the cell's attack and its stronger re-runs (benchmark.convergence), or None where
-        the check does not apply (not a gradient attack, no ε)."""
-        attack = cell.attack
-        if cell.epsilon is None or attack.modality != "image" or not is_gradient_attack(attack.source, attack.name):
-            return None
-        cls = attack_class(attack.source, attack.name)
-        probs = [adv_prob]
-        spec = self.suite.convergence_check
-        for restart, params in enumerate(stronger_runs(attack.source, cls, attack.params, spec.step_factor, spec.restarts)):
-            crafted = craft(attack.source, attack.name, params, target, cell.epsilon, cell.seed + 7919 * (restart + 1))
-            crafted, _ = enforce_budget(crafted, target.images, cell.epsilon)
-            probs.append(predict_proba(target.model, crafted.images, crafted.texts))
-        return pick_worst(np.stack(probs), target.labels, np.stack(probs))
+    def _convergence_check(self, cell: Cell, target: Target, crafted: Crafted,
+                           adv_prob: np.ndarray) -> tuple[Crafted, np.ndarray, dict[str, Any]]:
+        """The cell's attack escalated on the samples it left standing (benchmark.convergence.escalate): the worst
+        inputs found, their probabilities and the check's record (rounds, cap, budget, cost)."""
+        attack, spec = cell.attack, self.suite.convergence_check
+        accepted = accepted_params(attack.source, attack.name)
+        cascade = Cascade(target, adv_prob, crafted.images, crafted.texts)
+        record = escalate(cascade, lambda params, sub, seed: craft(attack.source, attack.name, params, sub,
+                                                                    cell.epsilon, seed),
+                          accepted, attack.source, attack.params, cell.epsilon, cell.seed, spec.step_factor,
+                          spec.restarts, spec.max_rounds, spec.tolerance, spec.min_rounds, label=attack.label)
+        return replace(crafted, images=cascade.images, texts=cascade.texts), cascade.probs, record
 
     def _worst_case(self, cell: Cell, run: TrainedModel) -> Artifact:
         """Per-sample worst case over attacks of the same model, seed and ε (RobustBench/AutoAttack style): a
@@ -434,9 +450,13 @@ def score(labels: np.ndarray, artifact: Artifact, modality: str) -> dict[str, An
     scores.update(steps=meta.get("steps"), max_perturbation=meta.get("max_perturbation"),
                   over_budget=meta.get("over_budget"), seconds=meta.get("seconds"),
                   queries=float(np.mean(artifact.queries)) if artifact.queries is not None else None,
-                  zero_gradient=meta.get("zero_gradient"), nonfinite_gradient=meta.get("nonfinite_gradient"))
-    if artifact.check_prob is not None:
-        scores["check_robust_accuracy"] = accuracy(labels, artifact.check_prob.argmax(1))
+                  zero_gradient=meta.get("zero_gradient"), nonfinite_gradient=meta.get("nonfinite_gradient"),
+                  zero_gradient_bpda=meta.get("zero_gradient_bpda"), stochastic=meta.get("stochastic"))
+    if artifact.as_run_prob is not None:
+        scores["as_run_robust_accuracy"] = accuracy(labels, artifact.as_run_prob.argmax(1))
+        check = meta.get("check") or {}
+        scores.update({f"check_{k}": float(check[k]) if k in check and check[k] is not None else None
+                       for k in CHECK_FIELDS})
     parts = (meta.get("params") or {}).get("parts") if isinstance(meta.get("params"), dict) else None
     if parts:
         scores["sub_attacks"] = json.dumps(parts, sort_keys=True)

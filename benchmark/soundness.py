@@ -3,7 +3,7 @@ that raised it, so a reader sees which published numbers an attack could still l
 
 Works on `benchmark.aggregate.aggregate` output (one row per model, attack, attack source, modality, ε and
 transfer source, with `robust_accuracy` and its 95 % interval) plus optional columns: `agreement_gap` and
-`compare_with`, `check_robust_accuracy` (the same attack re-run stronger), `zero_gradient` and
+`compare_with`, `as_run_robust_accuracy` and `not_converged` (the escalating convergence check), `zero_gradient` and
 `nonfinite_gradient` (benchmark.attacks.probes.gradient_health, on the model's clean row). The probes
 (`random_noise`, `image_replacement`) appear as ordinary rows; their attack labels are passed in.
 """
@@ -17,12 +17,15 @@ import pandas as pd
 from benchmark.errors import MmrbError
 
 FLAGS = ("rising_with_eps", "rising_with_steps", "black_box_stronger", "floor_not_reached",
-         "library_disagreement", "masked_gradients", "noise_as_strong")
+         "library_disagreement", "masked_gradients", "masking_unresolved", "randomised_model", "noise_as_strong")
+#: Flags under which a model's rank figure cannot be trusted: the leaderboard lists it unranked, with the flag's detail.
+UNRANKING_FLAGS = ("masking_unresolved",)
 COLUMNS = ("flag", "model", "cells", "detail")
 REQUIRED = ("model", "attack", "modality", "epsilon", "robust_accuracy", "robust_accuracy_ci_low",
             "robust_accuracy_ci_high")
-OPTIONAL = ("attack_source", "transfer_source", "compare_with", "agreement_gap", "check_robust_accuracy",
-            "zero_gradient", "nonfinite_gradient", "unconverged_robust_accuracy", "clean_accuracy")
+OPTIONAL = ("attack_source", "transfer_source", "compare_with", "agreement_gap", "as_run_robust_accuracy",
+            "zero_gradient", "nonfinite_gradient", "zero_gradient_bpda", "stochastic", "clean_accuracy", "not_converged",
+            "check_rounds", "check_steps", "check_restarts")
 #: Attack names (case-insensitive substrings) that query only the model's outputs: score- or decision-based.
 BLACK_BOX_NAMES = ("square", "hopskipjump", "boundary", "zoo", "simba", "geoda", "signopt", "pixel", "threshold")
 #: Sources whose image attacks are single white-box attacks (mmrb's own are composites or feature-space).
@@ -67,8 +70,8 @@ def _prepared(frame: pd.DataFrame) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = np.nan
     for column in ("epsilon", "robust_accuracy", "robust_accuracy_ci_low", "robust_accuracy_ci_high",
-                   "agreement_gap", "check_robust_accuracy", "zero_gradient", "nonfinite_gradient",
-                   "unconverged_robust_accuracy", "clean_accuracy"):
+                   "agreement_gap", "as_run_robust_accuracy", "zero_gradient", "nonfinite_gradient",
+                   "zero_gradient_bpda", "stochastic", "clean_accuracy", "check_rounds", "check_steps", "check_restarts"):
         frame[column] = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
     for column in ("transfer_source", "attack_source", "compare_with"):
         frame[column] = frame[column].fillna("").astype(str)
@@ -98,7 +101,7 @@ def soundness_flags(frame: pd.DataFrame, noise_attacks: Sequence[str], floor_att
     rows = [*_rising_with_eps(attacks), *_rising_with_steps(attacks),
             *_black_box_stronger(image, tuple(black_box_attacks)),
             *_floor_not_reached(image, data[data["attack"].isin(floor_attacks)], large_eps),
-            *_library_disagreement(data, gap_pp), *_masked_gradients(data),
+            *_library_disagreement(data, gap_pp), *_masked_gradients(data), *_randomised(data),
             *_noise_as_strong(image, data[data["attack"].isin(noise_attacks)])]
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
@@ -132,24 +135,16 @@ def _rising_with_eps(attacks: pd.DataFrame) -> list[dict[str, str]]:
 
 
 def _rising_with_steps(attacks: pd.DataFrame) -> list[dict[str, str]]:
-    """The same attack re-run stronger lowers robust accuracy: aggregate.publish_converged's `not_converged`
-    verdict where the frame has one (paired drop beyond the test-set half-width), else a drop beyond half the
-    cell's interval width."""
+    """The escalating convergence check hit its cap while the figure was still falling (aggregate.publish_converged's
+    `not_converged`): more steps and restarts might lower it further."""
     out = []
-    for _, row in attacks[attacks["check_robust_accuracy"].notna()].iterrows():
-        as_run = row["unconverged_robust_accuracy"] if pd.notna(row.get("unconverged_robust_accuracy")) \
-            else row["robust_accuracy"]  # publish_converged swaps the published figure for the stronger one
-        drop = as_run - row["check_robust_accuracy"]
-        verdict = str(row.get("not_converged", "")).lower()
-        if verdict in ("true", "false"):
-            raised, limit = verdict == "true", "the test-set half-width"
-        else:
-            half = (row["robust_accuracy_ci_high"] - row["robust_accuracy_ci_low"]) / 2
-            raised, limit = drop > half + TOL, f"the ±{100 * half:.1f} pp interval"
-        if raised:
-            out.append(_flag("rising_with_steps", row["model"], [_label(row)],
-                             f"not converged: {_pct(as_run)} as run, {_pct(row['check_robust_accuracy'])} "
-                             f"re-run stronger (−{100 * drop:.1f} pp, more than {limit})"))
+    capped = attacks[attacks["not_converged"].astype(str).str.lower() == "true"]
+    for _, row in capped.iterrows():
+        steps = f"up to {row['check_steps']:.0f} steps, " if pd.notna(row["check_steps"]) else ""
+        out.append(_flag("rising_with_steps", row["model"], [_label(row)],
+                         f"not converged: the escalating check hit its cap ({row['check_rounds']:.0f} rounds, {steps}"
+                         f"{row['check_restarts']:.0f} restarts on the samples still robust) while the figure still fell: "
+                         f"{_pct(row['as_run_robust_accuracy'])} as run, {_pct(row['robust_accuracy'])} after the check"))
     return out
 
 
@@ -203,13 +198,41 @@ def _library_disagreement(data: pd.DataFrame, gap_pp: float) -> list[dict[str, s
 
 
 def _masked_gradients(data: pd.DataFrame) -> list[dict[str, str]]:
-    """Zero or non-finite input gradients at clean inputs: gradient attacks cannot see the model."""
+    """Zero or non-finite input gradients at clean inputs: gradient attacks cannot see the model (`masked_gradients`).
+    Where BPDA (benchmark.attacks.adaptive: rounding steps passed straight through) restores a gradient, the adaptive
+    attacks (the standard evaluation, mmrb's pgd) see through it and the flag says so; where it does not, or the
+    gradient is non-finite, `masking_unresolved` is raised too: no white-box figure of the model can be trusted and
+    the leaderboard lists it unranked (UNRANKING_FLAGS)."""
     out = []
     bad = data[(data["zero_gradient"] > 0) | (data["nonfinite_gradient"] > 0)]
     for model, group in bad.groupby("model", sort=False):
-        out.append(_flag("masked_gradients", model, map(_label, (r for _, r in group.iterrows())),
-                         f"input gradient at clean inputs exactly zero for {_pct(group['zero_gradient'].fillna(0).max())} and "
-                         f"non-finite for {_pct(group['nonfinite_gradient'].fillna(0).max())} of the samples"))
+        cells = list(map(_label, (r for _, r in group.iterrows())))
+        zero, nonfinite = group["zero_gradient"].fillna(0).max(), group["nonfinite_gradient"].fillna(0).max()
+        bpda = group["zero_gradient_bpda"].max()
+        known = pd.notna(bpda)
+        resolved = known and bpda == 0 and nonfinite == 0
+        answer = ("BPDA (straight-through rounding) restores it on every sample: the standard evaluation and mmrb's "
+                  "pgd attack through it" if resolved else
+                  f"BPDA leaves it zero on {_pct(bpda)}" if known else "BPDA was not measured")
+        out.append(_flag("masked_gradients", model, cells,
+                         f"input gradient at clean inputs exactly zero for {_pct(zero)} and non-finite for "
+                         f"{_pct(nonfinite)} of the samples; {answer}"))
+        if not resolved:
+            out.append(_flag("masking_unresolved", model, cells,
+                             f"gradient attacks are blind to this model ({answer}; non-finite for {_pct(nonfinite)}): "
+                             "its white-box figures are upper bounds that no adaptive attack here could check, so it is "
+                             "not ranked; make the input pipeline differentiable, or submit a stronger evaluation "
+                             "(mmrb evaluate-entry)"))
+    return out
+
+
+def _randomised(data: pd.DataFrame) -> list[dict[str, str]]:
+    """Outputs that differ between two passes on the same inputs: a randomised model, attacked with EOT."""
+    out = []
+    for model, group in data[data["stochastic"] > 0].groupby("model", sort=False):
+        out.append(_flag("randomised_model", model, map(_label, (r for _, r in group.iterrows())),
+                         "two forward passes on the same inputs differ: the standard evaluation attacks it with EOT "
+                         "(10 draws per step); every figure is one draw of its predictions"))
     return out
 
 

@@ -119,11 +119,15 @@ class AttackSpec(_Strict):
 
 
 class ConvergenceSpec(_Strict):
-    """How the convergence check strengthens an attack: `step_factor` times the steps, `restarts` random-start
-    re-runs; a figure it lowers beyond the cell's interval is published as not converged."""
+    """How the escalating convergence check strengthens an attack (benchmark.convergence): round k runs
+    k · `restarts` random-start restarts with `step_factor`**k times the steps, on the samples still robust, until a
+    round breaks at most `tolerance` samples (after `min_rounds`) or `max_rounds` rounds ran (the cap: only then is a cell flagged)."""
 
-    step_factor: int = Field(4, ge=1, le=100)
-    restarts: int = Field(2, ge=1, le=100)
+    step_factor: int = Field(2, ge=1, le=100)
+    restarts: int = Field(1, ge=1, le=100)
+    min_rounds: int = Field(2, ge=1, le=10)
+    max_rounds: int = Field(4, ge=1, le=10)
+    tolerance: int = Field(1, ge=0)
 
 
 class TransferSpec(_Strict):
@@ -168,7 +172,7 @@ class Bound(_Strict):
 
 #: Metrics a suite's `expect:` may bound: those with a 95 % interval in aggregate.csv.
 EXPECTABLE = ("clean_accuracy", "robust_accuracy", "robust_accuracy_normal", "robust_accuracy_abnormal",
-              "check_robust_accuracy", "branch_robust_accuracy", "clean_f1", "robust_f1", "auc", "robust_auc",
+              "as_run_robust_accuracy", "branch_robust_accuracy", "clean_f1", "robust_f1", "auc", "robust_auc",
               "attack_success_rate")
 
 

@@ -28,7 +28,7 @@ def accuracy_cell(row: pd.Series) -> str:
     if "robust_accuracy_normal" in row and pd.notna(row.get("robust_accuracy_normal")):
         text += f" · N {_pct(row['robust_accuracy_normal'])} / A {_pct(row.get('robust_accuracy_abnormal'))}"
     if row.get("not_converged") is True:
-        text += f" ‡ (as run: {100 * row['unconverged_robust_accuracy']:.1f})"
+        text += f" ‡ (as run: {100 * row['as_run_robust_accuracy']:.1f})"
     return text
 
 

@@ -32,6 +32,15 @@ class Target:
         view = ImageView(self.model, self.images, texts, device=str(self.view.device)) if self.view is not None else None
         return replace(self, texts=list(texts), view=view)
 
+    def subset(self, index: Sequence[int] | np.ndarray) -> Target:
+        """The samples at `index` only, each with its own text (a new view is bound to them)."""
+        from wrappers.estimators import ImageView
+
+        index = np.asarray(index, dtype=int)
+        images, texts = np.asarray(self.images)[index], [self.texts[i] for i in index]
+        view = ImageView(self.model, images, texts, device=str(self.view.device)) if self.view is not None else None
+        return replace(self, images=images, texts=texts, labels=np.asarray(self.labels)[index], view=view)
+
 
 @dataclass(frozen=True)
 class Crafted:

@@ -6,6 +6,8 @@
 - `joint`: an image attack and a text attack on the same samples (params: image, text, order);
 - `feature_pgd` (image) and `caption_rewrite` (text): Han et al. (2025)'s feature-space targeted PGD on a CLIP
   image encoder and rule-based adversarial caption rewrite (benchmark/attacks/feature.py, caption.py);
+- `pgd`: mmrb's own L∞ PGD (texts by position, early stop, per-sample random starts, BPDA/EOT; benchmark/attacks/pgd.py),
+  the text floor's unbounded attack;
 - `standard`: the strong evaluation for binary tasks the leaderboard ranks by (benchmark/attacks/standard.py);
 - `random_noise` and `image_replacement`: soundness probes — random sign noise of size ε, and the text floor
   (every other test image, blank and saturated images in place of each sample's own; benchmark/attacks/probes.py).
@@ -18,14 +20,15 @@ from benchmark.attacks import Crafted, Problem, Target, check_attack, craft, reg
 from benchmark.errors import AttackError
 
 ATTACKS = ("none", "synonym_swap", "word_deletion", "joint", "worst_case", "feature_pgd", "caption_rewrite", "standard",
-           "random_noise", "image_replacement")
+           "random_noise", "image_replacement", "pgd")
 JOINT_ORDERS = ("text_first", "independent")
 PARAMS = {"none": (), "synonym_swap": ("fraction",), "word_deletion": ("fraction",), "joint": ("image", "text", "order"),
           "worst_case": ("of",),
           "feature_pgd": ("steps", "alpha", "random_start", "batch_size", "target_seed"),
           "caption_rewrite": ("max_words", "rewriter", "fraction"),
-          "standard": ("steps", "restarts", "fab_steps", "queries", "attacks"),
-          "random_noise": ("draws", "batch_size"), "image_replacement": ("extra", "batch_size")}
+          "standard": ("steps", "restarts", "fab_steps", "queries", "attacks", "eot"),
+          "random_noise": ("draws", "batch_size"), "image_replacement": ("extra", "batch_size", "escalate"),
+          "pgd": ("steps", "restarts", "step_size", "random_start", "loss", "eot", "bpda", "batch_size")}
 
 
 def check(name: str, params: dict) -> list[Problem]:
@@ -40,6 +43,10 @@ def check(name: str, params: dict) -> list[Problem]:
         from benchmark.attacks.standard import check as check_standard
 
         problems += check_standard(params)
+    if name == "pgd":
+        from benchmark.attacks.pgd import check as check_pgd
+
+        problems += check_pgd(params)
     fraction = params.get("fraction", 0.5)
     if not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
         problems.append(("params.fraction", f"a fraction of the words, in [0, 1]; got {fraction!r}"))
@@ -79,6 +86,10 @@ def craft_mmrb(name: str, params: dict, target: Target, epsilon: float | None, s
         from benchmark.attacks import probes
 
         return getattr(probes, name)(params, target, epsilon, seed)
+    if name == "pgd":
+        from benchmark.attacks import pgd
+
+        return pgd.craft(params, target, epsilon, seed)
     if name == "feature_pgd":
         from benchmark.attacks import feature
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.attacks import Crafted, Target, craft
+from benchmark.cascade import Part
 from benchmark.errors import AttackError
 
 #: Second word of the noise generator's seed, default_rng([seed, NOISE_STREAM]): keeps its draws apart
@@ -113,34 +114,70 @@ def image_replacement(params: dict[str, Any], target: Target, epsilon: float | N
     changes: the lowest any image attack can reach as far as these images know, so an upper bound on the
     true floor. The sample's own clean image is among the candidates: a sample wrong when clean stays wrong.
 
-    params: `extra`: an (n, 2, H, W) array (row i tried for sample i only, e.g. PGD at ε = 1 adversarials),
-    an attack entry {source, name, params, epsilon (default 1.0)} crafted here on the target, or a list of
-    those; `batch_size`: rows per forward pass. ε is not used: replacement images are unbounded.
+    A cascade (benchmark.cascade): the candidate pool first (cheap), then each `extra` attack only on the samples the
+    pool left standing, escalated like the convergence check (benchmark.convergence.escalate) until it stops
+    breaking samples, unless `escalate: false`.
+
+    params: `extra`: an (n, 2, H, W) array (row i tried for sample i only), an attack entry {source, name, params,
+    epsilon (default 1.0)} crafted here on the target (e.g. mmrb's pgd at ε = 1), or a list of those; `escalate`
+    (true); `batch_size`: rows per forward pass. ε is not used: replacement images are unbounded.
     """
-    _reject_unknown(params, ("extra", "batch_size"), "image_replacement")
+    from benchmark.cascade import Cascade
+    from wrappers.training import predict_proba
+
+    _reject_unknown(params, ("extra", "batch_size", "escalate"), "image_replacement")
     batch_rows = _int_param(params, "batch_size", BATCH_ROWS, "image_replacement")
     _check_images(target, "image_replacement")
-    extras = _extra_images(params.get("extra"), target, seed)
     model = target.model.eval()
     device = _device(model)
     clean = torch.as_tensor(np.asarray(target.images), dtype=torch.float32, device=device)
-    n = len(clean)
     labels = torch.as_tensor(np.asarray(target.labels), dtype=torch.long, device=device)
     tokens = _tokens(model, list(target.texts), device)
     pool = torch.cat([clean, torch.zeros_like(clean[:1]), torch.ones_like(clean[:1])])
     with torch.no_grad():
         margins = _margins_against_pool(model, pool, tokens, labels, batch_rows)
-        best, choice = margins.to(device).min(1)
-        chosen = pool[choice]
-        for extra in extras:
-            candidate = torch.as_tensor(extra, dtype=torch.float32, device=device)
-            margin = _margins_by_position(model, candidate, tokens, labels, batch_rows)
-            better = margin < best
-            best = torch.where(better, margin, best)
-            chosen[better] = candidate[better]
-    queries = np.full(n, len(pool) + len(extras))
-    return Crafted(chosen.cpu().numpy(), list(target.texts), 0,
-                   {"candidates": int(queries[0]), "extra": len(extras)}, queries)
+        chosen = pool[margins.to(device).min(1).indices].cpu().numpy()
+    cascade = Cascade(target, predict_proba(model, chosen, target.texts), chosen)
+    cascade.parts.append(Part("pool", len(chosen), int((~cascade.robust).sum()), int(cascade.robust.sum()), 0.0,
+                              float(len(chosen) * len(pool))))
+    for i, extra in enumerate(_extras(params.get("extra"), target)):
+        if isinstance(extra, np.ndarray):
+            # the attacked samples are exactly the survivors at call time
+            cascade.run(f"extra{i}", lambda sub, rows=extra: Crafted(rows[cascade.survivors()], list(sub.texts), 0))
+            continue
+        _run_extra(cascade, extra, seed, bool(params.get("escalate", True)))
+    return cascade.crafted(0, {"candidates": len(pool), "extra": len(_extras(params.get("extra"), target))})
+
+
+def _extras(extra: Any, target: Target) -> list[np.ndarray | dict]:
+    """`extra` as a list of (n, 2, H, W) arrays and attack entries (checked)."""
+    if extra is None:
+        return []
+    out = []
+    for item in extra if isinstance(extra, (list, tuple)) else [extra]:
+        if isinstance(item, dict):
+            if "name" not in item:
+                raise AttackError("image_replacement: params.extra entries need {source, name, params, epsilon}")
+            out.append(item)
+            continue
+        array = np.asarray(item, dtype=np.float32)
+        if array.shape != np.shape(target.images):
+            raise AttackError(f"image_replacement: params.extra has shape {array.shape}; it needs one image per "
+                              f"test sample, shape {np.shape(target.images)}")
+        out.append(array)
+    return out
+
+
+def _run_extra(cascade, entry: dict, seed: int, escalated: bool) -> None:
+    """An extra attack on the survivors of `cascade`, then escalated (gradient attacks) while it still breaks samples."""
+    from benchmark.convergence import accepted_params, escalate, is_gradient_attack
+
+    source, name, attack_params = entry.get("source", "art"), entry["name"], dict(entry.get("params", {}))
+    epsilon = float(entry.get("epsilon", 1.0))
+    cascade.run(name, lambda sub: craft(source, name, attack_params, sub, epsilon, seed))
+    if escalated and is_gradient_attack(source, name):
+        escalate(cascade, lambda p, sub, s: craft(source, name, p, sub, epsilon, s), accepted_params(source, name),
+                 source, attack_params, epsilon, seed, label=name)
 
 
 def _margins_against_pool(model: torch.nn.Module, pool: torch.Tensor, tokens: dict[str, torch.Tensor] | None,
@@ -228,50 +265,43 @@ def _branch_margins(model: torch.nn.Module, pool: torch.Tensor, tokens: dict[str
             setattr(model, name, branch)
 
 
-def _extra_images(extra: Any, target: Target, seed: int) -> list[np.ndarray]:
-    """`extra` as a list of (n, 2, H, W) arrays: arrays as given, attack entries crafted on `target`."""
-    if extra is None:
-        return []
-    out = []
-    for item in extra if isinstance(extra, (list, tuple)) else [extra]:
-        if isinstance(item, dict):
-            if "name" not in item:
-                raise AttackError("image_replacement: params.extra entries need {source, name, params, epsilon}")
-            item = craft(item.get("source", "art"), item["name"], item.get("params", {}), target,
-                         float(item.get("epsilon", 1.0)), seed).images
-        array = np.asarray(item, dtype=np.float32)
-        if array.shape != np.shape(target.images):
-            raise AttackError(f"image_replacement: params.extra has shape {array.shape}; it needs one image per "
-                              f"test sample, shape {np.shape(target.images)}")
-        out.append(array)
-    return out
-
-
 def gradient_health(model: torch.nn.Module, images: np.ndarray, texts: list[str] | None, labels: np.ndarray,
                     batch_size: int = 64) -> dict[str, float]:
     """Fractions of samples whose cross-entropy input gradient at the clean input (row i with text i) is
-    exactly zero everywhere or has a non-finite entry: either makes gradient attacks blind (masking).
+    exactly zero everywhere or has a non-finite entry: either makes gradient attacks blind (masking). The zero share
+    is also measured under BPDA (`zero_gradient_bpda`: rounding steps passed straight through,
+    benchmark.attacks.adaptive): masking that BPDA undoes is answered by the adaptive attacks; masking it leaves is
+    not. `stochastic`: 1 when two forward passes on the same inputs differ (a randomised model: EOT applies).
     NaN for a model without image input. The model's mode and parameters' requires_grad are restored."""
+    from benchmark.attacks.adaptive import StraightThrough, is_stochastic
+
     if "image" not in model.modalities:
-        return {"zero_gradient": float("nan"), "nonfinite_gradient": float("nan")}
+        return {"zero_gradient": float("nan"), "nonfinite_gradient": float("nan"), "zero_gradient_bpda": float("nan"),
+                "stochastic": float("nan")}
     was_training, requires = model.training, [p.requires_grad for p in model.parameters()]
     model.eval().requires_grad_(False)
     try:
         device = _device(model)
         tokens = _tokens(model, list(texts) if texts is not None else [], device)
         y = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device)
-        zero = nonfinite = 0
+        zero = nonfinite = zero_bpda = 0
         for start in range(0, len(images), batch_size):
             index = torch.arange(start, min(start + batch_size, len(images)), device=device)
-            grad = _input_gradient(model, torch.as_tensor(images[start:start + len(index)], dtype=torch.float32,
-                                                          device=device), _rows(tokens, index), y[index])
+            x = torch.as_tensor(images[start:start + len(index)], dtype=torch.float32, device=device)
+            grad = _input_gradient(model, x, _rows(tokens, index), y[index])
             zero += int((grad == 0).all(1).sum())
             nonfinite += int((~torch.isfinite(grad)).any(1).sum())
+            with StraightThrough():
+                grad = _input_gradient(model, x, _rows(tokens, index), y[index])
+            zero_bpda += int((grad == 0).all(1).sum())
+        stochastic = is_stochastic(model, images, texts)
     finally:
         model.train(was_training)
         for p, flag in zip(model.parameters(), requires):
             p.requires_grad_(flag)
-    return {"zero_gradient": zero / len(images), "nonfinite_gradient": nonfinite / len(images)}
+    n = len(images)
+    return {"zero_gradient": zero / n, "nonfinite_gradient": nonfinite / n, "zero_gradient_bpda": zero_bpda / n,
+            "stochastic": float(stochastic)}
 
 
 def _input_gradient(model: Callable, x: torch.Tensor, tokens: dict[str, torch.Tensor] | None,

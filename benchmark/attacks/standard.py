@@ -2,31 +2,40 @@
 
 AutoAttack's standard set (APGD-CE, APGD-T with targeted DLR, FAB-T, Square) is not valid with two classes:
 the DLR loss divides by the gap between the largest and the third-largest logit, and its targeted version
-needs more than three classes. For a two-class model mmrb runs, per sample worst case (a sample is robust
-only if it survives every one; Croce & Hein 2020's protocol):
+needs more than three classes. For a two-class model mmrb runs, as a cascade (benchmark.cascade: each part attacks
+only the samples every earlier part left standing, so a sample is robust only if it survives every one; Croce &
+Hein 2020's protocol):
 
-- `apgd_ce`: APGD with cross-entropy (torchattacks `APGD`, loss ce), `restarts` random restarts;
+- `apgd_ce`: APGD with cross-entropy (torchattacks `APGD`, loss ce), `steps` steps, `restarts` restarts;
 - `apgd_margin`: APGD on a two-class margin loss. The model's logits (z_y, z_o) are padded with a third
   logit min(z) − 1 that can never win; torchattacks' DLR loss on them is then −(z_y − z_o)/(|z_y − z_o| + 1),
   a bounded, scale-invariant function of the margin whose gradient does not vanish the way softmax
   cross-entropy's does on confident samples (a classic source of false robustness);
-- `fab`: FAB untargeted (torchattacks `FAB`, n_classes 2), a minimal-norm attack scored inside ε;
+- `fab`: FAB untargeted (torchattacks `FAB`, n_classes 2, `fab_steps` steps), a minimal-norm attack scored inside ε;
 - `square`: Square (torchattacks `Square`, margin loss), a score-based black-box attack with `queries`
   queries, which gradient masking does not fool.
 
-Each sub-attack's own robust accuracy is kept in the result's params (`parts`).
+Defaults are AutoAttack's budget: 100 steps for APGD and FAB, 5000 Square queries, and `restarts` 5 for the two
+APGD losses (AutoAttack's "plus" count; its standard version runs nine target classes instead, which two classes
+do not have). The gradient parts attack adaptively (benchmark.attacks.adaptive): BPDA (straight-through) for any
+rounding step of the model, and EOT over `eot` forward passes for a randomised model (`eot: auto`: 10 draws when
+two forward passes on the same inputs differ, else 1).
+
+Each part's cost and the robust samples left after it are kept in the result's params (`cascade`), and the robust
+accuracy after each part in `parts`.
 """
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from benchmark.attacks import Crafted, Problem, Target, enforce_budget, pick_worst
+from benchmark.attacks import Crafted, Problem, Target
 
-DEFAULTS: dict[str, Any] = {"steps": 50, "restarts": 2, "fab_steps": 20, "queries": 1000}
+DEFAULTS: dict[str, Any] = {"steps": 100, "restarts": 5, "fab_steps": 100, "queries": 5000}
+#: EOT draws for a randomised model under `eot: auto`.
+EOT_DRAWS = 10
 PARTS = ("apgd_ce", "apgd_margin", "fab", "square")
 
 
@@ -52,6 +61,9 @@ def check(params: dict) -> list[Problem]:
     chosen = params.get("attacks", list(PARTS))
     if not isinstance(chosen, list) or not chosen or any(p not in PARTS for p in chosen):
         problems.append(("params.attacks", f"a non-empty list of sub-attacks from {', '.join(PARTS)}; got {chosen!r}"))
+    eot = params.get("eot", "auto")
+    if eot != "auto" and (isinstance(eot, bool) or not isinstance(eot, int) or eot < 1):
+        problems.append(("params.eot", f"'auto' or a positive number of draws; got {eot!r}"))
     return problems
 
 
@@ -60,28 +72,38 @@ def _part_params(part: str, settings: dict[str, Any]) -> tuple[str, dict[str, An
         return "APGD", {"steps": settings["steps"], "n_restarts": settings["restarts"],
                         "loss": "ce" if part == "apgd_ce" else "dlr"}
     if part == "fab":
-        return "FAB", {"steps": settings["fab_steps"], "n_restarts": settings["restarts"], "n_classes": 2}
+        return "FAB", {"steps": settings["fab_steps"], "n_restarts": 1, "n_classes": 2}
     return "Square", {"n_queries": settings["queries"], "n_restarts": 1}
 
 
 def craft_standard(params: dict[str, Any], target: Target, epsilon: float, seed: int) -> Crafted:
-    """Run every sub-attack at ε and keep, per sample, the input giving its true class the lowest probability."""
+    """Run the parts as a cascade at ε: each on the samples still robust; per sample the input giving its true class
+    the lowest probability is kept."""
+    from benchmark.attacks.adaptive import EOT_AUTO, Adapted, is_stochastic
     from benchmark.attacks.torchattacks_adapter import craft_torchattacks
+    from benchmark.cascade import Cascade
     from wrappers.training import predict_proba
 
     settings = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
     parts = list(params.get("attacks", PARTS))
-    labels = target.labels
-    images, probs, figures = [], [], {}
+    eot = params.get("eot", "auto")
+    draws = (EOT_DRAWS if is_stochastic(target.model, target.images, target.texts) else 1) if eot == EOT_AUTO \
+        else int(eot)
+    cascade = Cascade(target, predict_proba(target.model, target.images, target.texts))
+    figures, adapted = {}, []
+
+    def wrap(part: str):
+        def build(module: nn.Module) -> nn.Module:
+            module = Adapted(module, draws)
+            adapted.append(module)
+            return PaddedMargin(module) if part == "apgd_margin" else module
+        return None if part == "square" else build
+
     for part in parts:
         name, part_params = _part_params(part, settings)
-        crafted = craft_torchattacks(name, part_params, target, epsilon, seed,
-                                     wrap=PaddedMargin if part == "apgd_margin" else None)
-        crafted, _ = enforce_budget(crafted, target.images, epsilon)
-        prob = predict_proba(target.model, crafted.images, target.texts)
-        figures[part] = float(np.mean(prob.argmax(1) == labels))
-        images.append(crafted.images)
-        probs.append(prob)
-    chosen = pick_worst(np.stack(probs), labels, np.stack(images))
+        cascade.run(part, lambda sub, n=name, pp=part_params, w=wrap(part): craft_torchattacks(n, pp, sub, epsilon, seed,
+                                                                                             wrap=w), epsilon)
+        figures[part] = cascade.robust_accuracy()
+    seen = sorted({name for module in adapted for name in module.seen})
     steps = settings["steps"] * settings["restarts"]
-    return Crafted(chosen, list(target.texts), steps, {**settings, "attacks": parts, "parts": figures})
+    return cascade.crafted(steps, {**settings, "attacks": parts, "parts": figures, "eot": draws, "bpda_steps": seen})

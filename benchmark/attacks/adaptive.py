@@ -1,0 +1,79 @@
+"""Adaptive attacks against masked gradients (Athalye, Carlini & Wagner 2018): BPDA and EOT.
+
+- BPDA, straight-through: `StraightThrough()` is a torch function mode under which every non-differentiable rounding
+  step a model takes on a tensor that needs a gradient (`round`, `floor`, `ceil`, `trunc`, `sign`, function or
+  method form) keeps its forward value but passes the gradient through as the identity: `x + (op(x) − x).detach()`.
+  A model that quantises its image input (e.g. `torch.round(x * 255) / 255`: a zero input gradient) is then attacked
+  through the gradient of its twin without the rounding. The forward values are unchanged, so a model without such
+  steps is attacked exactly as before; which steps were passed through is counted (`seen`).
+- EOT: `Adapted(module, draws)` averages the logits of `draws` forward passes of a randomised model (an expectation
+  over its randomness) so that an attack follows the mean gradient rather than one draw's.
+- `is_stochastic(model, images, texts)`: whether two forward passes on the same inputs differ (eval mode).
+
+The standard evaluation (benchmark.attacks.standard) and mmrb's own PGD (benchmark.attacks.pgd) attack through
+these by default; gradient health (benchmark.attacks.probes.gradient_health) reports the zero-gradient share with
+and without BPDA, so a masked model whose masking BPDA cannot undo is listed unranked (benchmark.soundness).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+#: `eot: auto`: draws chosen by whether the model is randomised (is_stochastic).
+EOT_AUTO = "auto"
+_ROUNDING = {torch.round: "round", torch.floor: "floor", torch.ceil: "ceil", torch.trunc: "trunc", torch.sign: "sign",
+             torch.Tensor.round: "round", torch.Tensor.floor: "floor", torch.Tensor.ceil: "ceil",
+             torch.Tensor.trunc: "trunc", torch.Tensor.sign: "sign"}
+
+
+class StraightThrough(TorchFunctionMode):
+    """BPDA with the identity as the backward pass of the rounding steps listed above (module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: Counter[str] = Counter()
+
+    def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: dict | None = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        name = _ROUNDING.get(func)
+        if name is not None and args and isinstance(args[0], torch.Tensor) and args[0].requires_grad \
+                and isinstance(out, torch.Tensor) and out.is_floating_point() and out.shape == args[0].shape:
+            self.seen[name] += 1
+            x = args[0]
+            return x + (out - x).detach()
+        return out
+
+
+class Adapted(nn.Module):
+    """`module` attacked adaptively: its forward under BPDA (StraightThrough), the logits averaged over `draws`
+    forward passes (EOT; 1 for a deterministic model)."""
+
+    def __init__(self, module: nn.Module, draws: int = 1, bpda: bool = True) -> None:
+        super().__init__()
+        self.module, self.draws, self.bpda = module, max(1, int(draws)), bpda
+        self.seen: Counter[str] = Counter()
+
+    def forward(self, *args: Any) -> torch.Tensor:
+        mode = StraightThrough() if self.bpda else None
+        if mode is None:
+            return torch.stack([self.module(*args) for _ in range(self.draws)]).mean(0)
+        with mode:
+            logits = torch.stack([self.module(*args) for _ in range(self.draws)]).mean(0)
+        self.seen.update(mode.seen)
+        return logits
+
+
+def is_stochastic(model: nn.Module, images: np.ndarray | None, texts: Sequence[str] | None, rows: int = 8) -> bool:
+    """Whether the model gives different outputs on the same inputs (a randomised defence; eval mode)."""
+    from wrappers.training import predict_logits
+
+    take = slice(0, rows)
+    first = predict_logits(model, None if images is None else images[take], None if texts is None else list(texts)[take])
+    second = predict_logits(model, None if images is None else images[take], None if texts is None else list(texts)[take])
+    return not torch.equal(first, second)
