@@ -78,6 +78,18 @@ def cmd_submit(args: argparse.Namespace) -> None:
         print("leaderboard rebuilt: " + ", ".join(str(p) for p in written if p.suffix in (".md", ".html", ".csv")))
 
 
+def cmd_evaluate_entry(args: argparse.Namespace) -> None:
+    from benchmark.evaluations import evaluate_entry
+
+    path, summary = evaluate_entry(args.card, args.evaluation, board=args.leaderboard, cache=args.cache,
+                                   device=args.device, progress=not args.quiet, backend=backend_of(args),
+                                   protocol=args.protocol)
+    print(f"{summary}\nwritten: {path}")
+    if not args.no_build:
+        written = build_locked(args.leaderboard)
+        print("leaderboard rebuilt: " + ", ".join(str(p) for p in written if p.suffix in (".md", ".html", ".csv")))
+
+
 def build_locked(directory: Path) -> list[Path]:
     """Rebuild the leaderboard pages holding the folder's lock (two builds never interleave)."""
     from benchmark.board import build_board
@@ -168,6 +180,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_backend_options(sub)
     sub.set_defaults(func=cmd_submit)
+
+    outside = verbs.add_parser("evaluate-entry", help="replay an outside evaluation (a stronger attack) on a published "
+                               "entry; a lower figure becomes the entry's ranked one, credited")
+    outside.add_argument("card", type=Path, help="the entry's model card (its code and weights must be the entry's)")
+    outside.add_argument("evaluation", type=Path, help="evaluation YAML: name, authors, attack {source, name, params}")
+    outside.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder (default ./leaderboard)")
+    outside.add_argument("--protocol", type=Path, default=None, help="protocol suite (default suites/leaderboard.yaml)")
+    outside.add_argument("--cache", type=Path, default=default_cache(), help="data/model cache (default $MMRB_CACHE or ~/.cache/mmrb)")
+    outside.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    outside.add_argument("--no-build", action="store_true", help="write the evaluation only; do not rebuild the pages")
+    outside.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_backend_options(outside)
+    outside.set_defaults(func=cmd_evaluate_entry)
 
     board = verbs.add_parser("leaderboard", help="the leaderboard pages").add_subparsers(dest="board_verb", required=True)
     build = board.add_parser("build", help="regenerate README.md, ranking.csv, cells.csv and index.html from the entries")

@@ -184,3 +184,37 @@ def test_the_readme_example_is_the_example_file_and_its_card_submits(tmp_path, c
 
     written = build_board(board)
     assert "gated_fusion" in (board / "README.md").read_text() and board / "index.html" in written
+
+
+def test_an_outside_evaluation_that_finds_lower_sets_the_ranked_figure(tmp_path, submission, cache_dir):
+    from benchmark.board import build_board, load_entries
+    from benchmark.evaluations import EvaluationError, evaluate_entry
+
+    board = tmp_path / "board"
+    suite = yaml.safe_load(open(protocol(tmp_path)))
+    suite.update(epsilons=[0.15], leaderboard={"rank_by": {"attack": "standard", "epsilon": 0.15}, "min_clean_accuracy": 0.6})
+    suite["attacks"][2]["params"] = {"queries": 3, "attacks": ["square"]}  # a deliberately weak rank evaluation
+    (tmp_path / "weak.yaml").write_text(yaml.safe_dump(suite))
+    weak = str(tmp_path / "weak.yaml")
+    the_card = card(submission)
+    submitted = json.loads(submit(the_card, board, weak, cache_dir).path.read_text())["rank"]["robust_accuracy"]
+    spec = tmp_path / "stronger.yaml"
+    spec.write_text(yaml.safe_dump({"name": "pgd-margin-200", "authors": ["B. Challenger"],
+                                    "attack": {"source": "mmrb", "name": "pgd", "params": {"steps": 200, "restarts": 3}}}))
+    path, summary = evaluate_entry(the_card, spec, board, cache_dir, protocol=weak)
+    found = json.loads(path.read_text())
+    assert found["authors"] == ["B. Challenger"] and len(found["per_seed"]) == 3
+    assert found["robust_accuracy"] < submitted, (found["robust_accuracy"], submitted)
+    assert "becomes the evaluation's" in summary
+    entry = load_entries(board)[benchmark.PROTOCOL_VERSION][0]
+    assert entry["rank"]["robust_accuracy"] == found["robust_accuracy"]
+    assert entry["rank"]["submitted_robust_accuracy"] == submitted
+    build_board(board)
+    readme = (board / "README.md").read_text()
+    assert "outside evaluation pgd-margin-200 (B. Challenger" in readme
+    with pytest.raises(EvaluationError, match="immutable"):
+        evaluate_entry(the_card, spec, board, cache_dir, protocol=weak)
+    spec.write_text(yaml.safe_dump({"name": "bad", "authors": ["B"], "attack": {"source": "mmrb", "name": "pgd",
+                                                                              "params": {"stepz": 3}}}))
+    with pytest.raises(EvaluationError, match=r"stronger.yaml: field 'attack.params.stepz'"):
+        evaluate_entry(the_card, spec, board, cache_dir, protocol=weak)
