@@ -56,6 +56,8 @@ class Cascade:
         self.texts = list(target.texts if texts is None else texts)
         self.probs = np.array(probs, dtype=np.float64, copy=True)
         self.parts: list[Part] = []
+        self.queries = np.zeros(len(self.labels))  # model queries per sample, from the parts that report them
+        self._counted = False
 
     @property
     def robust(self) -> np.ndarray:
@@ -91,14 +93,24 @@ class Cascade:
         for j in np.flatnonzero(better):
             self.texts[index[j]] = crafted.texts[j]
         broken = int((probs.argmax(1) != self.labels[index]).sum())
-        queries = float(np.sum(crafted.queries)) if crafted.queries is not None else None
+        queries = None
+        if crafted.queries is not None:
+            self.charge(np.asarray(crafted.queries, dtype=float), index)
+            queries = float(np.sum(crafted.queries))
         part = Part(name, len(index), broken, int(self.robust.sum()), round(time.perf_counter() - start, 3), queries)
         self.parts.append(part)
         return part
 
+    def charge(self, queries: np.ndarray | float, index: np.ndarray | None = None) -> None:
+        """Count model queries spent on the samples at `index` (all by default)."""
+        self.queries[slice(None) if index is None else index] += queries
+        self._counted = True
+
     def crafted(self, steps: int, params: dict[str, Any]) -> Crafted:
-        """The worst inputs found, as a Crafted (the cost per part in params['cascade'])."""
-        return Crafted(self.images, list(self.texts), steps, {**params, "cascade": [p.as_dict() for p in self.parts]})
+        """The worst inputs found, as a Crafted (the cost per part in params['cascade']; queries per sample where
+        the parts reported them)."""
+        return Crafted(self.images, list(self.texts), steps, {**params, "cascade": [p.as_dict() for p in self.parts]},
+                       self.queries.copy() if self._counted else None)
 
 
 def _predict(target: Target, crafted: Crafted) -> np.ndarray:

@@ -140,10 +140,12 @@ def image_replacement(params: dict[str, Any], target: Target, epsilon: float | N
     cascade = Cascade(target, predict_proba(model, chosen, target.texts), chosen)
     cascade.parts.append(Part("pool", len(chosen), int((~cascade.robust).sum()), int(cascade.robust.sum()), 0.0,
                               float(len(chosen) * len(pool))))
+    cascade.charge(float(len(pool)))
     for i, extra in enumerate(_extras(params.get("extra"), target)):
         if isinstance(extra, np.ndarray):
             # the attacked samples are exactly the survivors at call time
-            cascade.run(f"extra{i}", lambda sub, rows=extra: Crafted(rows[cascade.survivors()], list(sub.texts), 0))
+            cascade.run(f"extra{i}", lambda sub, rows=extra: Crafted(rows[cascade.survivors()], list(sub.texts), 0,
+                                                                      queries=np.ones(len(sub.texts))))
             continue
         _run_extra(cascade, extra, seed, bool(params.get("escalate", True)))
     return cascade.crafted(0, {"candidates": len(pool), "extra": len(_extras(params.get("extra"), target))})

@@ -45,8 +45,9 @@ def cell(attack: str, modality: str, epsilon: float | None, mean: float | None, 
             "clean_accuracy": 0.9, "clean_accuracy_ci_low": 0.84, "clean_accuracy_ci_high": 0.95,
             **interval(mean, 0.06), "robust_accuracy_std": 0.02,
             "robust_accuracy_normal": mean, "robust_accuracy_abnormal": mean, "n_normal": 44, "n_abnormal": 76,
-            "check_robust_accuracy": None, "not_converged": not_converged,
-            "unconverged_robust_accuracy": None if not not_converged else (mean or 0) + 0.1, "flags": flags,
+            "as_run_robust_accuracy": None if not not_converged else (mean or 0) + 0.1, "not_converged": not_converged,
+            "check_rounds": 4 if not_converged else 2, "check_steps": 160 if not_converged else 40,
+            "check_restarts": 10 if not_converged else 3, "flags": flags,
             "robust_f1": mean, "robust_f1_hw": 0.05, "auc": 0.8, "attack_success_rate": 0.3}
 
 
@@ -140,7 +141,7 @@ def test_protocol_versions_never_mix(board):
     sections = readme_sections(text)
     assert list(sections) == ["3", "2"] and text.index("## Protocol 3") < text.index("## Protocol 2")
     assert [r[1] for r in sections["2"]] == ["vision_only", "early_fusion", "text_only"]
-    assert [r[0] for r in sections["2"]] == ["1", "2", "–"]  # separated; text_only has no rank metric
+    assert [r[0] for r in sections["2"]] == ["1", "2", "unranked (no rank figure)"]  # separated; text_only: none
     assert sections["2"][1][7] == "–"  # no floor: NaN-safe
     assert sections["2"][1][6] == "10.0 ± 5.0 ‡" and "‡" not in sections["2"][0][6]
     assert not any("gated_fusion" in r[1] for r in sections["2"])
