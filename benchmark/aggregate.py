@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.metrics import seed_interval, wilson_interval
+from benchmark.metrics import seed_interval
 
 GROUP = ("model", "attack", "attack_source", "modality", "epsilon", "transfer_source")
 #: Accuracies and the column holding the number of samples they are proportions of.

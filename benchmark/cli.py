@@ -35,6 +35,17 @@ def cmd_run(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+def add_protocol_options(parser: argparse.ArgumentParser, written: str) -> None:
+    """Options of the verbs that run the leaderboard protocol (submit, evaluate-entry), the backend's included."""
+    parser.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder (default ./leaderboard)")
+    parser.add_argument("--protocol", type=Path, default=None, help="protocol suite (default suites/leaderboard.yaml)")
+    parser.add_argument("--cache", type=Path, default=default_cache(), help="data/model cache (default $MMRB_CACHE or ~/.cache/mmrb)")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    parser.add_argument("--no-build", action="store_true", help=f"write {written} only; do not rebuild the pages")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_backend_options(parser)
+
+
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     """--backend and the Ray settings (run, submit)."""
     ray = parser.add_argument_group("backend", "where cells run: here, one after another (local, the default), or as "
@@ -172,26 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = verbs.add_parser("submit", help="run the leaderboard protocol on a model card and write its entry")
     sub.add_argument("cards", nargs="+", type=Path, help="model card YAML file(s), e.g. examples/submit_fusion/card.yaml")
-    sub.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder (default ./leaderboard)")
-    sub.add_argument("--protocol", type=Path, default=None, help="protocol suite (default suites/leaderboard.yaml)")
-    sub.add_argument("--cache", type=Path, default=default_cache(), help="data/model cache (default $MMRB_CACHE or ~/.cache/mmrb)")
-    sub.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
-    sub.add_argument("--no-build", action="store_true", help="write the entry only; do not rebuild the pages")
-    sub.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    add_backend_options(sub)
+    add_protocol_options(sub, "the entry")
     sub.set_defaults(func=cmd_submit)
 
     outside = verbs.add_parser("evaluate-entry", help="replay an outside evaluation (a stronger attack) on a published "
                                "entry; a lower figure becomes the entry's ranked one, credited")
     outside.add_argument("card", type=Path, help="the entry's model card (its code and weights must be the entry's)")
     outside.add_argument("evaluation", type=Path, help="evaluation YAML: name, authors, attack {source, name, params}")
-    outside.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder (default ./leaderboard)")
-    outside.add_argument("--protocol", type=Path, default=None, help="protocol suite (default suites/leaderboard.yaml)")
-    outside.add_argument("--cache", type=Path, default=default_cache(), help="data/model cache (default $MMRB_CACHE or ~/.cache/mmrb)")
-    outside.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
-    outside.add_argument("--no-build", action="store_true", help="write the evaluation only; do not rebuild the pages")
-    outside.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    add_backend_options(outside)
+    add_protocol_options(outside, "the evaluation")
     outside.set_defaults(func=cmd_evaluate_entry)
 
     board = verbs.add_parser("leaderboard", help="the leaderboard pages").add_subparsers(dest="board_verb", required=True)

@@ -101,8 +101,9 @@ def craft_standard(params: dict[str, Any], target: Target, epsilon: float, seed:
 
     for part in parts:
         name, part_params = _part_params(part, settings)
-        cascade.run(part, lambda sub, n=name, pp=part_params, w=wrap(part): craft_torchattacks(n, pp, sub, epsilon, seed,
-                                                                                             wrap=w), epsilon)
+        wrapper = wrap(part)
+        cascade.run(part, lambda sub, n=name, pp=part_params, w=wrapper: craft_torchattacks(n, pp, sub, epsilon, seed,
+                                                                                          wrap=w), epsilon)
         figures[part] = cascade.robust_accuracy()
     seen = sorted({name for module in adapted for name in module.seen})
     steps = settings["steps"] * settings["restarts"]

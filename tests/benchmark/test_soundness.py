@@ -12,6 +12,8 @@ from benchmark.errors import MmrbError
 from benchmark.soundness import FLAGS, cell_label, flags_by_cell, soundness_flags
 
 NOISE, FLOOR = ["random_noise"], ["image_replacement"]
+#: A PGD cell whose escalating convergence check hit its cap while the figure still fell.
+CAPPED = {"not_converged": True, "as_run_robust_accuracy": 0.5, "check_rounds": 4, "check_steps": 160, "check_restarts": 10}
 
 
 def cell(attack: str, eps: float | None, acc: float, half: float = 0.05, model: str = "m", source: str = "art",
@@ -29,7 +31,8 @@ def sound_rows() -> list[dict[str, Any]]:
         cell("none", None, 0.9, source="mmrb", modality="none", zero_gradient=0.0, nonfinite_gradient=0.0,
              zero_gradient_bpda=0.0, stochastic=0.0),
         cell("FGSM", 0.03, 0.75), cell("FGSM", 0.2, 0.5),
-        cell("PGD", 0.03, 0.7), cell("PGD", 0.2, 0.3, as_run_robust_accuracy=0.32, not_converged=False, check_rounds=2, check_steps=40, check_restarts=3), cell("PGD", 1.0, 0.1),
+        cell("PGD", 0.03, 0.7), cell("PGD", 0.2, 0.3, as_run_robust_accuracy=0.32, not_converged=False, check_rounds=2,
+             check_steps=40, check_restarts=3), cell("PGD", 1.0, 0.1),
         cell("PGD_ta", 0.2, 0.31, source="torchattacks", compare_with="PGD", agreement_gap=0.01),
         cell("Square", 0.2, 0.45, source="torchattacks"),
         cell("PGD", 0.2, 0.6, transfer="other"),
@@ -67,7 +70,7 @@ RAISED = [
     ("accuracy rises from ε=0.03 to ε=0.2 beyond both intervals",
      edited({"FGSM ε=0.2": {"robust_accuracy": 0.9}}), "rising_with_eps", "FGSM ε=0.03, FGSM ε=0.2"),
     ("the escalating check hit its cap while the figure still fell",
-     edited({"PGD ε=0.2": {"not_converged": True, "as_run_robust_accuracy": 0.5, "check_rounds": 4, "check_steps": 160, "check_restarts": 10}}), "rising_with_steps", "PGD ε=0.2"),
+     edited({"PGD ε=0.2": CAPPED}), "rising_with_steps", "PGD ε=0.2"),
     ("Square below both white-box gradient cells",
      edited({"Square ε=0.2": {"robust_accuracy": 0.1}}), "black_box_stronger",
      "Square ε=0.2, FGSM ε=0.2, PGD ε=0.2, PGD_ta ε=0.2"),
@@ -137,7 +140,7 @@ def test_each_model_is_judged_on_its_own_cells():
 
 
 def test_detail_names_both_numbers_of_a_convergence_failure():
-    flags = flags_of(edited({"PGD ε=0.2": {"not_converged": True, "as_run_robust_accuracy": 0.5, "check_rounds": 4, "check_steps": 160, "check_restarts": 10}}))
+    flags = flags_of(edited({"PGD ε=0.2": CAPPED}))
     detail = flags.loc[flags["flag"] == "rising_with_steps", "detail"].item()
     assert "50.0 % as run" in detail and "30.0 % after the check" in detail and "160 steps" in detail
 
@@ -282,7 +285,7 @@ def test_noise_and_floor_flags_from_real_probes(trained, test_split):
 
 def test_a_frame_read_back_from_csv_gives_the_same_flags(tmp_path):
     """aggregate.csv read back: empty ε and transfer source come back as NaN, optional columns as NaN."""
-    rows = edited({"PGD ε=0.2": {"not_converged": True, "as_run_robust_accuracy": 0.5, "check_rounds": 4, "check_steps": 160, "check_restarts": 10}, "none": {"zero_gradient": 0.5}})
+    rows = edited({"PGD ε=0.2": CAPPED, "none": {"zero_gradient": 0.5}})
     pd.DataFrame(rows).to_csv(tmp_path / "aggregate.csv", index=False)
     read = soundness_flags(pd.read_csv(tmp_path / "aggregate.csv"), NOISE, FLOOR)
     pd.testing.assert_frame_equal(read, flags_of(rows))
