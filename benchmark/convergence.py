@@ -6,13 +6,11 @@ with `step_factor**k` times the configured steps (step size back to its default 
 (FGSM) gets the restarts only. Rounds stop as soon as one breaks at most `tolerance` samples (the figure stopped
 falling) once `min_rounds` rounds ran, or at the cap of `max_rounds` rounds. Per sample the worst of all runs
 counts, so the published figure is the converged one; a cell is flagged (`not_converged`, ‡) only when the cap was
-hit while the figure was still
-falling, with the budget it took.
+hit while the figure was still falling, with the budget it took.
 
 Defaults (a suite's `convergence_check: {step_factor, restarts, min_rounds, max_rounds, tolerance}` changes them):
-×2 steps and +1 restart per round, at least 2 and at most 4 rounds, tolerance 1 sample. For PGD-10 that is PGD-20 ×
-1
-and PGD-40 × 2 at least, then PGD-80 × 3 and PGD-160 × 4 while samples still fall: at most 10 restarts of up to 16×
+×2 steps and +1 restart per round, at least 2 and at most 4 rounds, tolerance 1 sample. For PGD-10 that is
+PGD-20 × 1 and PGD-40 × 2 at least, then PGD-80 × 3 and PGD-160 × 4 while samples still fall: at most 10 restarts of up to 16×
 the steps, each only on the samples still robust.
 """
 from __future__ import annotations
