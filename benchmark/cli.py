@@ -230,6 +230,12 @@ def main(argv: list[str] | None = None) -> None:
     except MmrbError as exc:
         print(f"mmrb: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C: one line (what the run folder kept), not a traceback
+        from benchmark.errors import Interrupted
+
+        print(str(exc) if isinstance(exc, Interrupted) else "interrupted: nothing was running yet; nothing to resume",
+              file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -292,8 +293,9 @@ class Suite(_Strict):
     _in_pixel_range = field_validator("epsilons")(classmethod(lambda cls, value: _check_epsilons(value)))
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Read and validate a suite YAML file."""
+def load_suite(path: str | Path, default_models: Sequence[str] = ()) -> Suite:
+    """Read and validate a suite YAML file (`default_models`: its models if it names none; the Python API's
+    `evaluate(only_given=True)`)."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -306,6 +308,8 @@ def load_suite(path: str | Path) -> Suite:
     if not isinstance(data, dict):
         raise SuiteError(f"{path}: a suite is a YAML mapping with name, dataset, models, attacks, epsilons")
     data.setdefault("name", path.stem)
+    if default_models and not data.get("models"):
+        data["models"] = list(default_models)
     return suite_from_data(data, str(path), hashlib.sha256(raw).hexdigest()[:16], path.parent)
 
 
