@@ -36,19 +36,22 @@ class Evaluation(NamedTuple):
 
 def evaluate(suite: str | Path | Mapping[str, Any] | Suite, models: Mapping[str, nn.Module] | None = None, *,
              trained: bool = True, only_given: bool = False, out: str | Path | None = None,
-             cache: str | Path | None = None, device: str = "cpu", progress: bool = False, fresh: bool = False,
+             cache: str | Path | None = None, device: str = "cpu", progress: bool = True, fresh: bool = False,
              leaderboard: str | Path | None = None, backend: str | Backend | None = None) -> Evaluation:
     """Run `suite` and return its results.
 
     `models` maps names to model objects (`wrappers.protocol.MultimodalModel`); each is evaluated under its name,
     in place of a suite model of that name or beside the suite's models (`only_given=True`: instead of them, also
-    as the transfer targets). `trained=True`: the objects' weights are final and used as they are for every
-    training seed (the seeds then vary only the attacks' randomness); `trained=False`: mmrb trains a copy per seed
-    with the object's `config["recipe"]`, like a registered model. Results go to `out` (default runs/<suite name>;
-    committed cells there are resumed), models and attacks are cached in `cache` (default $MMRB_CACHE or
-    ~/.cache/mmrb); `leaderboard`: a folder to merge the aggregated cells into (none by default). `backend`: where
-    cells run, "local" (default: this process) or "ray" / `benchmark.backends.RayBackend(address=..., num_cpus=...,
-    num_gpus=...)` (Ray tasks; the same results)."""
+    as the transfer targets; the suite then needs no `models:`). `trained=True`: the objects' weights are final and
+    used as they are for every training seed (the seeds then vary only the attacks' randomness); `trained=False`:
+    mmrb trains a copy per seed with the object's `config["recipe"]`, like a registered model, starting from weights
+    re-initialised from the training seed (`reinitialised`): two calls give the same figures, and the second
+    resumes. Every model is checked on a batch before any work (benchmark.preflight). Results go to `out` (default
+    runs/<suite name>, which must hold this suite's results or none; committed cells there are resumed; `fresh`:
+    discarded), models and attacks are cached in `cache` (default $MMRB_CACHE or ~/.cache/mmrb); `progress`: the
+    plan line and a progress bar on stderr (False: silent); `leaderboard`: a folder to merge the aggregated cells
+    into (none by default). `backend`: where cells run, "local" (default: this process) or "ray" /
+    `benchmark.backends.RayBackend(address=..., num_cpus=..., num_gpus=...)` (Ray tasks; the same results)."""
     cache = Path(cache) if cache is not None else default_cache()
     with provided_models(models or {}, trained):
         given = list(models or {})

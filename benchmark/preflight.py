@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
+
 from benchmark.errors import ModelError
 
 if TYPE_CHECKING:
@@ -29,7 +31,6 @@ def suite_models(suite: Suite) -> list[ModelSpec]:
 def check_models(suite: Suite, data: SuiteData, cache_dir: str | Path, specs: list[ModelSpec] | None = None) -> None:
     """Build each model of `suite` (`specs`: only these) as training starts it, or take the given object with final
     weights, and check it on `BATCH` test samples (wrappers.protocol.check_model); raise ModelError otherwise."""
-    from wrappers.protocol import check_model
     from wrappers.registry import model_entry
     from wrappers.training import build_model
 
@@ -45,7 +46,18 @@ def check_models(suite: Suite, data: SuiteData, cache_dir: str | Path, specs: li
         except Exception as exc:
             raise ModelError(f"{where}: building it raised {type(exc).__name__}: {exc}; fix its factory or config") \
                 from exc
-        try:
-            check_model(model, test.images[batch], test.texts[batch], where=where)
-        except ModelError as exc:
-            raise ModelError(f"{exc}; {FIX}") from None
+        check_built(model, test.images[batch], test.texts[batch], where, fresh=model is not entry.instance)
+
+
+def check_built(model, images, texts, where: str, fresh: bool = True) -> None:
+    """wrappers.protocol.check_model with the fix appended. A `fresh` build (not a given object) that refuses to
+    run before mmrb trains it (a boolean `trained` buffer, as the CLIP models have) is checked with it set."""
+    from wrappers.protocol import check_model
+
+    flag = getattr(model, "trained", None)
+    if fresh and isinstance(flag, torch.Tensor) and flag.dtype == torch.bool:
+        flag.fill_(True)
+    try:
+        check_model(model, images, texts, where=where)
+    except ModelError as exc:
+        raise ModelError(f"{exc}; {FIX}") from None

@@ -127,8 +127,9 @@ class ContextBinding:
                 "told for sure. The attack left its ε-ball (ε above ImageView.max_epsilon) or queries fresh images "
                 "(decision-based and minimal-norm attacks such as HopSkipJump or DeepFool): run it with "
                 "view.run_attack(attack, x, y), which attacks groups of samples whose queries stay matched and "
-                "one sample at a time otherwise. To query images other than the bound ones, bind a view to them: "
-                "ImageView(model, images, texts)."
+                "one sample at a time otherwise. To score what run_attack returned, name each row's bound sample: "
+                "view.predict(x_adv, rows=range(len(x_adv))) (x_adv aligned with the bound images). To query "
+                "images other than the bound ones, bind a view to them: ImageView(model, images, texts)."
             )
         return idx
 
@@ -431,7 +432,7 @@ class ImageView(PyTorchClassifier):
         if len(index) != len(x) or (len(index) and (index.min() < 0 or index.max() >= len(self._all))):
             raise ContextError(f"rows: give one index of a bound sample (0 to {len(self._all) - 1}) per row of x "
                                f"({len(x)} rows, {len(index)} indices)")
-        images, size, out = torch.as_tensor(np.asarray(x), dtype=torch.float32), batch_size or self.default_batch_size, []
+        images, size, out = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32), batch_size or self.default_batch_size, []
         with torch.no_grad():
             for start in range(0, len(images), size):
                 part = index[start:start + size]

@@ -262,3 +262,94 @@ def test_submit_speaks_before_its_first_training_and_shows_one_bar(tmp_path, cac
     bars = re.findall(r"(\d+)/(\d+) \[", capsys.readouterr().err)
     assert bars and {int(total) for _, total in bars} == {3 + 1 + cells}  # one bar: trainings, floor check, cells
     assert bars[-1][0] == bars[-1][1]
+
+
+# 2 (compare-defenses): each defense's model is checked before any pre-training
+
+
+def test_compare_defenses_checks_each_defense_before_pretraining(tmp_path, monkeypatch):
+    from benchmark.defenses_compare import check_defenses, load_data, load_defense_suite
+    from wrappers.clip import ClipDefended
+
+    suite = load_defense_suite(ROOT / "suites" / "defenses_smoke.yaml")
+    data = load_data(suite, tmp_path / "cache")
+    check_defenses(suite, data)  # the shipped defenses pass
+    forward = ClipDefended.forward
+    monkeypatch.setattr(ClipDefended, "forward", lambda self, images, text=None: forward(self, images, text)[:, :1])
+    with pytest.raises(ModelError, match=r"defense 'lp'.*got \(8, 1\).*fix the model's forward"):
+        check_defenses(suite, data)
+    assert not (tmp_path / "cache" / "clip").exists()  # no CLIP was pre-trained
+
+
+# 7: friction
+
+
+def test_models_and_attacks_listings_version_and_gate_help(capsys):
+    import wrappers
+    from benchmark.catalogue import BUILTIN_MODELS
+
+    mine = {n: (e.family, "+".join(sorted(e.modalities)), e.preset) for n in wrappers.list_models()
+            for e in [wrappers.model_entry(n)] if e.origin == "mmrb"}
+    assert mine == BUILTIN_MODELS  # the listing without imports is the registry
+    main(["models", "fusion"])  # a substring, not only a shell pattern
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert names and all("fusion" in n for n in names) and "early_fusion" in names
+    main(["attacks", "ProjectedGradientDescent", "--source", "art"])
+    out = capsys.readouterr().out
+    assert "art" in out and "max_iter=100" in out and "estimator" not in out
+    main(["attacks", "standard", "--source", "mmrb"])
+    assert "steps, restarts, fab_steps, queries, attacks" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith(f"mmrb {mmrb.__version__}")
+    with pytest.raises(SystemExit) as exit_code:
+        main(["gate", "--help"])
+    out = capsys.readouterr().out
+    assert exit_code.value.code == 0 and "--mmrb-suite" in out and len(out.splitlines()) < 30
+
+
+def test_suite_models_are_relative_to_the_suite_take_a_label_and_import_their_neighbours(tmp_path, monkeypatch):
+    folder = tmp_path / "suites"
+    folder.mkdir()
+    path = write_plugin(folder, "relmod", "relmod_model")
+    (folder / "relmod_helper.py").write_text("WIDTH = 16\n")
+    path.write_text("import relmod_helper\nassert relmod_helper.WIDTH == 16\n" + path.read_text())
+    suite = folder / "suite.yaml"
+    suite.write_text(yaml.safe_dump(tiny_suite(models=["relmod.py:annotated", {"name": "early_fusion", "label": "ef"}])))
+    monkeypatch.chdir(tmp_path)  # not the suite's folder: the reference resolves against the suite, as plugins: do
+    loaded = mmrb.load_suite(suite)
+    assert [m.label for m in loaded.models] == ["relmod.py:annotated", "ef"]
+    assert loaded.models[1].name == "early_fusion"
+    from benchmark.errors import SuiteError
+
+    suite.write_text(yaml.safe_dump(tiny_suite(models=["absent.py:make"])))
+    with pytest.raises(SuiteError, match=r"looked up relative to the suite's \(or card's\) folder, then the working"):
+        mmrb.load_suite(suite)
+
+
+def test_the_view_scores_what_run_attack_returned_with_its_rows(tmp_path):
+    import numpy as np
+    from art.attacks.evasion import HopSkipJump
+
+    from benchmark.errors import ContextError
+    from benchmark.runner import prepare_data
+    from benchmark.suite import suite_from_data
+    from wrappers.configs import TrainRecipe
+    from wrappers.training import batch_logits, fit, predict_logits
+
+    data = prepare_data(suite_from_data(tiny_suite(models=["early_fusion"])), tmp_path / "cache")
+    torch.manual_seed(0)
+    model = import_plugin(str(write_plugin(tmp_path, "viewmod", "viewmod_model"))).make()
+    fit(model, batch_logits(model, data.train_set), data.train_set.labels, TrainRecipe(lr=0.02, epochs=6), seed=0)
+    images, texts, labels = data.test.images[:4], data.test.texts[:4], data.test.labels[:4]
+    view = mmrb.ImageView(model.eval(), images, texts)
+    np.random.seed(0)
+    attack = HopSkipJump(view, max_iter=2, max_eval=20, init_eval=5, init_size=50, verbose=False)
+    x_adv = view.run_attack(attack, images, np.eye(2)[labels])
+    with pytest.raises(ContextError, match=r"beyond the unambiguous radius.*predict\(x_adv, rows="):  # the problem
+        view.predict(x_adv)
+    expected = predict_logits(model, x_adv, texts).numpy()
+    assert np.allclose(view.predict(x_adv, rows=range(4)), expected, atol=1e-5)
+    assert np.allclose(view.predict(x_adv[::-1], rows=[3, 2, 1, 0]), expected[::-1], atol=1e-5)
+    with pytest.raises(ContextError, match="one index of a bound sample"):
+        view.predict(x_adv, rows=[0, 1])
