@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -353,3 +354,35 @@ def test_the_view_scores_what_run_attack_returned_with_its_rows(tmp_path):
     assert np.allclose(view.predict(x_adv[::-1], rows=[3, 2, 1, 0]), expected[::-1], atol=1e-5)
     with pytest.raises(ContextError, match="one index of a bound sample"):
         view.predict(x_adv, rows=[0, 1])
+
+
+# 8: the page defines each figure where it is shown; a one-ε attack is no curve; a text-only model has no empty panel
+
+
+def test_the_page_defines_its_figures_and_draws_no_invented_curves(tmp_path, monkeypatch):
+    import benchmark.board as board_module
+    from benchmark.board import GLOSSARY, build_board, plot_curves
+    from tests.benchmark.test_board import ENTRIES, cell, make_entry, write_entries
+
+    build_board(write_entries(tmp_path / "board"))
+    page = (tmp_path / "board" / "index.html").read_text()
+    for header in ("robust (rank metric)", "text floor", "clean", "flags"):
+        assert re.search(rf'<th scope="col" title="[^"]+">{re.escape(header)}</th>', page), header
+    assert "standard evaluation" in GLOSSARY["robust (rank metric)"] and "What the figures mean" in page
+    readme = (tmp_path / "board" / "README.md").read_text()
+    assert "**text floor**" in readme and "**robust (rank metric)**" in readme
+
+    figures = []
+    monkeypatch.setattr(board_module, "_save", lambda figure, path: figures.append(figure) or path)
+    plot_curves(ENTRIES["3"][0][1], tmp_path / "curves.png")
+    image_axis = figures[-1].axes[0]
+    lines = {line.get_label(): list(line.get_xdata()) for line in image_axis.get_lines()}
+    assert lines["FGSM"][0] == 0.0  # a curve from clean (ε = 0) over its three ε
+    assert all(x[0] > 0 for label, x in lines.items() if label.startswith("standard"))  # one ε: a point, no line
+    assert any(c.get_label() == "standard" for c in image_axis.containers)
+
+    text_only = make_entry("text_only", "2", None, 0.0, floor=None)
+    text_only["cells"] = [c for c in text_only["cells"] if c["modality"] in ("none", "text")] + \
+        [cell("words", "text", None, 0.5, "word_deletion")]
+    plot_curves(text_only, tmp_path / "text.png")
+    assert len(figures[-1].axes) == 1 and figures[-1].axes[0].get_title() == "text and joint attacks"
