@@ -143,6 +143,7 @@ def test_another_suites_out_folder_is_refused_and_a_file_is_one_line(tmp_path, c
     first = mmrb.evaluate(tiny_suite(name="first", attacks=[{"name": "none"}]), given, only_given=True, out=out,
                           cache=cache_dir)
     assert first.record.computed == 1
+    assert "first: 1 cells" in capsys.readouterr().err  # the API shows its plan (and a bar) by default
     second = tiny_suite(name="second", attacks=[{"name": "none"}])
     with pytest.raises(MmrbError, match=r"holds the results of suite 'first', not of 'second'.*another --out.*--fresh"):
         mmrb.evaluate(second, given, only_given=True, out=out, cache=cache_dir)
@@ -153,6 +154,7 @@ def test_another_suites_out_folder_is_refused_and_a_file_is_one_line(tmp_path, c
     suite = tmp_path / "suite.yaml"
     suite.write_text(yaml.safe_dump(tiny_suite(models=["early_fusion"])))
     (tmp_path / "a_file").write_text("")
+    capsys.readouterr()
     with pytest.raises(SystemExit) as exit_code:
         main(["run", str(suite), "--out", str(tmp_path / "a_file"), "--cache", str(cache_dir), "-q"])
     err = capsys.readouterr().err.strip().splitlines()
