@@ -279,8 +279,8 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt as exc:  # Ctrl-C: one line (what the run folder kept), not a traceback
         from benchmark.errors import Interrupted
 
-        print(str(exc) if isinstance(exc, Interrupted) else "interrupted: nothing was running yet; nothing to resume",
-              file=sys.stderr)
+        print(str(exc) if isinstance(exc, Interrupted) else "interrupted before any cell was committed; run the same "
+              "command again to start over (models, attacks and data already in the cache are reused)", file=sys.stderr)
         raise SystemExit(130) from None
 
 
