@@ -94,6 +94,7 @@ def constant_model(folder: Path, module: str = "constant"):
 
 
 def test_a_constant_classifier_is_flagged_and_a_trained_one_is_not(tmp_path, cache_dir):
+    from benchmark.runner import RunRecord
     from benchmark.submit import Card, make_entry
     from benchmark.tables import soundness_table
 
@@ -109,9 +110,9 @@ def test_a_constant_classifier_is_flagged_and_a_trained_one_is_not(tmp_path, cac
     # the flag reaches a leaderboard entry's flags (which the ranking reads)
     card = Card(name="always_abnormal", authors=["T"], entry_point="x.py:f", trained_by="mmrb", tokenizer="t",
                 data="d", threat_model="none")
-    only = evaluation.record.__class__(
-        [r for r in evaluation.record.rows if r["model"] == "always_abnormal"], evaluation.record.data_fingerprint,
-        evaluation.record.results_path)
+    record = evaluation.record
+    only = RunRecord([r for r in record.rows if r["model"] == "always_abnormal"], record.data_fingerprint,
+                     record.results_path)
     protocol = mmrb.load_suite(ROOT / "suites" / "leaderboard.yaml")
     document = make_entry(card, SimpleNamespace(family="tiny_gated", modalities={"image", "text"}), protocol, only, {})
     assert "constant_prediction" in {f["flag"] for f in document["flags"]}
