@@ -103,6 +103,8 @@ def cmd_compare_defenses(args: argparse.Namespace) -> None:
 
     suite = load_defense_suite(args.suite)
     out = Path(args.out or Path("runs") / suite.name)
+    if out.exists() and not out.is_dir():
+        raise MmrbError(f"{out} is a file, not a folder: give --out a folder")
     frame = compare_defenses(suite, out, args.cache, progress=not args.quiet)
     print(f"results: {out / 'results.csv'} ({len(frame)} rows); tables: {out / 'tables.md'}, {out / 'zeroshot.md'}")
     if not args.quiet:
@@ -158,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = verbs.add_parser("run", help="run a suite and update the leaderboard")
     run.add_argument("suite", help="suite YAML file, e.g. suites/smoke.yaml")
-    run.add_argument("--out", help="folder for results.csv (default runs/<suite name>)")
+    run.add_argument("--out", help="folder for results.csv (default runs/<suite name>); it holds one suite's results: "
+                     "another suite's folder is refused (--fresh discards them)")
     run.add_argument("--cache", type=Path, default=default_cache(), help="data/model cache (default $MMRB_CACHE or ~/.cache/mmrb)")
     run.add_argument("--leaderboard", type=Path, default=Path("leaderboard/suites"),
                      help="folder of the suites' leaderboard (default ./leaderboard/suites; the ranked board of submitted "
