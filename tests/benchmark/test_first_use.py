@@ -54,7 +54,7 @@ def stored_cells(out: Path) -> int:
     ("raises", "raise RuntimeError('boom')",
      r"model 'raises_model' .*forward on a batch of 8 samples raised RuntimeError: boom"),
     ("nan", "return self.head(gate * f_image + (1 - gate) * f_text) * float('nan')", r"model 'nan_model' .*non-finite"),
-])
+], ids=["shape_n3", "raises", "nan"])
 def test_a_bad_model_is_refused_before_any_work(tmp_path, cache_dir, module, body, message):
     path = variant(tmp_path, module, body)
     cache = tmp_path / "cache"
