@@ -79,6 +79,28 @@ LEGEND = ("≈: the model's 95 % interval of the rank metric overlaps that of th
           "lowest found, and more budget might lower it). Unranked: the entry has no image input, or a flag under which "
           "its rank figure cannot be trusted (masking_unresolved: gradient masking no adaptive attack here undoes). "
           "An outside evaluation that found a lower figure replaces the entry's own, credited beside it.")
+#: What each figure shown on the page means: header tooltips (`title`) and the glossary under the legend.
+GLOSSARY = {
+    "clean": "accuracy on the unattacked test samples (the protocol's test split), mean over the training seeds",
+    "robust (rank metric)": "robust accuracy under the standard evaluation at the protocol's ranking ε: per sample "
+                            "the worst case over APGD with cross-entropy, APGD on a two-class margin loss (100 steps × "
+                            "5 restarts each), FAB and Square (5000 queries), cascaded, through BPDA (and EOT for a "
+                            "randomised model); a sample counts only if it survives all four; the figure models are "
+                            "ranked by (or an outside evaluation's, where it found lower)",
+    "text floor": "accuracy when no image can change the prediction: each sample keeps its report while its image is "
+                  "replaced by every other test image, a blank and a saturated image and an unbounded PGD image "
+                  "(ε = 1, escalated until it stops breaking samples); no image attack can go below it",
+    "flags": "soundness flags (the Carlini et al. checklist, automated): cells whose figure an attack could still "
+             "lower, masked gradients, or a model that predicts one class (constant_prediction); details in each "
+             "model's section",
+    "best image attack": "the lowest robust accuracy over the image attacks (any ε)",
+    "best text attack": "the lowest robust accuracy over the text attacks",
+    "best joint attack": "the lowest robust accuracy over the joint (image + text) attacks",
+    "robust": "accuracy on the attacked samples, after the escalating convergence check for gradient attacks",
+    "normal / abnormal": "recall of each class on the attacked samples",
+    "attack success": "share of the correctly classified samples whose prediction the attack changed",
+    "ε": "L∞ budget of an image attack, images in [0, 1] (8/255 ≈ 0.0314)",
+}
 MODALITY_COLOURS = {"clean": "#4c4c4c", "image": "#1f77b4", "text": "#2ca02c", "joint": "#d62728", "floor": "#9467bd"}
 
 
@@ -354,6 +376,7 @@ def render_readme(board: dict[str, list[Ranked]]) -> str:
     for version, ranked in board.items():
         lines += [f"## Protocol {_md(version)}", "", _rank_metric_sentence(ranked), "", _markdown_ranking(ranked), "",
                   *_separability_sentence(ranked), LEGEND, ""]
+    lines += ["## What the figures mean", "", *(f"- **{_md(k)}**: {_md(v)}" for k, v in GLOSSARY.items()), ""]
     return "\n".join(lines)
 
 
@@ -422,26 +445,41 @@ def _band(axis, x: list[float], figures: list[tuple[float, float, float]], label
 
 
 def plot_curves(entry: dict[str, Any], path: Path) -> Path:
-    """Robust accuracy vs ε per image attack (ε = 0 is clean), 95 % bands; text and joint attacks as points."""
-    figure, (image_axis, other_axis) = _figure(10, 3.4, columns=2)
+    """Robust accuracy vs ε per image attack (ε = 0 is clean), 95 % bands; an attack run at one ε only (the
+    standard evaluation) is a point, not a line from clean; text and joint attacks as points. A model without
+    image cells (text only) gets the text and joint panel alone."""
     clean, floor = _clean(entry), _floor(entry)
     image = [c for c in _cells(entry) if c.get("modality") == "image" and not c.get("transfer_source")
              and _finite(_num(c.get("epsilon"))) and _finite(_robust(c)[0])]
+    if image:
+        figure, (image_axis, other_axis) = _figure(10, 3.4, columns=2)
+        axes = (image_axis, other_axis)
+    else:
+        figure, (other_axis,) = _figure(5.5, 3.4)
+        image_axis, axes = None, (other_axis,)
     for attack in sorted({str(c.get("attack")) for c in image}):
         cells = sorted((c for c in image if str(c.get("attack")) == attack), key=lambda c: _num(c["epsilon"]))
-        points = ([(0.0, clean)] if _finite(clean[0]) else []) + [(_num(c["epsilon"]), _robust(c)) for c in cells]
         mark = " ‡" if any(c.get("not_converged") is True for c in cells) else ""
+        label = _plot_text(attack) + mark
+        if len(cells) == 1:  # one ε: a point with its interval (a line from clean would invent a curve)
+            f = _robust(cells[0])
+            low, high = (100 * (f[0] - f[1]) if _finite(f[1]) else 0.0), (100 * (f[2] - f[0]) if _finite(f[2]) else 0.0)
+            image_axis.errorbar([_num(cells[0]["epsilon"])], [100 * f[0]], yerr=[[low], [high]], fmt="s", capsize=3,
+                                label=label)
+            continue
+        points = ([(0.0, clean)] if _finite(clean[0]) else []) + [(_num(c["epsilon"]), _robust(c)) for c in cells]
         style = ":" if cells[0].get("attack_name") in PROBES else "-"
-        _band(image_axis, [p[0] for p in points], [p[1] for p in points], _plot_text(attack) + mark, None, style)
-    for axis in (image_axis, other_axis):
+        _band(image_axis, [p[0] for p in points], [p[1] for p in points], label, None, style)
+    for axis in axes:
         if _finite(floor[0]):
             axis.axhline(100 * floor[0], color=MODALITY_COLOURS["floor"], linestyle="--", linewidth=1, label="text floor")
         axis.set_ylim(-2, 102)
         axis.set_ylabel("robust accuracy (%)")
-    image_axis.set_xlabel("ε (L∞, images in [0, 1]); ε = 0: clean")
-    image_axis.set_title("image attacks", fontsize=10)
+    if image_axis is not None:
+        image_axis.set_xlabel("ε (L∞, images in [0, 1]); ε = 0: clean")
+        image_axis.set_title("image attacks", fontsize=10)
     _text_joint_points(other_axis, entry, clean)
-    for axis in (image_axis, other_axis):
+    for axis in axes:
         if axis.get_legend_handles_labels()[0]:
             axis.legend(fontsize=7, loc="best")
         else:
@@ -599,11 +637,21 @@ def _html_ranking(version: str, ranked: list[Ranked], anchors: dict[str, str]) -
     return _table("ranking", head, rows)
 
 
+def _title(header: str) -> str:
+    """A header's definition as its tooltip (GLOSSARY), if it has one."""
+    return f' title="{_h(GLOSSARY[header])}"' if header in GLOSSARY else ""
+
+
+def _html_glossary() -> str:
+    items = "".join(f"<dt>{_h(k)}</dt><dd>{_h(v)}</dd>" for k, v in GLOSSARY.items())
+    return f'<details class="glossary"><summary>What the figures mean</summary><dl>{items}</dl></details>'
+
+
 TIED = ' <span class="tied" title="not separable from the model ranked directly above">≈</span>'
 
 
 def _table(css: str, head: tuple[str, ...], rows: list[str]) -> str:
-    header = "".join(f'<th scope="col">{_h(h)}</th>' for h in head)
+    header = "".join(f'<th scope="col"{_title(h)}>{_h(h)}</th>' for h in head)
     return (f'<table class="sortable {css}"><thead><tr>{header}</tr></thead><tbody>\n' + "\n".join(rows)
             + "\n</tbody></table>")
 
@@ -680,7 +728,7 @@ def render_html(board: dict[str, list[Ranked]], plots: dict[str, dict[str, Any]]
     """index.html: per protocol version the sortable ranking, attribution, transfer heatmaps and a section per
     model (curves, flags, cells). `plots[version]` holds the relative paths written by `write_plots`."""
     nav = " · ".join(f'<a href="#protocol-{i}">protocol {_h(v)}</a>' for i, v in enumerate(board))
-    body = [f"<h1>mmrb leaderboard</h1><p>{_h(GENERATED)}</p><p>{_h(LEGEND)}</p><nav>{nav}</nav>"]
+    body = [f"<h1>mmrb leaderboard</h1><p>{_h(GENERATED)}</p><p>{_h(LEGEND)}</p>{_html_glossary()}<nav>{nav}</nav>"]
     if not board:
         body.append("<p>No entries yet: submit a model with <code>mmrb submit CARD.yaml</code>.</p>")
     for i, (version, ranked) in enumerate(board.items()):

@@ -126,6 +126,8 @@ def cmd_compare_defenses(args: argparse.Namespace) -> None:
 
     suite = load_defense_suite(args.suite)
     out = Path(args.out or Path("runs") / suite.name)
+    if out.exists() and not out.is_dir():
+        raise MmrbError(f"{out} is a file, not a folder: give --out a folder")
     frame = compare_defenses(suite, out, args.cache, progress=not args.quiet)
     print(f"results: {out / 'results.csv'} ({len(frame)} rows); tables: {out / 'tables.md'}, {out / 'zeroshot.md'}")
     if not args.quiet:
@@ -147,25 +149,42 @@ def cmd_text_resources(args: argparse.Namespace) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> None:
-    import wrappers
+    from benchmark.catalogue import model_rows
 
-    import_all(args.imports)
-    rows = [(name, entry.family, "+".join(sorted(entry.modalities)), entry.preset, entry.origin)
-            for name in wrappers.list_models(args.pattern) for entry in [wrappers.model_entry(name)]]
-    header = ("name", "family", "modalities", "preset", "from")
+    pattern = "" if args.pattern == "*" else args.pattern
+    print_table(("name", "family", "modalities", "preset", "from"), model_rows(pattern, args.imports))
+
+
+def cmd_attacks(args: argparse.Namespace) -> None:
+    from benchmark.catalogue import list_attacks
+
+    sources = tuple(args.source) if args.source else ("mmrb", "art", "torchattacks", "textattack")
+    rows = list_attacks(args.pattern, sources)
+    if not rows:
+        print(f"no attack matches {args.pattern!r} (a substring, or a shell pattern such as '*PGD*')")
+        return
+    print_table(("source", "name", "params (suite entry: params: {...}; eps is set per ε)", "note"), rows)
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from benchmark import PROTOCOL_VERSION, __version__
+
     parser = argparse.ArgumentParser(prog="mmrb", description="Adversarial robustness benchmark for multimodal models")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--version", action="version", version=f"mmrb {__version__} (leaderboard protocol "
+                        f"{PROTOCOL_VERSION})")
     verbs = parser.add_subparsers(dest="verb", required=True)
 
     run = verbs.add_parser("run", help="run a suite and update the leaderboard")
     run.add_argument("suite", help="suite YAML file, e.g. suites/smoke.yaml")
-    run.add_argument("--out", help="folder for results.csv (default runs/<suite name>)")
+    run.add_argument("--out", help="folder for results.csv (default runs/<suite name>); it holds one suite's results: "
+                     "another suite's folder is refused (--fresh discards them)")
     run.add_argument("--cache", type=Path, default=default_cache(), help="data/model cache (default $MMRB_CACHE or ~/.cache/mmrb)")
     run.add_argument("--leaderboard", type=Path, default=Path("leaderboard/suites"),
                      help="folder of the suites' leaderboard (default ./leaderboard/suites; the ranked board of submitted "
@@ -224,14 +243,41 @@ def build_parser() -> argparse.ArgumentParser:
     resources.set_defaults(func=cmd_text_resources)
 
     verbs.add_parser("gate", help="the robustness gate: pytest benchmark/ on the installed mmrb; every further argument "
-                     "goes to pytest (--mmrb-suite PATH, --mmrb-out, --mmrb-cache, --mmrb-speed, --benchmark-autosave)")
+                     "goes to pytest (--mmrb-suite PATH, --mmrb-out, --mmrb-cache, --mmrb-speed, --benchmark-autosave; "
+                     "`mmrb gate --help` lists them)")
 
     models = verbs.add_parser("models", help="list registered models (plug-ins and entry points included)")
-    models.add_argument("pattern", nargs="?", default="*")
+    models.add_argument("pattern", nargs="?", default="*", help="a substring of the name (fusion), or a shell "
+                        "pattern (*_paper); default: all")
     models.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                         help="import a plug-in first (module name or .py file; repeatable)")
     models.set_defaults(func=cmd_models)
+
+    attacks = verbs.add_parser("attacks", help="list the attacks a suite can name, by source, with their parameters")
+    attacks.add_argument("pattern", nargs="?", default="", help="a substring of the name (pgd), or a shell pattern "
+                         "(*Gradient*); default: all")
+    attacks.add_argument("--source", action="append", choices=("mmrb", "art", "torchattacks", "textattack"),
+                         help="only this source (repeatable)")
+    attacks.set_defaults(func=cmd_attacks)
     return parser
+
+
+GATE_HELP = """usage: mmrb gate [--mmrb-suite PATH ...] [--mmrb-out DIR] [--mmrb-cache DIR] [--mmrb-device DEV]
+                 [--mmrb-backend {local,ray}] [--mmrb-address ADDR] [--mmrb-speed] [PYTEST OPTIONS]
+
+The robustness gate: runs `pytest benchmark/` of the installed mmrb on a suite and fails when a cell's 95 %
+interval lies beyond its `expect:` bound (README: "Robustness gate").
+
+mmrb options:
+  --mmrb-suite PATH      suite YAML to gate on (repeatable; default suites/smoke.yaml)
+  --mmrb-out DIR         folder of the suites' run folders (default runs/gate)
+  --mmrb-cache DIR       data/model/attack cache (default $MMRB_CACHE or ~/.cache/mmrb)
+  --mmrb-device DEV      torch device (default cpu)
+  --mmrb-backend B       where the cells run: local (default) or ray
+  --mmrb-address ADDR    Ray cluster for --mmrb-backend ray (default $RAY_ADDRESS, else a local instance)
+  --mmrb-speed           also time every attack on 8 samples with pytest-benchmark (examples per second)
+
+Any other option goes to pytest (-q, -x, -k EXPR, --benchmark-autosave, ...; `python -m pytest --help` lists them)."""
 
 
 def run_gate(pytest_args: list[str]) -> None:
@@ -245,6 +291,9 @@ def run_gate(pytest_args: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["gate"] and any(a in ("-h", "--help") for a in argv[1:]):
+        print(GATE_HELP)
+        raise SystemExit(0)
     if argv[:1] == ["gate"]:  # everything after it goes to pytest unparsed
         run_gate(argv[1:])
     args = build_parser().parse_args(argv)
@@ -254,6 +303,12 @@ def main(argv: list[str] | None = None) -> None:
     except MmrbError as exc:
         print(f"mmrb: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C: one line (what the run folder kept), not a traceback
+        from benchmark.errors import Interrupted
+
+        print(str(exc) if isinstance(exc, Interrupted) else "interrupted before any cell was committed; run the same "
+              "command again to start over (models, attacks and data already in the cache are reused)", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

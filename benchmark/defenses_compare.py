@@ -304,6 +304,7 @@ def run_comparison(suite: DefenseSuite, cache_dir: str | Path, progress: bool = 
     train = LabelledSet(data.id_train.images, data.id_train.texts, data.id_train.labels, data.id_train.fingerprint)
     tests = {"ID": _limited(data.id_test, suite.limit), "OOD": _limited(data.ood_test, suite.limit)}
     rows: list[dict[str, Any]] = []
+    check_defenses(suite, data)
     start = time.time()
     for seed in suite.seeds:
         _, grid = pretrain_grid(data, suite, cache_dir, seed)
@@ -320,6 +321,19 @@ def run_comparison(suite: DefenseSuite, cache_dir: str | Path, progress: bool = 
             if progress:
                 print(f"  seed {seed} · {kind} noise γ={ratio:g}: done ({time.time() - start:.0f} s)", flush=True)
     return pd.DataFrame(rows)
+
+
+def check_defenses(suite: DefenseSuite, data: Data) -> None:
+    """Before any pre-training: each defense's model (on the suite's CLIP architecture, untrained) returns finite
+    (n, 2) logits on a batch of the ID test split (benchmark.preflight)."""
+    from benchmark.preflight import BATCH, check_built
+    from wrappers.clip import defended_model
+
+    split = data.id_test
+    for method in suite.defenses:
+        model = defended_model(method, clip=suite.pretrain.clip, pretrain={"epochs": 0}, head_recipe=suite.head_recipe,
+                               image_size=suite.image_size)
+        check_built(model, split.images[:BATCH], split.texts[:BATCH], f"defenses suite {suite.name!r}: defense {method!r}")
 
 
 def interval(values: Sequence[float]) -> tuple[float, float]:

@@ -23,3 +23,11 @@ class AttackError(MmrbError):
 
 class ContextError(MmrbError):
     """An estimator cannot tell which bound sample an input row belongs to."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: `kept` cells are committed in `folder`; running the same command again resumes."""
+
+    def __init__(self, folder, kept: int) -> None:
+        super().__init__(f"interrupted: {kept} cells kept in {folder}; run the same command again to resume")
+        self.folder, self.kept = folder, kept

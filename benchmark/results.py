@@ -40,7 +40,14 @@ DB_NAME, LOCK_NAME, CSV_NAME = "run.sqlite", ".mmrb.lock", "results.csv"
 def folder_lock(folder: Path, what: str, wait: bool) -> Iterator[None]:
     """An exclusive lock on `folder` (released by the OS if the process dies). `wait=False` refuses at once
     with a message naming the holder instead of waiting."""
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise MmrbError(f"{folder} is a file, not a folder: give --out a folder (a new one, or one this suite ran "
+                        "into before)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MmrbError(f"{folder}: cannot create the folder ({exc.strerror}); give --out a folder you can write") \
+            from None
     with open(folder / LOCK_NAME, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -66,7 +73,7 @@ def _plain(value: Any) -> Any:
 class RunStore:
     """Finished cells of one run folder, keyed by each cell's content key (see benchmark.runner.cell_key)."""
 
-    def __init__(self, folder: str | Path, fresh: bool = False) -> None:
+    def __init__(self, folder: str | Path, fresh: bool = False, suite: dict[str, Any] | None = None) -> None:
         self.folder = Path(folder)
         self._lock = folder_lock(self.folder, "this run folder", wait=False)
         self._lock.__enter__()
@@ -75,13 +82,40 @@ class RunStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS cells (key TEXT PRIMARY KEY, row TEXT NOT NULL, "
                              "failed INTEGER NOT NULL, run_id TEXT NOT NULL, finished REAL NOT NULL)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             if fresh:
                 self._db.execute("DELETE FROM cells")
+            if suite is not None:
+                self._claim(suite, fresh)
         except sqlite3.DatabaseError as exc:
             self._lock.__exit__(None, None, None)
             raise MmrbError(f"{self.folder / DB_NAME}: the run store cannot be opened ({exc}); move it away or "
                             "re-run with --fresh") from None
+        except MmrbError:
+            self._db.close()
+            self._lock.__exit__(None, None, None)
+            raise
         self.run_id = uuid.uuid4().hex[:12]
+
+    def _claim(self, suite: dict[str, Any], fresh: bool) -> None:
+        """Record which suite fills the folder (`suite`: name, source, hash); refuse another suite's folder unless
+        `fresh` (which has just emptied it). A suite is identified by its name: an edited suite resumes."""
+        found = self._db.execute("SELECT value FROM meta WHERE key = 'suite'").fetchone()
+        owner = json.loads(found[0]) if found else None
+        if owner is None:  # a folder from before mmrb recorded its suite: its rows name it
+            row = self._db.execute("SELECT row FROM cells LIMIT 1").fetchone()
+            owner = {"name": json.loads(row[0]).get("suite")} if row else None
+        if owner is not None and owner.get("name") != suite["name"] and not fresh:
+            where = f" ({owner['source']})" if owner.get("source") else ""
+            raise MmrbError(f"{self.folder} holds the results of suite {owner.get('name')!r}{where}, not of "
+                            f"{suite['name']!r}: give this run another --out folder, or add --fresh (API: "
+                            "fresh=True) to discard them")
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('suite', ?)", (json.dumps(suite, sort_keys=True),))
+
+    def suite(self) -> dict[str, Any] | None:
+        """The identity of the suite that fills the folder (None: a folder written before mmrb recorded it)."""
+        found = self._db.execute("SELECT value FROM meta WHERE key = 'suite'").fetchone()
+        return json.loads(found[0]) if found else None
 
     def finished(self) -> set[str]:
         """Keys of cells committed without an error (a failed cell is retried by the next run)."""

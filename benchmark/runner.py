@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,9 +27,10 @@ from benchmark.attacks.probes import gradient_health
 from benchmark.cascade import Cascade
 from benchmark.convergence import accepted_params, escalate, is_gradient_attack
 from benchmark.data import SplitArrays, load_dataset
-from benchmark.errors import AttackError, MmrbError
+from benchmark.errors import AttackError, Interrupted, MmrbError
 from benchmark.grid import Cell, expand, expand_transfer
 from benchmark.metrics import accuracy, f1_score, perturbation_linf, robustness_scores
+from benchmark.preflight import check_models
 from benchmark.results import CSV_NAME, RunStore, write_csv
 from benchmark.suite import AttackSpec, ModelSpec, Suite
 from benchmark.tables import write_tables
@@ -140,10 +142,13 @@ class Keys:
 
 
 def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, device: str = "cpu",
-              progress: bool = True, fresh: bool = False, backend: str | Backend | None = None) -> RunRecord:
+              progress: bool = True, fresh: bool = False, backend: str | Backend | None = None,
+              before: list[tuple[str, Callable[[], Any]]] = ()) -> RunRecord:
     """Execute every cell of `suite` not already committed in out_dir's run store (all of them with `fresh`);
     results.csv there is regenerated from the store after every cell. `backend` decides where cells run
-    (`benchmark.backends`: in this process by default, or as Ray tasks); the store is written here only."""
+    (`benchmark.backends`: in this process by default, or as Ray tasks); the store is written here only.
+    `before`: (description, task) pairs run first, each a step of the run's progress bar (submit's trainings and
+    floor check). Ctrl-C raises `Interrupted` (how many cells the folder keeps)."""
     from benchmark.backends import as_backend
 
     backend = as_backend(backend)
@@ -154,8 +159,17 @@ def run_suite(suite: Suite, out_dir: str | Path, cache_dir: str | Path, device: 
 
         ensure_text_resources()
     out_dir, cache_dir = Path(out_dir), Path(cache_dir)
-    with RunStore(out_dir, fresh=fresh) as store:
-        return _run(suite, store, cache_dir.resolve(), device, progress, backend)
+    with RunStore(out_dir, fresh=fresh, suite=suite_identity(suite)) as store:
+        try:
+            return _run(suite, store, cache_dir.resolve(), device, progress, backend, before)
+        except KeyboardInterrupt:
+            raise Interrupted(store.folder, len(store.finished())) from None
+
+
+def suite_identity(suite: Suite) -> dict[str, Any]:
+    """What a run folder records of the suite that fills it (a folder holds one suite's results)."""
+    source = str(suite.source or "")
+    return {"name": suite.name, "source": "" if source.startswith("<") else source, "hash": suite.content_hash}
 
 
 @dataclass(frozen=True)
@@ -211,7 +225,8 @@ def compute(work: Work, cell: Cell, key: str) -> CellResult:
     return CellResult(cell, key, row, work.loaded > before)
 
 
-def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: bool, backend: Backend) -> RunRecord:
+def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: bool, backend: Backend,
+         before: list[tuple[str, Callable[[], Any]]] = ()) -> RunRecord:
     data = prepare_data(suite, cache_dir)
     modalities_of = lambda name: model_entry(name).modalities  # noqa: E731
     cells = expand(suite, modalities_of) + expand_transfer(suite, modalities_of)
@@ -219,6 +234,8 @@ def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: 
     cell_keys = [keys.cell(c) for c in cells]
     finished = store.finished()
     pending = [(c, k) for c, k in zip(cells, cell_keys) if k not in finished]
+    if pending:  # every model on one batch before any training or attack (benchmark.preflight)
+        check_models(suite, data, cache_dir)
     message = (f"{suite.name}: {len(cells)} cells ({len(suite.training_seeds)} training seeds), {len(data.train_set.labels)} "
                f"train / {len(data.test.labels)} test samples; {len(cells) - len(pending)} already committed in "
                f"{store.folder}, {len(pending)} to run ({backend.describe()})")
@@ -227,8 +244,12 @@ def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: 
         print(message, file=sys.stderr)
     results_path, loaded, committed = store.folder / CSV_NAME, 0, set()
     plan = Plan(suite, keys, data, cache_dir, device)
-    with tqdm(total=len(pending), desc=suite.name, disable=not progress, unit="task") as bar:
+    with tqdm(total=len(pending) + len(before), desc=suite.name, disable=not progress, unit="task") as bar:
         steps = Progress(bar)
+        for text, task in before:
+            steps.note(text)
+            task()
+            steps.task_done()
         for outcome in backend.execute(plan, pending, steps):
             if outcome.key in committed:  # a backend that ran a cell twice (a retried task) commits it once
                 continue

@@ -17,9 +17,10 @@ import pandas as pd
 from benchmark.errors import MmrbError
 
 FLAGS = ("rising_with_eps", "rising_with_steps", "black_box_stronger", "floor_not_reached",
-         "library_disagreement", "masked_gradients", "masking_unresolved", "randomised_model", "noise_as_strong")
+         "library_disagreement", "masked_gradients", "masking_unresolved", "randomised_model", "noise_as_strong",
+         "constant_prediction")
 #: Flags under which a model's rank figure cannot be trusted: the leaderboard lists it unranked, with the flag's detail.
-UNRANKING_FLAGS = ("masking_unresolved",)
+UNRANKING_FLAGS = ("masking_unresolved", "constant_prediction")
 COLUMNS = ("flag", "model", "cells", "detail")
 REQUIRED = ("model", "attack", "modality", "epsilon", "robust_accuracy", "robust_accuracy_ci_low",
             "robust_accuracy_ci_high")
@@ -103,6 +104,7 @@ def soundness_flags(frame: pd.DataFrame, noise_attacks: Sequence[str], floor_att
             *_floor_not_reached(image, data[data["attack"].isin(floor_attacks)], large_eps),
             *_library_disagreement(data, gap_pp), *_masked_gradients(data), *_randomised(data),
             *_noise_as_strong(image, data[data["attack"].isin(noise_attacks)])]
+    rows += _constant_prediction(data)
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -253,4 +255,22 @@ def _noise_as_strong(image: pd.DataFrame, noise: pd.DataFrame) -> list[dict[str,
                                                                   _label(probe)],
                              f"random noise of size ε={probe['epsilon']:.4g} leaves {_pct(probe['robust_accuracy'])}, "
                              f"within or below the interval of {attacks}"))
+    return out
+
+
+def _constant_prediction(data: pd.DataFrame) -> list[dict[str, str]]:
+    """On clean data (the `none` cells) a class is never recognised: its recall is 0 % (and the other's 100 %,
+    for a model that predicts one class only). Its accuracy is then the class balance, not what it learned."""
+    out = []
+    clean = data[(data["modality"] == "none") & (data["transfer_source"] == "")]
+    for _, row in clean.iterrows():
+        recalls = {name: pd.to_numeric(row.get(f"clean_accuracy_{name}"), errors="coerce")
+                   for name in ("normal", "abnormal")}
+        never = [name for name, value in recalls.items() if pd.notna(value) and value <= TOL]
+        if never:
+            shown = ", ".join(f"{name} {_pct(value)}" for name, value in recalls.items() if pd.notna(value))
+            out.append(_flag("constant_prediction", row["model"], [_label(row)],
+                             f"clean recall of class {' and '.join(never)} is 0 % (recall: {shown}): the model "
+                             f"(nearly) always predicts one class; its {_pct(row['robust_accuracy'])} clean accuracy "
+                             f"is the class balance"))
     return out

@@ -9,9 +9,11 @@ card, code and weights is a no-op; an entry is never overwritten."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import math
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -157,13 +159,21 @@ def submit(card_path: str | Path, board: str | Path = "leaderboard", protocol: s
                               f"{existing.get('provenance', {}).get('date', '?')}); entries are immutable: give the "
                               f"card a new name (e.g. {card.name}-v2)")
     check_protocol_folder(path.parent, suite)
-    data = prepare_data(suite, cache)
-    check_protocol_folder(path.parent, suite, data.fingerprint)
     with registered(entry):
-        check_submission(card, card_path, suite, data, cache, device)
         run = with_models(suite, [card.name], only_given=True)
+        if progress:  # before any work: what will run and roughly how long
+            print(plan_message(card, entry, run), file=sys.stderr, flush=True)
+        data = prepare_data(suite, cache)
+        check_protocol_folder(path.parent, suite, data.fingerprint)
+        check_submission(card, card_path, suite, data, cache, device)
         out = Path(out) if out is not None else cache / "submissions" / f"v{benchmark.PROTOCOL_VERSION}" / card.name
-        record = run_suite(run, out, cache, device=device, progress=progress, backend=backend)
+        # the trainings and the floor check are the first steps of the run's one progress bar, before any attack
+        accuracies: dict[int, float] = {}
+        before = [(f"training {card.name} seed {seed}", functools.partial(_clean_accuracy, card.name, data, cache,
+                                                                           seed, device, accuracies))
+                  for seed in suite.training_seeds]
+        before.append(("clean-accuracy floor", lambda: check_floor(card, card_path, suite, data, accuracies)))
+        record = run_suite(run, out, cache, device=device, progress=progress, backend=backend, before=before)
     failed = [r for r in record.rows if r["error"]]
     if failed:
         first = failed[0]
@@ -254,13 +264,28 @@ def load_submitted_weights(model, path: Path, card_path: Path) -> None:
                               f"{str(exc).splitlines()[0]}") from None
 
 
+def plan_message(card: Card, entry, run: Suite) -> str:
+    """What a submission will run (trainings, cells) and roughly how long, printed before any work."""
+    from benchmark.grid import expand, expand_transfer
+
+    modalities_of = lambda name: entry.modalities  # noqa: E731  (only the card's model is in the run)
+    cells = len(expand(run, modalities_of)) + len(expand_transfer(run, modalities_of))
+    seeds = len(run.training_seeds)
+    return (f"{card.name}: the leaderboard protocol {run.name} ({run.source}): {seeds} trainings (one per training seed, "
+            f"{'by mmrb' if card.trained_by == 'mmrb' else 'none: the weights are final'}), then {cells} cells; "
+            f"roughly {max(1, round(cells * SECONDS_PER_CELL / 60))} min on 2 CPU cores for a small model "
+            f"(examples/submit_fusion: ≈ 7.5 min), longer for a large one")
+
+
+#: Measured: examples/submit_fusion (a small gated fusion; 36 protocol cells and its trainings) ≈ 7.5 min on 2 CPU cores.
+SECONDS_PER_CELL = 12.5
+
+
 def check_submission(card: Card, card_path: Path, suite: Suite, data, cache: Path, device: str) -> None:
-    """Before any attack: the model returns finite (n, 2) logits on a batch, and its clean accuracy (mean over the
-    training seeds) reaches the protocol's floor. Models mmrb trains are trained here (and cached for the run)."""
-    from benchmark.metrics import accuracy
+    """Before any training or attack: the model returns finite (n, 2) logits on a batch of the test split."""
     from wrappers.protocol import check_model
     from wrappers.registry import model_entry
-    from wrappers.training import build_model, obtain_trained, predict_proba
+    from wrappers.training import build_model
 
     test, batch = data.test, slice(0, 8)
     try:
@@ -269,16 +294,44 @@ def check_submission(card: Card, card_path: Path, suite: Suite, data, cache: Pat
         check_model(model, test.images[batch], test.texts[batch], where=f"{card_path}: model {card.name!r}")
     except ModelError as exc:
         raise SubmissionError(str(exc) if str(exc).startswith(str(card_path)) else f"{card_path}: {exc}") from None
-    accuracies = [accuracy(test.labels, predict_proba(obtain_trained(card.name, {}, data.train_set, cache, seed, device),
-                                                      test.images, test.texts).argmax(1))
-                  for seed in suite.training_seeds]
-    floor = suite.leaderboard.min_clean_accuracy
-    if float(np.mean(accuracies)) < floor:
+
+
+def _clean_accuracy(name: str, data, cache: Path, seed: int, device: str, into: dict[int, float]) -> None:
+    """Train (or load) the model of one training seed and record its clean accuracy on the test split."""
+    from benchmark.metrics import accuracy
+    from wrappers.training import obtain_trained, predict_proba
+
+    model = obtain_trained(name, {}, data.train_set, cache, seed, device)
+    into[seed] = accuracy(data.test.labels, predict_proba(model, data.test.images, data.test.texts).argmax(1))
+
+
+def majority_rate(labels: np.ndarray) -> tuple[float, str]:
+    """The accuracy of always predicting the majority class of `labels`, and that class's name."""
+    from benchmark.metrics import CLASS_NAMES
+
+    abnormal = float(np.mean(np.asarray(labels) == 1))
+    return (abnormal, CLASS_NAMES[1]) if abnormal >= 0.5 else (1 - abnormal, CLASS_NAMES[0])
+
+
+def check_floor(card: Card, card_path: Path, suite: Suite, data, accuracies: dict[int, float]) -> None:
+    """The mean clean accuracy over the training seeds must reach the protocol's floor
+    (leaderboard.min_clean_accuracy) and beat the majority-class rate of the protocol's test split (what a model
+    predicting one class for every sample scores), before any attack."""
+    values = [accuracies[seed] for seed in suite.training_seeds]
+    mean, floor = float(np.mean(values)), suite.leaderboard.min_clean_accuracy
+    majority, label = majority_rate(data.test.labels)
+    seeds = f"seeds {suite.training_seeds}: {', '.join(f'{100 * a:.1f}' for a in values)}"
+    if mean < floor:
         raise SubmissionError(
-            f"{card_path}: model {card.name!r} has clean accuracy {100 * np.mean(accuracies):.1f} % (seeds "
-            f"{suite.training_seeds}: {', '.join(f'{100 * a:.1f}' for a in accuracies)}) on the protocol's test set, below "
-            f"the floor {100 * floor:.0f} % ({suite.source}: leaderboard.min_clean_accuracy); no attack was run. Check "
-            f"its training recipe (config['recipe']) or its weights")
+            f"{card_path}: model {card.name!r} has clean accuracy {100 * mean:.1f} % ({seeds}) on the protocol's test "
+            f"set, below the floor {100 * floor:.0f} % ({suite.source}: leaderboard.min_clean_accuracy); no attack was "
+            f"run. Check its training recipe (config['recipe']) or its weights")
+    if mean <= majority + 1e-9:
+        raise SubmissionError(
+            f"{card_path}: model {card.name!r} has clean accuracy {100 * mean:.1f} % ({seeds}) on the protocol's test "
+            f"set, not above its majority-class rate {100 * majority:.1f} % ({label}: what predicting '{label}' for "
+            f"every sample scores; the floor is the higher of leaderboard.min_clean_accuracy and this rate); no "
+            f"attack was run. Check its training recipe (config['recipe']) or its weights")
 
 
 def entry_path(board: Path, name: str) -> Path:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,6 +61,8 @@ class ModelSpec(_Strict):
 
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
+    given_label: str | None = Field(None, alias="label", min_length=1, description=(
+        "the name shown in results (default: the name, plus the overrides if any)"))
 
     @field_validator("name")
     @classmethod
@@ -75,7 +78,9 @@ class ModelSpec(_Strict):
 
     @property
     def label(self) -> str:
-        """The name shown in results: the registered name, plus overrides if any."""
+        """The name shown in results: the `label` given, else the registered name plus overrides if any."""
+        if self.given_label:
+            return self.given_label
         if not self.params:
             return self.name
         return self.name + "[" + ",".join(f"{k}={v}" for k, v in sorted(_flatten(self.params).items())) + "]"
@@ -296,8 +301,9 @@ class Suite(_Strict):
     _in_pixel_range = field_validator("epsilons")(classmethod(lambda cls, value: _check_epsilons(value)))
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Read and validate a suite YAML file."""
+def load_suite(path: str | Path, default_models: Sequence[str] = ()) -> Suite:
+    """Read and validate a suite YAML file (`default_models`: its models if it names none; the Python API's
+    `evaluate(only_given=True)`)."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -310,6 +316,8 @@ def load_suite(path: str | Path) -> Suite:
     if not isinstance(data, dict):
         raise SuiteError(f"{path}: a suite is a YAML mapping with name, dataset, models, attacks, epsilons")
     data.setdefault("name", path.stem)
+    if default_models and not data.get("models"):
+        data["models"] = list(default_models)
     return suite_from_data(data, str(path), hashlib.sha256(raw).hexdigest()[:16], path.parent)
 
 
@@ -324,8 +332,11 @@ def suite_from_data(data: dict[str, Any], where: str = "<suite>", content_hash: 
     data["content_hash"] = content_hash or hashlib.sha256(yaml.safe_dump(data, sort_keys=True).encode()).hexdigest()[:16]
     data["source"] = where
     import_plugins(data.get("plugins"), where, base)
+    from wrappers.registry import references_relative_to
+
     try:
-        return Suite.model_validate(data)
+        with references_relative_to(base):  # models: ["file.py:obj"] relative to the suite, as plugins: are
+            return Suite.model_validate(data)
     except ValidationError as exc:
         raise SuiteError(f"{where}: invalid suite\n" + "\n".join(_describe(err, data) for err in exc.errors())) from None
 

@@ -127,8 +127,9 @@ class ContextBinding:
                 "told for sure. The attack left its ε-ball (ε above ImageView.max_epsilon) or queries fresh images "
                 "(decision-based and minimal-norm attacks such as HopSkipJump or DeepFool): run it with "
                 "view.run_attack(attack, x, y), which attacks groups of samples whose queries stay matched and "
-                "one sample at a time otherwise. To query images other than the bound ones, bind a view to them: "
-                "ImageView(model, images, texts)."
+                "one sample at a time otherwise. To score what run_attack returned, name each row's bound sample: "
+                "view.predict(x_adv, rows=range(len(x_adv))) (x_adv aligned with the bound images). To query "
+                "images other than the bound ones, bind a view to them: ImageView(model, images, texts)."
             )
         return idx
 
@@ -418,5 +419,23 @@ class ImageView(PyTorchClassifier):
         h.update(str(id(self._view.binding)).encode())
         return h.digest()
 
-    def predict(self, x: np.ndarray, batch_size: int | None = None, training_mode: bool = False, **kwargs) -> np.ndarray:
-        return super().predict(x, batch_size=batch_size or self.default_batch_size, training_mode=training_mode, **kwargs)
+    def predict(self, x: np.ndarray, batch_size: int | None = None, training_mode: bool = False,
+                rows: Sequence[int] | None = None, **kwargs) -> np.ndarray:
+        """Logits of `x`. Each row's text is the bound sample its image is nearest to, unless `rows` names it: the
+        index of each row's bound sample (e.g. `view.predict(x_adv, rows=range(len(x)))` after `x_adv =
+        view.run_attack(attack, x, y)` on all bound images in order). Minimal-norm attacks (HopSkipJump, FAB, CW,
+        DeepFool) may return images beyond the matching radius, which only `rows` can score."""
+        if rows is None or self._all is None:
+            return super().predict(x, batch_size=batch_size or self.default_batch_size, training_mode=training_mode,
+                                   **kwargs)
+        index = torch.as_tensor(list(rows), dtype=torch.long)
+        if len(index) != len(x) or (len(index) and (index.min() < 0 or index.max() >= len(self._all))):
+            raise ContextError(f"rows: give one index of a bound sample (0 to {len(self._all) - 1}) per row of x "
+                               f"({len(x)} rows, {len(index)} indices)")
+        images, size, out = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32), batch_size or self.default_batch_size, []
+        with torch.no_grad():
+            for start in range(0, len(images), size):
+                part = index[start:start + size]
+                context = {k: v[part].to(self._device) for k, v in self._all.context.items()}
+                out.append(self.multimodal_model(images[start:start + size].to(self._device), context).cpu().numpy())
+        return np.concatenate(out) if out else np.empty((0, self.nb_classes), dtype=np.float32)

@@ -11,6 +11,7 @@ A model name is one of:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import difflib
 import fnmatch
 import importlib
@@ -57,6 +58,19 @@ class ModelEntry:
 
 _MODELS: dict[str, ModelEntry] = {}
 _ENTRY_POINTS_LOADED = False
+#: The folder a `file.py:object` model reference is resolved against first (a suite's folder while it is read).
+_REFERENCE_BASE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("mmrb_reference_base", default=None)
+
+
+@contextlib.contextmanager
+def references_relative_to(base: Path | None) -> Iterator[None]:
+    """Resolve `file.py:object` model names against `base` first (then the working directory), as `plugins:`
+    are: a suite's models and plug-ins are both relative to the suite file."""
+    token = _REFERENCE_BASE.set(base)
+    try:
+        yield
+    finally:
+        _REFERENCE_BASE.reset(token)
 
 
 def register_model(name: str, cls: type, preset: str = "custom",
@@ -110,7 +124,7 @@ def model_entry(name: str) -> ModelEntry:
     if name in _MODELS:
         return _MODELS[name]
     if ":" in name:
-        _MODELS[name] = resolve_reference(name)
+        _MODELS[name] = resolve_reference(name, _REFERENCE_BASE.get())
         return _MODELS[name]
     load_entry_points()
     try:
@@ -154,8 +168,10 @@ def import_plugin(reference: str, base: Path | None = None):
         candidates = [base / reference] if base is not None else []
         path = next((p for p in [*candidates, Path(reference)] if p.is_file()), None)
         if path is None:
-            tried = ", ".join(str(p) for p in [*candidates, Path(reference)])
-            raise ModelError(f"plug-in file {reference!r} not found (tried {tried})")
+            tried = ", ".join(str(p) for p in [*candidates, Path(reference).resolve()])
+            where = "relative to the suite's (or card's) folder, then the working directory" if candidates else \
+                "relative to the working directory"
+            raise ModelError(f"plug-in file {reference!r} not found (a file is looked up {where}; tried {tried})")
         return _import_file(path.resolve())
     try:
         return importlib.import_module(reference)
@@ -172,6 +188,8 @@ def _import_file(path: Path):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    if str(path.parent) not in sys.path:  # the file can import the modules next to it, as `python file.py` can
+        sys.path.append(str(path.parent))
     try:
         spec.loader.exec_module(module)
     except Exception as exc:

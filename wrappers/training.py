@@ -59,8 +59,12 @@ def model_key(name: str, overrides: dict[str, Any], data_fingerprint: str, seed:
     entry = model_entry(name)
     code = code_digest(entry.cls, entry.factory, sys.modules[__name__])
     key = {"name": name, "overrides": overrides, "data": data_fingerprint, "seed": seed, "v": TRAINING_VERSION, "code": code}
-    if entry.instance is not None:  # a model object handed over: its weights are part of what it is
-        key.update(weights=state_digest(entry.instance), trained=entry.trained)
+    if entry.instance is not None and entry.trained:  # a model object with final weights: they are what it is
+        key.update(weights=state_digest(entry.instance), trained=True)
+    elif entry.instance is not None:  # one mmrb trains: the weights it starts from, seeded (not the object's own)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            key.update(weights=state_digest(entry.factory()), trained=False)
     return _digest(key)
 
 

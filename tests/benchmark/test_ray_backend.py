@@ -155,9 +155,11 @@ def test_plugins_and_model_objects_run_on_ray(tmp_path):
     from wrappers.registry import import_plugin
 
     plugin = write_plugin(tmp_path, "plug_ray", "plug_ray_model")
-    broken = write_plugin(tmp_path, "broken", "broken_model")  # its training fails: the same error rows on both
-    broken.write_text(broken.read_text().replace("def forward(self, images, text):",
-                                                 "def forward(self, images, text):\n        raise RuntimeError('broken on purpose')"))
+    # its training fails (its forward passes the check before work, in eval mode): the same error rows on both
+    broken = write_plugin(tmp_path, "broken", "broken_model")
+    broken.write_text(broken.read_text().replace(
+        "def forward(self, images, text):",
+        "def forward(self, images, text):\n        if self.training:\n            raise RuntimeError('broken on purpose')"))
     module = import_plugin(str(write_plugin(tmp_path, "plug_ray_obj", "plug_ray_obj_model")))
     import torch
 

@@ -120,7 +120,8 @@ def test_checks_before_any_attack(tmp_path, submission, cache_dir):
     board = tmp_path / "board"
     with pytest.raises(SubmissionError, match=r"clean accuracy .* below the floor 99 %.*min_clean_accuracy.*no attack"):
         submit(card(submission), board, protocol(tmp_path, min_clean_accuracy=0.99), cache_dir, out=tmp_path / "run")
-    assert not (tmp_path / "run").exists() and not board.exists()
+    assert not board.exists()
+    assert not (tmp_path / "run" / "results.csv").exists()  # the floor is the bar's step before any cell
     (submission / "bad.py").write_text((submission / "model.py").read_text().replace(
         "return self.head(", "return torch.cat([self.head(f_image), self.head(f_text)], 1)  # (").replace(
         "NAME = '", "NAME = 'bad_"))
