@@ -51,8 +51,8 @@ class StraightThrough(TorchFunctionMode):
 
 
 class Adapted(nn.Module):
-    """`module` attacked adaptively: its forward under BPDA (StraightThrough), the logits averaged over `draws`
-    forward passes (EOT; 1 for a deterministic model)."""
+    """`module` attacked adaptively: its forward under BPDA (StraightThrough) where `bpda`, the logits averaged over
+    `draws` forward passes (EOT; 1 for a deterministic model)."""
 
     def __init__(self, module: nn.Module, draws: int = 1, bpda: bool = True) -> None:
         super().__init__()
@@ -67,6 +67,17 @@ class Adapted(nn.Module):
             logits = torch.stack([self.module(*args) for _ in range(self.draws)]).mean(0)
         self.seen.update(mode.seen)
         return logits
+
+
+def takes_rounding_steps(module: nn.Module, *args: Any) -> bool:
+    """Whether `module(*args)` takes a rounding step BPDA passes through (probed once, under StraightThrough, with
+    the first argument needing a gradient): attacking through BPDA changes nothing for a module that takes none, so
+    the attacks skip the mode's per-operation cost there."""
+    first, *rest = args
+    mode = StraightThrough()
+    with torch.enable_grad(), mode:
+        module(first.detach().clone().requires_grad_(True), *rest)
+    return bool(mode.seen)
 
 
 def is_stochastic(model: nn.Module, images: np.ndarray | None, texts: Sequence[str] | None, rows: int = 8) -> bool:

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.attacks import Crafted, Problem, Target
-from benchmark.attacks.adaptive import StraightThrough
+from benchmark.attacks.adaptive import StraightThrough, takes_rounding_steps
 from benchmark.errors import AttackError
 
 DEFAULTS: dict[str, Any] = {"steps": 100, "restarts": 1, "step_size": None, "random_start": True, "loss": "margin",
@@ -97,6 +97,10 @@ def craft(params: dict[str, Any], target: Target, epsilon: float | None, seed: i
     model.eval().requires_grad_(False)
     device = next(iter(model.parameters()), torch.empty(0)).device
     tokens = model.tokenize(list(target.texts)) if "text" in model.modalities else None
+    if p["bpda"] and n:  # BPDA only where the model takes a rounding step (probed once): no per-operation cost elsewhere
+        rows = slice(0, min(n, 4))
+        p["bpda"] = takes_rounding_steps(model, torch.as_tensor(clean[rows], device=device),
+                                         None if tokens is None else {k: v[rows].to(device) for k, v in tokens.items()})
     best = clean.copy()
     best_margin = np.full(n, np.inf)
     queries = np.zeros(n, dtype=np.int64)

@@ -18,7 +18,7 @@ Hein 2020's protocol):
 Defaults are AutoAttack's budget: 100 steps for APGD and FAB, 5000 Square queries, and `restarts` 5 for the two
 APGD losses (AutoAttack's "plus" count; its standard version runs nine target classes instead, which two classes
 do not have). The gradient parts attack adaptively (benchmark.attacks.adaptive): BPDA (straight-through) for any
-rounding step of the model, and EOT over `eot` forward passes for a randomised model (`eot: auto`: 10 draws when
+rounding step the model takes on its input (probed once; a model without one is attacked as it is), and EOT over `eot` forward passes for a randomised model (`eot: auto`: 10 draws when
 two forward passes on the same inputs differ, else 1).
 
 Each part's cost and the robust samples left after it are kept in the result's params (`cascade`), and the robust
@@ -79,7 +79,7 @@ def _part_params(part: str, settings: dict[str, Any]) -> tuple[str, dict[str, An
 def craft_standard(params: dict[str, Any], target: Target, epsilon: float, seed: int) -> Crafted:
     """Run the parts as a cascade at ε: each on the samples still robust; per sample the input giving its true class
     the lowest probability is kept."""
-    from benchmark.attacks.adaptive import EOT_AUTO, Adapted, is_stochastic
+    from benchmark.attacks.adaptive import EOT_AUTO, Adapted, is_stochastic, takes_rounding_steps
     from benchmark.attacks.torchattacks_adapter import craft_torchattacks
     from benchmark.cascade import Cascade
     from wrappers.training import predict_proba
@@ -90,11 +90,13 @@ def craft_standard(params: dict[str, Any], target: Target, epsilon: float, seed:
     draws = (EOT_DRAWS if is_stochastic(target.model, target.images, target.texts) else 1) if eot == EOT_AUTO \
         else int(eot)
     cascade = Cascade(target, predict_proba(target.model, target.images, target.texts))
+    probe = torch.as_tensor(target.images[:4], dtype=torch.float32, device=target.view.device)
+    bpda = takes_rounding_steps(target.view.model, probe)
     figures, adapted = {}, []
 
     def wrap(part: str):
         def build(module: nn.Module) -> nn.Module:
-            module = Adapted(module, draws)
+            module = Adapted(module, draws, bpda)
             adapted.append(module)
             return PaddedMargin(module) if part == "apgd_margin" else module
         return None if part == "square" else build
