@@ -30,6 +30,7 @@ from benchmark.errors import MmrbError
 from benchmark.grid import Cell
 from benchmark.runner import CellResult, Plan, Progress, Work, compute, describe, needs_text_resources
 from benchmark.validate import check_device
+from wrappers.numerics import numerics_identity
 
 Pending = list[tuple[Cell, str]]  # (cell, cell key), in grid order
 
@@ -160,6 +161,7 @@ class WorkerContext:
     sys_path: list[str]
     plugins: list[str]
     entries: bytes
+    numerics: dict[str, Any]  # the driver's `numerics_identity`: it keyed the models, so every worker must share it
     run: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @classmethod
@@ -180,7 +182,7 @@ class WorkerContext:
                 plugins.insert(0, sys.modules[module].__file__)
             elif module != "__main__":  # a driver script's own classes travel by value
                 plugins.append(module)
-        return cls(plan, threads, list(sys.path), plugins, cloudpickle.dumps(entries))
+        return cls(plan, threads, list(sys.path), plugins, cloudpickle.dumps(entries), numerics_identity(plan.device))
 
     def setup(self) -> None:
         """Rebuild the driver's registry in this process."""
@@ -191,6 +193,13 @@ class WorkerContext:
 
         from wrappers.registry import adopt, import_plugin
 
+        here = numerics_identity(self.plan.device)
+        if here != self.numerics:
+            import socket
+
+            raise MmrbError(f"Ray worker on {socket.gethostname()}: its numerics {here} differ from the driver's "
+                            f"{self.numerics}, which keyed the run's models and cells; run the cluster on nodes of "
+                            "one CPU type and torch build (README: 'Running on Ray')")
         torch.set_num_threads(self.threads)
         sys.path.extend(p for p in self.sys_path if p not in sys.path)
         for plugin in self.plugins:
