@@ -51,8 +51,8 @@ class Backend(Protocol):
 @dataclass(frozen=True)
 class LocalBackend:
     """Cells one after another in this process (the default). `torch_threads`: torch's intra-op threads for the
-    run (default: torch's own, one per core); training results depend on it in the last bits, so compare a Ray run
-    with a local run given the same number of threads per task."""
+    run's attacks and scoring (default: torch's own, one per core); trainings run under the canonical numerical
+    setting whatever it is (`wrappers.numerics.canonical_numerics`), so the figures do not depend on it."""
 
     torch_threads: int | None = None
 
