@@ -52,7 +52,8 @@ class Backend(Protocol):
 class LocalBackend:
     """Cells one after another in this process (the default). `torch_threads`: torch's intra-op threads for the
     run's attacks and scoring (default: torch's own, one per core); trainings run under the canonical numerical
-    setting whatever it is (`wrappers.numerics.canonical_numerics`), so the figures do not depend on it."""
+    setting whatever it is (`wrappers.numerics.canonical_numerics`), and the attacks' figures were measured not to
+    depend on it (README, "Same figures everywhere")."""
 
     torch_threads: int | None = None
 
@@ -87,7 +88,8 @@ class RayBackend:
     `address`: an existing cluster (`"auto"`, `"ray://head:10001"`, or `$RAY_ADDRESS`); None starts a local
     instance with `local_cpus` CPUs (default: all) and stops it afterwards. `ray.init` called by the user before
     is used as it is. Per task: `num_cpus`, `num_gpus` (give GPUs with `device="cuda"`: Ray hides GPUs from tasks
-    that ask for none), `torch_threads` (default: `num_cpus`, at least 1). `max_retries`: re-runs of a task
+    that ask for none), `torch_threads` (default: `num_cpus`, at least 1; trainings run at the canonical 1 whatever
+    it is, see `LocalBackend`). `max_retries`: re-runs of a task
     whose worker died (Ray's own retry; exceptions are never retried)."""
 
     address: str | None = None
