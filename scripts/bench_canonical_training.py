@@ -3,6 +3,7 @@ numerical setting (1 torch thread, deterministic algorithms: `wrappers.numerics.
 before it (the caller's threads: torch's default, one per core), in one run of this script, each from an empty cache.
 
     .venv/bin/python scripts/bench_canonical_training.py [--suite suites/smoke.yaml] [--seed 0] [--threads 2]
+                                                         [--models vision_only early_fusion]
 
 Each model is timed on its own (its single-modality branches, which late and ensemble fusion reuse, are trained
 before in the same cache: the per-model times add up to the suite's training time for that seed). The tiny BERT
@@ -46,11 +47,12 @@ def main() -> None:
     parser.add_argument("--suite", default="suites/smoke.yaml")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="the caller's threads (before)")
+    parser.add_argument("--models", nargs="*", help="these of the suite's models only (default: all)")
     args = parser.parse_args()
     suite = load_suite(args.suite)
     root = Path(tempfile.mkdtemp(prefix="mmrb-bench-canonical-"))
     data = prepare_data(suite, root / "data").train_set
-    models = [m.name for m in suite.models]
+    models = [m.name for m in suite.models if not args.models or m.name in args.models]
     torch.set_num_threads(args.threads)
     before = train_all(models, data, root / "before", args.seed, canonical=False)
     canonical = train_all(models, data, root / "canonical", args.seed, canonical=True)
