@@ -30,6 +30,7 @@ from benchmark.errors import MmrbError
 from benchmark.grid import Cell
 from benchmark.runner import CellResult, Plan, Progress, Work, compute, describe, needs_text_resources
 from benchmark.validate import check_device
+from wrappers.numerics import numerics_identity
 
 Pending = list[tuple[Cell, str]]  # (cell, cell key), in grid order
 
@@ -50,8 +51,9 @@ class Backend(Protocol):
 @dataclass(frozen=True)
 class LocalBackend:
     """Cells one after another in this process (the default). `torch_threads`: torch's intra-op threads for the
-    run (default: torch's own, one per core); training results depend on it in the last bits, so compare a Ray run
-    with a local run given the same number of threads per task."""
+    run's attacks and scoring (default: torch's own, one per core); trainings run under the canonical numerical
+    setting whatever it is (`wrappers.numerics.canonical_numerics`), and the attacks' figures were measured not to
+    depend on it (README, "Same figures everywhere")."""
 
     torch_threads: int | None = None
 
@@ -86,7 +88,8 @@ class RayBackend:
     `address`: an existing cluster (`"auto"`, `"ray://head:10001"`, or `$RAY_ADDRESS`); None starts a local
     instance with `local_cpus` CPUs (default: all) and stops it afterwards. `ray.init` called by the user before
     is used as it is. Per task: `num_cpus`, `num_gpus` (give GPUs with `device="cuda"`: Ray hides GPUs from tasks
-    that ask for none), `torch_threads` (default: `num_cpus`, at least 1). `max_retries`: re-runs of a task
+    that ask for none), `torch_threads` (default: `num_cpus`, at least 1; trainings run at the canonical 1 whatever
+    it is, see `LocalBackend`). `max_retries`: re-runs of a task
     whose worker died (Ray's own retry; exceptions are never retried)."""
 
     address: str | None = None
@@ -160,6 +163,7 @@ class WorkerContext:
     sys_path: list[str]
     plugins: list[str]
     entries: bytes
+    numerics: dict[str, Any]  # the driver's `numerics_identity`: it keyed the models, so every worker must share it
     run: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @classmethod
@@ -180,7 +184,7 @@ class WorkerContext:
                 plugins.insert(0, sys.modules[module].__file__)
             elif module != "__main__":  # a driver script's own classes travel by value
                 plugins.append(module)
-        return cls(plan, threads, list(sys.path), plugins, cloudpickle.dumps(entries))
+        return cls(plan, threads, list(sys.path), plugins, cloudpickle.dumps(entries), numerics_identity(plan.device))
 
     def setup(self) -> None:
         """Rebuild the driver's registry in this process."""
@@ -191,6 +195,13 @@ class WorkerContext:
 
         from wrappers.registry import adopt, import_plugin
 
+        here = numerics_identity(self.plan.device)
+        if here != self.numerics:
+            import socket
+
+            raise MmrbError(f"Ray worker on {socket.gethostname()}: its numerics {here} differ from the driver's "
+                            f"{self.numerics}, which keyed the run's models and cells; run the cluster on nodes of "
+                            "one CPU type and torch build (README: 'Running on Ray')")
         torch.set_num_threads(self.threads)
         sys.path.extend(p for p in self.sys_path if p not in sys.path)
         for plugin in self.plugins:

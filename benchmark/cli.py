@@ -58,7 +58,8 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
     ray.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per Ray task (with --device cuda; 0.5 shares one "
                      "GPU between two tasks)")
     ray.add_argument("--torch-threads", type=int, default=None, help="torch threads per Ray task (default: --num-cpus), "
-                     "or of the local run (default: torch's own)")
+                     "or of the local run (default: torch's own) for attacks and scoring; training always uses 1 "
+                     "(the canonical setting: the same weights and figures at any value)")
     ray.add_argument("--max-retries", type=int, default=3, help="re-runs of a Ray task whose worker died (default 3)")
 
 

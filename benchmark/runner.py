@@ -110,15 +110,15 @@ def _attack_identity(attack: AttackSpec) -> dict[str, Any]:
 class Keys:
     """Content keys of models and cells of one suite on one dataset."""
 
-    def __init__(self, suite: Suite, fingerprint: str, sample_ids: list[str]) -> None:
-        self.suite, self.fingerprint = suite, fingerprint
+    def __init__(self, suite: Suite, fingerprint: str, sample_ids: list[str], device: str = "cpu") -> None:
+        self.suite, self.fingerprint, self.device = suite, fingerprint, device  # device: part of every model's key
         self.samples = digest(sample_ids)
         self.attacks = {a.label: a for a in suite.attacks}  # label -> spec (worst_case parts, compare_with)
         self._models: dict[tuple[str, int], str] = {}
 
     def model(self, spec: ModelSpec, seed: int) -> str:
         if (spec.label, seed) not in self._models:
-            self._models[spec.label, seed] = model_key(spec.name, spec.params, self.fingerprint, seed)
+            self._models[spec.label, seed] = model_key(spec.name, spec.params, self.fingerprint, seed, self.device)
         return self._models[spec.label, seed]
 
     def craft(self, model: ModelSpec, attack: AttackSpec, epsilon: float | None, seed: int, check: bool = True) -> str:
@@ -230,7 +230,7 @@ def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: 
     data = prepare_data(suite, cache_dir)
     modalities_of = lambda name: model_entry(name).modalities  # noqa: E731
     cells = expand(suite, modalities_of) + expand_transfer(suite, modalities_of)
-    keys = Keys(suite, data.fingerprint, data.test.uids)
+    keys = Keys(suite, data.fingerprint, data.test.uids, device)
     cell_keys = [keys.cell(c) for c in cells]
     finished = store.finished()
     pending = [(c, k) for c, k in zip(cells, cell_keys) if k not in finished]

@@ -31,6 +31,7 @@ import defenses  # noqa: F401  (a global, so code digests of the CLIP models cov
 from benchmark.errors import ModelError
 from defenses import create_defense, fit_head
 from wrappers.cache import code_digest, digest, write_atomically
+from wrappers.numerics import canonical_numerics, numerics_identity
 from wrappers.registry import register_model
 
 log = logging.getLogger(__name__)
@@ -248,7 +249,8 @@ def obtain_pretrained_clip(arch: str, pretrained: str | None, images: np.ndarray
     if recipe.epochs == 0:
         return arch
     key = digest({"arch": arch, "pretrained": pretrained, "image_size": image_size, "recipe": asdict(recipe), "seed": seed,
-                  "pairs": pairs_fingerprint(images, texts), "code": code_digest(pretrain_clip, build_clip)})
+                  "pairs": pairs_fingerprint(images, texts), "code": code_digest(pretrain_clip, build_clip),
+                  "numerics": numerics_identity("cpu")})
     folder = Path(cache_dir) / "clip" / "pretrained" / f"{arch.rsplit('/', 1)[-1].replace(':', '-')}-{key}"
     if cache_entry(folder, WEIGHTS_FILE):
         try:
@@ -259,7 +261,8 @@ def obtain_pretrained_clip(arch: str, pretrained: str | None, images: np.ndarray
             shutil.rmtree(folder, ignore_errors=True)
     torch.manual_seed(seed)
     encoder = ClipEncoder(arch, pretrained, image_size)
-    losses = pretrain_clip(encoder, images, texts, recipe, seed)
+    with canonical_numerics():  # the same weights whatever threads the caller runs with
+        losses = pretrain_clip(encoder, images, texts, recipe, seed)
     log.info("pre-trained %s for %d epochs on %d pairs: InfoNCE %.3f -> %.3f", arch, recipe.epochs, len(texts),
              losses[0], losses[-1])
     save_clip(encoder.clip, encoder.cfg, folder)
@@ -304,7 +307,8 @@ class ClipModel(nn.Module):
             self.encoder = ClipEncoder(spec)
         self.encoder.requires_grad_(False).eval()
         key = digest({"config": self.config, "clip": spec, "data": pairs_fingerprint(data.images, data.texts),
-                      "labels": np.asarray(data.labels).tolist(), "seed": seed, "code": code_digest(type(self), *self.code_objects())})
+                      "labels": np.asarray(data.labels).tolist(), "seed": seed, "code": code_digest(type(self), *self.code_objects()),
+                      "numerics": numerics_identity("cpu")})
         folder = cache_dir / "clip" / "heads" / f"{self.config['name']}-{key}"
         head = self.head_module()
         if head is not None:
@@ -316,7 +320,8 @@ class ClipModel(nn.Module):
                     shutil.rmtree(folder, ignore_errors=True)
             if not folder.exists():
                 torch.manual_seed(seed)
-                self.fit_head(data, seed)
+                with canonical_numerics():
+                    self.fit_head(data, seed)
                 write_atomically(folder, lambda tmp: save_file(
                     {k: v.detach().contiguous() for k, v in head.state_dict().items()}, str(tmp / HEAD_FILE)))
         self.trained.fill_(True)

@@ -17,13 +17,14 @@ from torch import nn
 from benchmark.errors import ModelError
 from wrappers.cache import build_lock, code_digest, digest, file_digest, write_atomically
 from wrappers.configs import PRESETS, TEXT_KEYS, VISION_KEYS, TrainRecipe
+from wrappers.numerics import canonical_numerics, current_numerics, numerics_identity
 from wrappers.registry import ModelEntry, create_model, model_entry
 from wrappers.text import TINY_BERT, TextEncoder, make_tiny_bert, tiny_bert_from
 
 log = logging.getLogger(__name__)
 
 #: Bump when a change to training makes cached checkpoints stale.
-TRAINING_VERSION = "4"
+TRAINING_VERSION = "5"  # 5: trained under canonical_numerics (1 thread, deterministic), its identity in the key
 CONFIG_FILE, WEIGHTS_FILE, TEXT_DIR, MANIFEST_FILE = "config.json", "model.safetensors", "text_encoder", "manifest.json"
 
 
@@ -51,14 +52,17 @@ def tiny_bert_folder(texts: Sequence[str], cache_dir: Path, seed: int) -> Path:
     return folder
 
 
-def model_key(name: str, overrides: dict[str, Any], data_fingerprint: str, seed: int) -> str:
+def model_key(name: str, overrides: dict[str, Any], data_fingerprint: str, seed: int, device: str = "cpu") -> str:
     """Content key of a trained model: everything that decides its weights. The resolved config is a function of
     the name, the overrides and the code of the factory, class and presets, so the key hashes those: the
     source of every module defining the model (transitively, see `code_digest`), this training module, the
-    library versions, the data fingerprint and the seed. Editing a factory's default retrains."""
+    library versions (torch's among them), the data fingerprint, the seed, and what of the numerical setting
+    cannot be made canonical (`numerics_identity(device)`: the device type, the CPU's instruction set or the GPU;
+    the threads are canonical, see `canonical_numerics`). Editing a factory's default retrains."""
     entry = model_entry(name)
     code = code_digest(entry.cls, entry.factory, sys.modules[__name__])
-    key = {"name": name, "overrides": overrides, "data": data_fingerprint, "seed": seed, "v": TRAINING_VERSION, "code": code}
+    key = {"name": name, "overrides": overrides, "data": data_fingerprint, "seed": seed, "v": TRAINING_VERSION, "code": code,
+           "numerics": numerics_identity(device)}
     if entry.instance is not None and entry.trained:  # a model object with final weights: they are what it is
         key.update(weights=state_digest(entry.instance), trained=True)
     elif entry.instance is not None:  # one mmrb trains: the weights it starts from, seeded (not the object's own)
@@ -104,14 +108,16 @@ def obtain_trained(name: str, overrides: dict[str, Any], data: LabelledSet, cach
                    seed: int = 0, device: str = "cpu") -> nn.Module:
     """The model `name` trained on `data` with its recipe, on `device`: loaded from the cache when an entry with
     its content key exists and verifies (weights digest and resolved config), else trained and cached.
-    An entry that cannot be read is reported once, naming its folder, and rebuilt."""
+    An entry that cannot be read is reported once, naming its folder, and rebuilt. Training runs under
+    `canonical_numerics()` (one torch thread, deterministic algorithms; the caller's settings are restored after),
+    so the weights are the same whatever threads the caller (a backend, a Ray task) runs with."""
     cache_dir = Path(cache_dir)
     entry = model_entry(name)
     if entry.instance is not None and entry.trained:  # final weights handed over: used as they are
         return entry.instance.to(device).eval()
-    key = model_key(name, overrides, data.fingerprint, seed)
+    key = model_key(name, overrides, data.fingerprint, seed, device)
     folder = cache_dir / "models" / f"{cache_folder_name(name)}-{key}"
-    with build_lock(cache_dir, folder.name):  # trained once even when processes share the cache (Ray tasks)
+    with build_lock(cache_dir, folder.name), canonical_numerics():  # trained once even when processes share the cache
         return _load_or_train(entry, name, overrides, data, cache_dir, seed, device, key, folder)
 
 
@@ -223,8 +229,9 @@ def fit_late_fusion_head(model: nn.Module, data: LabelledSet, recipe: TrainRecip
 
 def save_checkpoint(model: nn.Module, folder: str | Path, key: str = "", cache_dir: Path | None = None) -> Path:
     """Write config.json + model.safetensors (+ the text encoder's tokenizer/config folder) and a manifest with
-    the content key, the resolved config, the weights' sha256 and the torch threads it was trained with, atomically
-    (a killed run leaves no half entry)."""
+    the content key, the resolved config, the weights' sha256 and the numerical setting it was trained under (torch
+    threads, deterministic algorithms, torch version; see `canonical_numerics`), atomically (a killed run leaves no
+    half entry)."""
 
     def fill(tmp: Path) -> None:
         config = dict(model.config)
@@ -235,7 +242,7 @@ def save_checkpoint(model: nn.Module, folder: str | Path, key: str = "", cache_d
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
         save_model(model, str(tmp / WEIGHTS_FILE))
         manifest = {"key": key, "config": _portable(model.config, cache_dir), "weights_sha256": file_digest(tmp / WEIGHTS_FILE),
-                    "torch_threads": torch.get_num_threads()}  # provenance: the last bits of training depend on it
+                    "numerics": current_numerics(model_device(model))}  # provenance
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
     return write_atomically(Path(folder), fill)

@@ -18,8 +18,9 @@ Hein 2020's protocol):
 Defaults are AutoAttack's budget: 100 steps for APGD and FAB, 5000 Square queries, and `restarts` 5 for the two
 APGD losses (AutoAttack's "plus" count; its standard version runs nine target classes instead, which two classes
 do not have). The gradient parts attack adaptively (benchmark.attacks.adaptive): BPDA (straight-through) for any
-rounding step the model takes on its input (probed once; a model without one is attacked as it is), and EOT over `eot` forward passes for a randomised model (`eot: auto`: 10 draws when
-two forward passes on the same inputs differ, else 1).
+rounding step the model takes on its input (probed once; a model without one is attacked as it is), and EOT over
+`eot` forward passes for a randomised model (`eot: auto`: 10 draws when two forward passes on the same inputs
+differ, else 1).
 
 Each part's cost and the robust samples left after it are kept in the result's params (`cascade`), and the robust
 accuracy after each part in `parts`.
