@@ -6,7 +6,7 @@ with `step_factor**k` times the configured steps (step size back to its default 
 (FGSM) gets the restarts only. Rounds stop as soon as one breaks at most `tolerance` samples (the figure stopped
 falling) once `min_rounds` rounds ran, or at the cap of `max_rounds` rounds. Per sample the worst of all runs
 counts, so the published figure is the converged one; a cell is flagged (`not_converged`, ‡) only when the cap was
-hit while the figure was still falling, with the budget it took.
+hit while the figure was still falling and more than `tolerance` samples were left standing, with the budget it took.
 
 Defaults (a suite's `convergence_check: {step_factor, restarts, min_rounds, max_rounds, tolerance}` changes them):
 ×2 steps and +1 restart per round, at least 2 and at most 4 rounds, tolerance 1 sample. For PGD-10 that is
@@ -103,7 +103,8 @@ def escalate(cascade, attack: Callable[[dict[str, Any], Target, int], Crafted], 
             broken += part.broken
         if broken <= tolerance and k >= min(min_rounds, max_rounds):
             break
-        capped = k == max_rounds
+        # at the cap and still falling; converged all the same when too few samples are left to fall by more
+        capped = k == max_rounds and len(cascade.survivors()) > tolerance
     checks = cascade.parts[-runs:] if runs else []
     return {"rounds": rounds, "capped": capped, "steps": largest, "restarts": runs,
             "attacked": sum(p.attacked for p in checks), "seconds": round(sum(p.seconds for p in checks), 3)}

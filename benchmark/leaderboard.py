@@ -128,7 +128,7 @@ def render_markdown(table: pd.DataFrame) -> str:
                   f"n = {last['n']} · commit `{last['git_commit']}` · "
                   f"{last['date']}  ", f"{last['packages']}", ""]
         group = group.assign(column=group.apply(_column, axis=1))
-        for metric, title in (("robust_accuracy", "Accuracy (‡ not converged: the stronger re-run's figure; "
+        for metric, title in (("robust_accuracy", "Accuracy (‡ not converged: the escalating check hit its cap; "
                                                   "* soundness flags, see leaderboard.csv)"),
                               ("robust_accuracy_normal", "Accuracy on normal studies"),
                               ("robust_accuracy_abnormal", "Accuracy on abnormal studies"),

@@ -160,8 +160,9 @@ def write_tables(rows: list[dict[str, Any]], out_dir: str | Path) -> str:
     accuracy = accuracy_table(frame)
     if not accuracy.empty:
         parts += ["## Robust accuracy (%) per attack: mean over training seeds ± 95 % half-width · per class "
-                  "(N normal / A abnormal recall) · ‡ not converged: the stronger re-run's figure, the attack's own "
-                  "in brackets", "", markdown(accuracy, "attack [modality]"), ""]
+                  "(N normal / A abnormal recall) · gradient attacks after the escalating convergence check · ‡ not "
+                  "converged: the check hit its cap while the figure still fell (the figure as run in brackets)", "",
+                  markdown(accuracy, "attack [modality]"), ""]
     attribution = attribution_table(frame)
     if not attribution.empty:
         parts += ["## Per-modality attribution: robust accuracy (%), lowest over the attacks of each modality; "
