@@ -70,11 +70,9 @@ class Cascade:
     def robust_accuracy(self) -> float:
         return float(self.robust.mean()) if len(self.labels) else float("nan")
 
-    def run(self, name: str, attack: Callable[[Target], Crafted], epsilon: float | None = None,
-            score: Callable[[Target, Crafted], np.ndarray] | None = None) -> Part:
+    def run(self, name: str, attack: Callable[[Target], Crafted], epsilon: float | None = None) -> Part:
         """Run `attack` on a Target of the survivors; keep, per attacked sample, the lower true-class probability.
-        `epsilon`: the L∞ budget its images must respect (an image beyond it counts as its clean image);
-        `score`: (sub-target, crafted) -> class probabilities (default: the model on the crafted pairs)."""
+        `epsilon`: the L∞ budget its images must respect (an image beyond it counts as its clean image)."""
         index = self.survivors()
         start = time.perf_counter()
         if len(index) == 0:
@@ -84,7 +82,7 @@ class Cascade:
         sub = self.target.subset(index)
         crafted = attack(sub)
         crafted, _ = enforce_budget(crafted, sub.images, epsilon)
-        probs = score(sub, crafted) if score is not None else _predict(sub, crafted)
+        probs = _predict(sub, crafted)
         true_now = self.probs[index, self.labels[index]]
         better = probs[np.arange(len(index)), self.labels[index]] < true_now
         chosen = index[better]

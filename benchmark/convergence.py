@@ -108,3 +108,13 @@ def escalate(cascade, attack: Callable[[dict[str, Any], Target, int], Crafted], 
     checks = cascade.parts[-runs:] if runs else []
     return {"rounds": rounds, "capped": capped, "steps": largest, "restarts": runs,
             "attacked": sum(p.attacked for p in checks), "seconds": round(sum(p.seconds for p in checks), 3)}
+
+
+def escalate_attack(cascade, source: str, name: str, params: dict[str, Any], epsilon: float | None, seed: int,
+                    label: str | None = None, **schedule: int) -> dict[str, Any]:
+    """`escalate` for the suite attack {source, name, params} at ε (the convergence check, the floor's unbounded
+    attack); `schedule`: step_factor, restarts, min_rounds, max_rounds, tolerance (defaults above)."""
+    from benchmark.attacks import craft
+
+    return escalate(cascade, lambda p, sub, s: craft(source, name, p, sub, epsilon, s), accepted_params(source, name),
+                    source, params, epsilon, seed, label=label or name, **schedule)

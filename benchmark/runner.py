@@ -25,7 +25,7 @@ from benchmark.artifacts import Artifact, ArtifactCache
 from benchmark.attacks import Crafted, Target, craft, enforce_budget, pick_worst
 from benchmark.attacks.probes import gradient_health
 from benchmark.cascade import Cascade
-from benchmark.convergence import accepted_params, escalate, is_gradient_attack
+from benchmark.convergence import escalate_attack, is_gradient_attack
 from benchmark.data import SplitArrays, load_dataset
 from benchmark.errors import AttackError, Interrupted, MmrbError
 from benchmark.grid import Cell, expand, expand_transfer
@@ -399,13 +399,10 @@ class Work:
                            adv_prob: np.ndarray) -> tuple[Crafted, np.ndarray, dict[str, Any]]:
         """The cell's attack escalated on the samples it left standing (benchmark.convergence.escalate): the worst
         inputs found, their probabilities and the check's record (rounds, cap, budget, cost)."""
-        attack, spec = cell.attack, self.suite.convergence_check
-        accepted = accepted_params(attack.source, attack.name)
+        attack = cell.attack
         cascade = Cascade(target, adv_prob, crafted.images, crafted.texts)
-        record = escalate(cascade, lambda params, sub, seed: craft(attack.source, attack.name, params, sub,
-                                                                    cell.epsilon, seed),
-                          accepted, attack.source, attack.params, cell.epsilon, cell.seed, spec.step_factor,
-                          spec.restarts, spec.max_rounds, spec.tolerance, spec.min_rounds, label=attack.label)
+        record = escalate_attack(cascade, attack.source, attack.name, attack.params, cell.epsilon, cell.seed,
+                                 attack.label, **self.suite.convergence_check.model_dump())
         return replace(crafted, images=cascade.images, texts=cascade.texts), cascade.probs, record
 
     def _worst_case(self, cell: Cell, run: TrainedModel) -> Artifact:

@@ -16,6 +16,7 @@ and without BPDA, so a masked model whose masking BPDA cannot undo is listed unr
 """
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -60,12 +61,10 @@ class Adapted(nn.Module):
         self.seen: Counter[str] = Counter()
 
     def forward(self, *args: Any) -> torch.Tensor:
-        mode = StraightThrough() if self.bpda else None
-        if mode is None:
-            return torch.stack([self.module(*args) for _ in range(self.draws)]).mean(0)
+        mode = StraightThrough() if self.bpda else contextlib.nullcontext()
         with mode:
             logits = torch.stack([self.module(*args) for _ in range(self.draws)]).mean(0)
-        self.seen.update(mode.seen)
+        self.seen.update(getattr(mode, "seen", ()))
         return logits
 
 
@@ -84,7 +83,6 @@ def is_stochastic(model: nn.Module, images: np.ndarray | None, texts: Sequence[s
     """Whether the model gives different outputs on the same inputs (a randomised defence; eval mode)."""
     from wrappers.training import predict_logits
 
-    take = slice(0, rows)
-    first = predict_logits(model, None if images is None else images[take], None if texts is None else list(texts)[take])
-    second = predict_logits(model, None if images is None else images[take], None if texts is None else list(texts)[take])
-    return not torch.equal(first, second)
+    images = None if images is None else images[:rows]
+    texts = None if texts is None else list(texts)[:rows]
+    return not torch.equal(predict_logits(model, images, texts), predict_logits(model, images, texts))

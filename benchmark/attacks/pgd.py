@@ -27,7 +27,9 @@ import torch.nn.functional as F
 
 from benchmark.attacks import Crafted, Problem, Target
 from benchmark.attacks.adaptive import StraightThrough, takes_rounding_steps
+from benchmark.attacks.probes import frozen, true_margin
 from benchmark.errors import AttackError
+from wrappers.training import model_device
 
 DEFAULTS: dict[str, Any] = {"steps": 100, "restarts": 1, "step_size": None, "random_start": True, "loss": "margin",
                             "eot": 1, "bpda": True, "batch_size": 128}
@@ -62,12 +64,6 @@ def check(params: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """True-class logit minus the largest other: negative exactly when the sample is misclassified."""
-    true = logits.gather(1, labels[:, None])[:, 0]
-    return true - logits.scatter(1, labels[:, None], float("-inf")).amax(1)
-
-
 def _starts(images: np.ndarray, epsilon: float, seed: int, restart: int) -> np.ndarray:
     """Per sample, a uniform draw from the ε-ball seeded by (seed, restart, a checksum of the sample's image)."""
     out = np.empty_like(images)
@@ -93,19 +89,17 @@ def craft(params: dict[str, Any], target: Target, epsilon: float | None, seed: i
     clean = np.asarray(target.images, dtype=np.float32)
     labels_all = np.asarray(target.labels)
     n = len(clean)
-    was_training, requires = model.training, [q.requires_grad for q in model.parameters()]
-    model.eval().requires_grad_(False)
-    device = next(iter(model.parameters()), torch.empty(0)).device
+    device = model_device(model)
     tokens = model.tokenize(list(target.texts)) if "text" in model.modalities else None
-    if p["bpda"] and n:  # BPDA only where the model takes a rounding step (probed once): no per-operation cost elsewhere
-        rows = slice(0, min(n, 4))
-        p["bpda"] = takes_rounding_steps(model, torch.as_tensor(clean[rows], device=device),
-                                         None if tokens is None else {k: v[rows].to(device) for k, v in tokens.items()})
     best = clean.copy()
     best_margin = np.full(n, np.inf)
     queries = np.zeros(n, dtype=np.int64)
     seen: dict[str, int] = {}
-    try:
+    with frozen(model):
+        if p["bpda"] and n:  # BPDA only where the model takes a rounding step (probed once): no per-op cost elsewhere
+            rows = slice(0, min(n, 4))
+            p["bpda"] = takes_rounding_steps(model, torch.as_tensor(clean[rows], device=device),
+                                             None if tokens is None else {k: v[rows].to(device) for k, v in tokens.items()})
         for restart in range(int(p["restarts"])):
             standing = np.flatnonzero(best_margin >= 0)
             if not len(standing):
@@ -121,10 +115,6 @@ def craft(params: dict[str, Any], target: Target, epsilon: float | None, seed: i
                 best[rows[better]] = found[better]
                 best_margin[rows[better]] = found_margin[better]
                 queries[rows] += used
-    finally:
-        model.train(was_training)
-        for q, flag in zip(model.parameters(), requires):
-            q.requires_grad_(flag)
     settings = {k: v for k, v in p.items() if k != "batch_size"}
     return Crafted(best, list(target.texts), steps, {**settings, "step_size": size, "bpda_steps": seen}, queries)
 
@@ -150,7 +140,7 @@ def _run(model: torch.nn.Module, clean: np.ndarray, start: np.ndarray, labels: n
             for name, count in (mode.seen.items() if mode is not None else ()):
                 seen[name] = seen.get(name, 0) + count
             used[active.cpu().numpy()] += draws
-            m = torch.stack([margin(z.detach(), y[active]) for z in logits]).mean(0)
+            m = torch.stack([true_margin(z.detach(), y[active]) for z in logits]).mean(0)
             better = m < best_margin[active]
             best[active[better]] = xa.detach()[better]
             best_margin[active[better]] = m[better]
@@ -160,7 +150,7 @@ def _run(model: torch.nn.Module, clean: np.ndarray, start: np.ndarray, labels: n
             if p["loss"] == "ce":
                 loss = torch.stack([F.cross_entropy(z, y[active], reduction="sum") for z in logits]).mean()
             else:
-                loss = -torch.stack([margin(z, y[active]) for z in logits]).mean(0).sum()
+                loss = -torch.stack([true_margin(z, y[active]) for z in logits]).mean(0).sum()
             (grad,) = torch.autograd.grad(loss, xa)
         with torch.no_grad():
             moved = xa.detach() + size * grad.sign()

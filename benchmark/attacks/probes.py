@@ -7,7 +7,8 @@ both score every candidate by position (row i with text i), never through the im
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -141,14 +142,15 @@ def image_replacement(params: dict[str, Any], target: Target, epsilon: float | N
     cascade.parts.append(Part("pool", len(chosen), int((~cascade.robust).sum()), int(cascade.robust.sum()), 0.0,
                               float(len(chosen) * len(pool))))
     cascade.charge(float(len(pool)))
-    for i, extra in enumerate(_extras(params.get("extra"), target)):
+    extras = _extras(params.get("extra"), target)
+    for i, extra in enumerate(extras):
         if isinstance(extra, np.ndarray):
             # the attacked samples are exactly the survivors at call time
             cascade.run(f"extra{i}", lambda sub, rows=extra: Crafted(rows[cascade.survivors()], list(sub.texts), 0,
                                                                       queries=np.ones(len(sub.texts))))
             continue
         _run_extra(cascade, extra, seed, bool(params.get("escalate", True)))
-    return cascade.crafted(0, {"candidates": len(pool), "extra": len(_extras(params.get("extra"), target))})
+    return cascade.crafted(0, {"candidates": len(pool), "extra": len(extras)})
 
 
 def _extras(extra: Any, target: Target) -> list[np.ndarray | dict]:
@@ -172,14 +174,13 @@ def _extras(extra: Any, target: Target) -> list[np.ndarray | dict]:
 
 def _run_extra(cascade, entry: dict, seed: int, escalated: bool) -> None:
     """An extra attack on the survivors of `cascade`, then escalated (gradient attacks) while it still breaks samples."""
-    from benchmark.convergence import accepted_params, escalate, is_gradient_attack
+    from benchmark.convergence import escalate_attack, is_gradient_attack
 
     source, name, attack_params = entry.get("source", "art"), entry["name"], dict(entry.get("params", {}))
     epsilon = float(entry.get("epsilon", 1.0))
     cascade.run(name, lambda sub: craft(source, name, attack_params, sub, epsilon, seed))
     if escalated and is_gradient_attack(source, name):
-        escalate(cascade, lambda p, sub, s: craft(source, name, p, sub, epsilon, s), accepted_params(source, name),
-                 source, attack_params, epsilon, seed, label=name)
+        escalate_attack(cascade, source, name, attack_params, epsilon, seed)
 
 
 def _margins_against_pool(model: torch.nn.Module, pool: torch.Tensor, tokens: dict[str, torch.Tensor] | None,
@@ -280,9 +281,7 @@ def gradient_health(model: torch.nn.Module, images: np.ndarray, texts: list[str]
     if "image" not in model.modalities:
         return {"zero_gradient": float("nan"), "nonfinite_gradient": float("nan"), "zero_gradient_bpda": float("nan"),
                 "stochastic": float("nan")}
-    was_training, requires = model.training, [p.requires_grad for p in model.parameters()]
-    model.eval().requires_grad_(False)
-    try:
+    with frozen(model):
         device = _device(model)
         tokens = _tokens(model, list(texts) if texts is not None else [], device)
         y = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=device)
@@ -297,13 +296,23 @@ def gradient_health(model: torch.nn.Module, images: np.ndarray, texts: list[str]
                 grad = _input_gradient(model, x, _rows(tokens, index), y[index])
             zero_bpda += int((grad == 0).all(1).sum())
         stochastic = is_stochastic(model, images, texts)
+    n = len(images)
+    return {"zero_gradient": zero / n, "nonfinite_gradient": nonfinite / n, "zero_gradient_bpda": zero_bpda / n,
+            "stochastic": float(stochastic)}
+
+
+@contextlib.contextmanager
+def frozen(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """The model in eval mode with its parameters frozen (gradients flow to the inputs only); its mode and each
+    parameter's requires_grad are restored on exit."""
+    was_training, requires = model.training, [p.requires_grad for p in model.parameters()]
+    model.eval().requires_grad_(False)
+    try:
+        yield model
     finally:
         model.train(was_training)
         for p, flag in zip(model.parameters(), requires):
             p.requires_grad_(flag)
-    n = len(images)
-    return {"zero_gradient": zero / n, "nonfinite_gradient": nonfinite / n, "zero_gradient_bpda": zero_bpda / n,
-            "stochastic": float(stochastic)}
 
 
 def _input_gradient(model: Callable, x: torch.Tensor, tokens: dict[str, torch.Tensor] | None,
