@@ -1,15 +1,10 @@
-"""mmrb: adversarial robustness benchmark for multimodal (image + text) classifiers."""
+"""mmrb's benchmark layer: suites, attacks, the run driver and its cell engine, boards and the gate."""
 import os
 from pathlib import Path
 
-__version__ = "0.1.0"
+from mmrb.core.version import PROTOCOL_VERSION, __version__
 
-#: Bumped whenever a change makes new leaderboard numbers incomparable with old ones
-#: (data rules, metric definitions, attack defaults). 2: training seeds with intervals, the convergence check,
-#: per-class figures, the floor and soundness flags. 3: converged by construction — the escalating convergence check
-#: (the converged figure published), the standard evaluation at AutoAttack's budget (cascaded, BPDA/EOT), the floor's
-#: unbounded attack escalated, masking-flagged models unranked, outside evaluations.
-PROTOCOL_VERSION = "3"
+__all__ = ["PROTOCOL_VERSION", "__version__", "default_cache"]
 
 
 def default_cache() -> Path:

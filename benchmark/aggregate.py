@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.metrics import seed_interval
+from mmrb.core.stats import seed_interval, t_halfwidth
 
 GROUP = ("model", "attack", "attack_source", "modality", "epsilon", "transfer_source")
 #: Accuracies and the column holding the number of samples they are proportions of.
@@ -26,13 +26,6 @@ MEANS = ("steps", "queries", "agreement_gap", "max_perturbation", "over_budget",
          "check_restarts", "check_attacked", "check_seconds")
 #: Largest over the seeds: the budget the convergence check needed.
 MAXIMA = ("check_steps",)
-
-
-def _t_half_width(values: np.ndarray, confidence: float = 0.95) -> float:
-    from scipy import stats
-
-    k = len(values)
-    return float(stats.t.ppf((1 + confidence) / 2, k - 1) * values.std(ddof=1) / np.sqrt(k)) if k > 1 else 0.0
 
 
 def aggregate(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -58,7 +51,7 @@ def aggregate(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
             values = _values(group, metric)
             if len(values):
                 row.update({metric: float(values.mean()), f"{metric}_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                            f"{metric}_hw": _t_half_width(values)})
+                            f"{metric}_hw": t_halfwidth(values)})
         for metric in MEANS:
             values = _values(group, metric)
             if len(values):

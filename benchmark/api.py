@@ -14,9 +14,9 @@ from torch import nn
 
 from benchmark import default_cache
 from benchmark.backends import Backend
-from benchmark.errors import ModelError, SuiteError
 from benchmark.runner import RunRecord, run_suite
 from benchmark.suite import ModelSpec, Suite, load_suite, suite_from_data
+from mmrb.core.errors import ModelError, SuiteError
 from wrappers.registry import ModelEntry, model_entry, registered
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mmrb.core.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,12 @@ class ArtifactCache:
         extra = {"meta": np.array(json.dumps(artifact.meta, sort_keys=True, default=_plain))}
         if artifact.texts is not None:
             extra["texts"] = np.array(json.dumps(list(artifact.texts)))
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        with tmp.open("wb") as handle:
-            np.savez(handle, **arrays, **extra)
-        os.replace(tmp, path)
+
+        def fill(tmp: Path) -> None:
+            with tmp.open("wb") as handle:  # a handle: np.savez would add .npz to a path
+                np.savez(handle, **arrays, **extra)
+
+        atomic_write(path, fill)
 
 
 def _plain(value: Any) -> Any:

@@ -26,10 +26,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from benchmark.errors import MmrbError
 from benchmark.grid import Cell
 from benchmark.runner import CellResult, Plan, Progress, Work, compute, describe, needs_text_resources
 from benchmark.validate import check_device
+from mmrb.core.errors import MmrbError
 from wrappers.numerics import numerics_identity
 
 Pending = list[tuple[Cell, str]]  # (cell, cell key), in grid order

@@ -15,7 +15,6 @@ import hashlib
 import html
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -26,7 +25,8 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.errors import MmrbError
+from mmrb.core.errors import MmrbError
+from mmrb.core.io import atomic_write
 
 ENTRY_VERSION = 1
 #: One entry file, as `mmrb submit` writes it. Figures are fractions in [0, 1]; any number may be null.
@@ -835,11 +835,7 @@ def write_plots(board: dict[str, list[Ranked]], directory: Path) -> dict[str, di
 
 
 def _replace(path: Path, text: str) -> Path:
-    """Write `text` to `path` atomically (temporary file + rename): a reader never sees half a page."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, text)
 
 
 def build_board(directory: Path) -> list[Path]:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from benchmark import default_cache
-from benchmark.errors import MmrbError
+from mmrb.core.errors import MmrbError
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -105,7 +105,7 @@ def cmd_evaluate_entry(args: argparse.Namespace) -> None:
 def build_locked(directory: Path) -> list[Path]:
     """Rebuild the leaderboard pages holding the folder's lock (two builds never interleave)."""
     from benchmark.board import build_board
-    from benchmark.results import folder_lock
+    from mmrb.core.io import folder_lock
 
     with folder_lock(directory, "the leaderboard", wait=True):
         return build_board(directory)
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"mmrb: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt as exc:  # Ctrl-C: one line (what the run folder kept), not a traceback
-        from benchmark.errors import Interrupted
+        from mmrb.core.errors import Interrupted
 
         print(str(exc) if isinstance(exc, Interrupted) else "interrupted before any cell was committed; run the same "
               "command again to start over (models, attacks and data already in the cache are reused)", file=sys.stderr)

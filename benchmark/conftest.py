@@ -34,8 +34,8 @@ SUITES = pytest.StashKey[list]()
 
 def pytest_configure(config: pytest.Config) -> None:
     """Load and validate the gate's suites before collection: a bad suite is a usage error naming the field."""
-    from benchmark.errors import MmrbError
     from benchmark.suite import load_suite
+    from mmrb.core.errors import MmrbError
 
     paths = [Path(p) for p in config.getoption("--mmrb-suite")] or [DEFAULT_SUITE]
     try:

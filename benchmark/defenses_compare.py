@@ -15,10 +15,8 @@ differences over seeds), accuracy_vs_noise_*.png, provenance.json.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,8 +29,9 @@ import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from benchmark import PROTOCOL_VERSION, __version__
-from benchmark.errors import SuiteError
+from mmrb.core.errors import SuiteError
+from mmrb.core.provenance import provenance as make_provenance
+from mmrb.core.stats import mean_interval
 
 log = logging.getLogger(__name__)
 PACKAGES = ("torch", "open_clip", "adversarial-robustness-toolbox", "numpy")
@@ -338,15 +337,7 @@ def check_defenses(suite: DefenseSuite, data: Data) -> None:
 
 def interval(values: Sequence[float]) -> tuple[float, float]:
     """Mean and half-width of the 95 % Student-t interval over seeds (0 for one seed)."""
-    from scipy import stats
-
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    if len(values) == 0:
-        return float("nan"), float("nan")
-    if len(values) < 2:
-        return float(values.mean()), 0.0
-    return float(values.mean()), float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+    return mean_interval(values)
 
 
 def _cell(values: Sequence[float]) -> str:
@@ -462,20 +453,8 @@ def plot_accuracy(frame: pd.DataFrame, out: Path) -> list[Path]:
 
 def provenance(suite: DefenseSuite, data_fingerprint: str) -> dict[str, Any]:
     """What the outputs of one comparison record about how they were produced (as the leaderboard's entries)."""
-    from wrappers.cache import library_version
-
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).parent,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        commit = head + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {"protocol_version": PROTOCOL_VERSION, "suite": suite.name, "suite_hash": suite.content_hash,
-            "data_fingerprint": data_fingerprint, "seeds": list(suite.seeds), "git_commit": commit,
-            "packages": ";".join(f"{p}={library_version(p)}" for p in PACKAGES), "mmrb_version": __version__,
-            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return make_provenance(suite=suite.name, suite_hash=suite.content_hash, data_fingerprint=data_fingerprint,
+                           seeds=list(suite.seeds), packages=PACKAGES)
 
 
 def compare_defenses(suite: DefenseSuite, out: str | Path, cache_dir: str | Path, progress: bool = True) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import benchmark
 from benchmark import default_cache
-from benchmark.errors import MmrbError
+from mmrb.core.errors import MmrbError
 
 if TYPE_CHECKING:
     from benchmark.backends import Backend
@@ -80,10 +80,10 @@ def evaluate_entry(card_path: str | Path, evaluation: str | Path, board: str | P
     """Replay `evaluation` on the entry of `card_path` (module docstring); returns the written file and a summary."""
     from benchmark.aggregate import aggregate
     from benchmark.api import with_models
-    from benchmark.leaderboard import git_commit, package_versions
     from benchmark.runner import run_suite
     from benchmark.submit import entry_path, load_card, load_protocol, read_entry, resolve_card
     from benchmark.suite import suite_from_data
+    from mmrb.core.provenance import git_commit, package_versions
     from wrappers.cache import code_digest, file_digest
     from wrappers.registry import registered
 

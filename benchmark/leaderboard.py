@@ -5,21 +5,17 @@ Publishing is safe under concurrency: a lock on the folder around read-merge-wri
 atomically, so no entry is lost and no reader sees half a file."""
 from __future__ import annotations
 
-import datetime as dt
-import os
-import subprocess
 from collections.abc import Iterable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from benchmark import PROTOCOL_VERSION, __version__
 from benchmark.aggregate import aggregate, with_interval
-from benchmark.results import folder_lock
+from mmrb.core.io import atomic_write, folder_lock
+from mmrb.core.provenance import PACKAGES, git_commit, package_versions  # noqa: F401  (re-exported)
+from mmrb.core.provenance import provenance as make_provenance
 
-PACKAGES = ("torch", "torchvision", "adversarial-robustness-toolbox", "timm", "transformers")
 PROVENANCE = ("protocol_version", "suite", "suite_hash", "data_fingerprint", "seed", "git_commit", "packages",
               "mmrb_version", "date")
 SCORES = ("model", "attack", "attack_source", "modality", "epsilon", "steps", "transfer_source", "n", "seeds", "seed_list",
@@ -34,40 +30,9 @@ KEY = ("protocol_version", "suite", "suite_hash", "data_fingerprint", "model", "
 CSV_NAME, MD_NAME = "leaderboard.csv", "LEADERBOARD.md"
 
 
-HERE = Path(__file__).resolve().parent
-
-
-def git_commit(where: Path = HERE) -> str:
-    """HEAD of the checkout mmrb runs from, '-dirty' if tracked files (outside leaderboard/) changed;
-    'unknown' outside git."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, check=True).stdout.strip()
-
-    try:
-        head = git("rev-parse", "--short=12", "HEAD")
-        # the leaderboard's own files do not make a checkout dirty: publishing rewrites them
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)leaderboard")
-        return head + ("-dirty" if changed else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def package_versions() -> str:
-    """Versions of the packages that decide the numbers, as 'name=version;...'."""
-    def version(name: str) -> str:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return "absent"
-
-    return ";".join(f"{name}={version(name)}" for name in PACKAGES)
-
-
 def provenance(suite_name: str, suite_hash: str, data_fingerprint: str, seed: int) -> dict[str, Any]:
     """What every entry of one run records about how it was produced."""
-    return dict(protocol_version=PROTOCOL_VERSION, suite=suite_name, suite_hash=suite_hash,
-                data_fingerprint=data_fingerprint, seed=seed, git_commit=git_commit(), packages=package_versions(),
-                mmrb_version=__version__, date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return make_provenance(suite=suite_name, suite_hash=suite_hash, data_fingerprint=data_fingerprint, seed=seed)
 
 
 def publish(rows: Iterable[dict[str, Any]], meta: dict[str, Any], directory: str | Path) -> tuple[Path, Path]:
@@ -94,16 +59,9 @@ def publish(rows: Iterable[dict[str, Any]], meta: dict[str, Any], directory: str
             old = old.reindex(columns=new.columns)
         table = pd.concat([old, new]) if old is not None and len(old) else new
         table = table.drop_duplicates(subset=list(KEY), keep="last")
-        _replace(csv_path, table.to_csv(index=False))
-        _replace(md_path, render_markdown(table))
+        atomic_write(csv_path, table.to_csv(index=False))
+        atomic_write(md_path, render_markdown(table))
     return csv_path, md_path
-
-
-def _replace(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically (temporary file + rename)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _column(row: pd.Series) -> str:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mmrb.core.stats import seed_interval, wilson_interval  # noqa: F401  (re-exported)
+
 
 def accuracy(y: np.ndarray, pred: np.ndarray) -> float:
     """Fraction of predictions equal to the labels."""
@@ -86,41 +88,3 @@ def robustness_scores(y: np.ndarray, clean_prob: np.ndarray, adv_prob: np.ndarra
     }
 
 
-def wilson_interval(p: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """Wilson score interval of a proportion `p` observed on `n` samples (good coverage near 0 and 1)."""
-    if n <= 0:
-        return float("nan"), float("nan")
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
-
-
-def seed_interval(values: np.ndarray | list[float], n: int, confidence: float = 0.95) -> dict[str, float]:
-    """Mean, standard deviation and a confidence interval of an accuracy measured once per training seed on
-    the same `n` test samples.
-
-    Two independent sources of error are combined:
-    - the seeds: which models training happens to produce. A t-interval of the mean over the k seeds,
-      half-width h_seed = t_{(1+c)/2, k-1} · s / √k (s: sample standard deviation; 0 for one seed);
-    - the test set: every seed is scored on the same n samples, so averaging seeds does not shrink this
-      part. The Wilson interval [w_lo, w_hi] of the mean accuracy p̄ with n trials.
-    Half-widths of independent errors add in quadrature (their variances add), side by side:
-      low = p̄ − √(h_seed² + (p̄ − w_lo)²),  high = p̄ + √(h_seed² + (w_hi − p̄)²), clipped to [0, 1].
-    Chosen over a bootstrap because it is exact to test, has no resampling noise, and with 3 seeds a
-    bootstrap over seeds would underestimate their spread.
-    """
-    from scipy import stats
-
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    k = len(values)
-    if k == 0:
-        return dict(mean=float("nan"), std=float("nan"), ci_low=float("nan"), ci_high=float("nan"))
-    mean = float(values.mean())
-    std = float(values.std(ddof=1)) if k > 1 else 0.0
-    h_seed = float(stats.t.ppf((1 + confidence) / 2, k - 1) * std / np.sqrt(k)) if k > 1 else 0.0
-    z = float(stats.norm.ppf((1 + confidence) / 2))
-    w_lo, w_hi = wilson_interval(mean, n, z)
-    low = mean - np.sqrt(h_seed ** 2 + (mean - w_lo) ** 2)
-    high = mean + np.sqrt(h_seed ** 2 + (w_hi - mean) ** 2)
-    return dict(mean=mean, std=std, ci_low=float(max(0.0, low)), ci_high=float(min(1.0, high)))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from benchmark.errors import ModelError
+from mmrb.core.errors import ModelError
 
 if TYPE_CHECKING:
     from benchmark.runner import SuiteData

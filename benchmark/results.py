@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import fcntl
 import json
-import os
 import sqlite3
 import time
 import uuid
@@ -19,7 +17,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import MmrbError
+from mmrb.core.errors import MmrbError
+from mmrb.core.io import atomic_write, folder_lock
 
 #: Columns of results.csv, in order (README: "Metrics").
 COLUMNS = (
@@ -34,36 +33,6 @@ COLUMNS = (
     "max_perturbation", "over_budget", "seconds", "params", "error",
 )
 DB_NAME, LOCK_NAME, CSV_NAME = "run.sqlite", ".mmrb.lock", "results.csv"
-
-
-@contextlib.contextmanager
-def folder_lock(folder: Path, what: str, wait: bool) -> Iterator[None]:
-    """An exclusive lock on `folder` (released by the OS if the process dies). `wait=False` refuses at once
-    with a message naming the holder instead of waiting."""
-    if folder.exists() and not folder.is_dir():
-        raise MmrbError(f"{folder} is a file, not a folder: give --out a folder (a new one, or one this suite ran "
-                        "into before)")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MmrbError(f"{folder}: cannot create the folder ({exc.strerror}); give --out a folder you can write") \
-            from None
-    with open(folder / LOCK_NAME, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise MmrbError(f"{folder}: {what} is in use by another mmrb process (pid {holder}); wait for it to finish, "
-                            "or give this run another --out folder") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _plain(value: Any) -> Any:
@@ -161,10 +130,11 @@ class RunStore:
 def write_csv(rows: Iterable[dict[str, Any]], path: str | Path, columns: Sequence[str] = COLUMNS) -> Path:
     """Write rows as CSV atomically (a temporary file renamed into place)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-    return path
+
+    def fill(tmp: Path) -> None:
+        with tmp.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    return atomic_write(path, fill)

@@ -27,7 +27,6 @@ from benchmark.attacks.probes import gradient_health
 from benchmark.cascade import Cascade
 from benchmark.convergence import escalate_attack, is_gradient_attack
 from benchmark.data import SplitArrays, load_dataset
-from benchmark.errors import AttackError, Interrupted, MmrbError
 from benchmark.grid import Cell, expand, expand_transfer
 from benchmark.metrics import accuracy, f1_score, perturbation_linf, robustness_scores
 from benchmark.preflight import check_models
@@ -35,6 +34,7 @@ from benchmark.results import CSV_NAME, RunStore, write_csv
 from benchmark.suite import AttackSpec, ModelSpec, Suite
 from benchmark.tables import write_tables
 from benchmark.validate import check_suite
+from mmrb.core.errors import AttackError, Interrupted, MmrbError
 from wrappers.cache import code_digest, digest, library_version
 from wrappers.estimators import ImageView
 from wrappers.registry import model_entry

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from benchmark.errors import MmrbError
+from mmrb.core.errors import MmrbError
 
 FLAGS = ("rising_with_eps", "rising_with_steps", "black_box_stronger", "floor_not_reached",
          "library_disagreement", "masked_gradients", "masking_unresolved", "randomised_model", "noise_as_strong",

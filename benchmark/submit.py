@@ -25,8 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 import benchmark
 from benchmark import default_cache
 from benchmark.board import CELL_FIELDS, ENTRY_VERSION
-from benchmark.errors import MmrbError, ModelError
 from benchmark.suite import Suite, load_suite
+from mmrb.core.errors import MmrbError, ModelError
+from mmrb.core.io import atomic_write
 
 if TYPE_CHECKING:
     from benchmark.backends import Backend
@@ -365,9 +366,9 @@ def check_protocol_folder(folder: Path, suite: Suite, fingerprint: str | None = 
 def make_entry(card: Card, entry, suite: Suite, record, digests: dict[str, Any]) -> dict[str, Any]:
     """The entry document (schema: benchmark.board) from a finished protocol run."""
     from benchmark.aggregate import aggregate
-    from benchmark.leaderboard import git_commit, package_versions
     from benchmark.soundness import cell_label, flags_by_cell
     from benchmark.tables import soundness_table
+    from mmrb.core.provenance import git_commit, package_versions
 
     cells = aggregate(record.rows)
     flags = soundness_table(cells)
@@ -424,14 +425,8 @@ def _json_value(value: Any) -> Any:
 
 def write_entry(path: Path, document: dict[str, Any]) -> None:
     """Write an entry atomically; an existing entry is never replaced."""
-    import os
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(document, indent=1, sort_keys=False, allow_nan=False) + "\n")
-    try:
-        os.link(tmp, path)  # fails if the entry appeared meanwhile: immutable
+    try:  # fails if the entry appeared meanwhile: immutable
+        atomic_write(path, json.dumps(document, indent=1, sort_keys=False, allow_nan=False) + "\n", exclusive=True)
     except FileExistsError:
         raise SubmissionError(f"{path}: an entry with this name was written meanwhile; entries are immutable") from None
-    finally:
-        tmp.unlink(missing_ok=True)

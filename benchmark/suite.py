@@ -9,7 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from benchmark.errors import SuiteError
+from mmrb.core.errors import SuiteError
 
 MODALITIES = ("none", "image", "text", "joint")
 
@@ -68,7 +68,7 @@ class ModelSpec(_Strict):
     @classmethod
     def _registered(cls, name: str) -> str:
         import wrappers
-        from benchmark.errors import ModelError
+        from mmrb.core.errors import ModelError
 
         try:
             wrappers.registry.model_entry(name)
@@ -343,7 +343,7 @@ def suite_from_data(data: dict[str, Any], where: str = "<suite>", content_hash: 
 
 def import_plugins(plugins: Any, where: str, base: Path | None) -> None:
     """Import a suite's plug-ins; a failure is a SuiteError naming the file and the field."""
-    from benchmark.errors import ModelError
+    from mmrb.core.errors import ModelError
     from wrappers.registry import import_plugin
 
     if plugins is None:

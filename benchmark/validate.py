@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.attacks import check_attack
-from benchmark.errors import MmrbError, SuiteError
 from benchmark.grid import dropped_pairs, expand, expand_transfer
 from benchmark.suite import AttackSpec, ModelSpec, Suite
+from mmrb.core.errors import MmrbError, SuiteError
 
 
 def check_device(device: str) -> None:

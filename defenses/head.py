@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.errors import ModelError
+from mmrb.core.errors import ModelError
 
 
 @dataclass(frozen=True)

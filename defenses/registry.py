@@ -5,7 +5,7 @@ import fnmatch
 from collections.abc import Callable
 from typing import Any
 
-from benchmark.errors import ModelError
+from mmrb.core.errors import ModelError
 from wrappers.registry import unknown_name
 
 _DEFENSES: dict[str, type] = {}

@@ -7,17 +7,13 @@ a model class retrains; library modules (torch, timm, ...) are covered by their 
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import hashlib
 import inspect
 import json
 import os
-import shutil
 import sys
 import types
-from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -117,31 +113,4 @@ def code_digest(*objects: Any) -> str:
     return digest(parts)
 
 
-@contextlib.contextmanager
-def build_lock(cache_dir: Path, name: str) -> Iterator[None]:
-    """An exclusive lock for building the cache entry `name` (released by the OS if the process dies): two
-    processes sharing a cache (Ray tasks, two runs) build an entry once; the second waits, then loads it."""
-    folder = Path(cache_dir) / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{name}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def write_atomically(folder: Path, fill) -> Path:
-    """Create `folder` by filling a temporary sibling with `fill(tmp)` and renaming it into place, so a
-    crash (even SIGKILL) never leaves a half-written folder under the final name."""
-    folder = Path(folder)
-    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        fill(tmp)
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+from mmrb.core.io import build_lock, write_atomically  # noqa: E402,F401  (re-exported for the model layer)

@@ -28,8 +28,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import defenses  # noqa: F401  (a global, so code digests of the CLIP models cover every defense head)
-from benchmark.errors import ModelError
 from defenses import create_defense, fit_head
+from mmrb.core.errors import ModelError
 from wrappers.cache import code_digest, digest, write_atomically
 from wrappers.numerics import canonical_numerics, numerics_identity
 from wrappers.registry import register_model

@@ -5,7 +5,7 @@ import difflib
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from benchmark.errors import ModelError
+from mmrb.core.errors import ModelError
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Trains on 2 CPU cores in about a minute; text_encoder "tiny_bert" is built from the training reports.

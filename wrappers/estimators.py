@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
-from benchmark.errors import ContextError, ModelError
+from mmrb.core.errors import ContextError, ModelError
 
 #: Fingerprints are images average-pooled so that binding n samples costs about this many
 #: operations (n² · D). Pooling never increases an L∞ distance (a mean of differences is bounded by

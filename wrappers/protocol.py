@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from benchmark.errors import ModelError
+from mmrb.core.errors import ModelError
 
 
 @runtime_checkable

@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import ModelError
+from mmrb.core.errors import ModelError
 
 ENTRY_POINT_GROUP = "mmrb.models"
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, BertTokenizerFast
 
-from benchmark.errors import ModelError
+from mmrb.core.errors import ModelError
 from wrappers.configs import TEXT_KEYS, resolve_config
 from wrappers.registry import register_model
 

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from benchmark.errors import ModelError
+from mmrb.core.errors import ModelError
 from wrappers.cache import build_lock, code_digest, digest, file_digest, write_atomically
 from wrappers.configs import PRESETS, TEXT_KEYS, VISION_KEYS, TrainRecipe
 from wrappers.numerics import canonical_numerics, current_numerics, numerics_identity

@@ -10,7 +10,7 @@ from timm.models import register_model as timm_register
 from timm.models.resnet import BasicBlock, ResNet
 from torch import nn
 
-from benchmark.errors import ModelError
+from mmrb.core.errors import ModelError
 from wrappers.configs import VISION_KEYS, resolve_config
 from wrappers.registry import register_model
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.errors import AttackError
+from mmrb.core.errors import AttackError
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import torch
 from art.attacks import evasion
 
 from benchmark.attacks import Crafted, Problem, Target, budget_params, param_problems, register_source, reject_unknown
-from benchmark.errors import AttackError
+from mmrb.core.errors import AttackError
 
 
 def attack_class(name: str) -> type:

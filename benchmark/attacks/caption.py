@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.attacks import Crafted, Target
-from benchmark.errors import AttackError
+from mmrb.core.errors import AttackError
 
 #: (caption, rng) -> adversarial caption
 Rewriter = Callable[[str, np.random.Generator], str]

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.attacks import Crafted, Target
-from benchmark.errors import AttackError
+from mmrb.core.errors import AttackError
 
 PARAMS = ("steps", "alpha", "random_start", "batch_size", "target_seed")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 
 from benchmark.attacks import Crafted, Problem, Target, check_attack, craft, register_source
-from benchmark.errors import AttackError
+from mmrb.core.errors import AttackError
 
 ATTACKS = ("none", "synonym_swap", "word_deletion", "joint", "worst_case", "feature_pgd", "caption_rewrite", "standard",
            "random_noise", "image_replacement", "pgd")

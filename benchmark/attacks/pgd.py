@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from benchmark.attacks import Crafted, Problem, Target
 from benchmark.attacks.adaptive import StraightThrough, takes_rounding_steps
 from benchmark.attacks.probes import frozen, true_margin
-from benchmark.errors import AttackError
+from mmrb.core.errors import AttackError
 from wrappers.training import model_device
 
 DEFAULTS: dict[str, Any] = {"steps": 100, "restarts": 1, "step_size": None, "random_start": True, "loss": "margin",

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from benchmark.attacks import Crafted, Target, craft
 from benchmark.cascade import Part
-from benchmark.errors import AttackError
+from mmrb.core.errors import AttackError
 
 #: Second word of the noise generator's seed, default_rng([seed, NOISE_STREAM]): keeps its draws apart
 #: from the other streams seeded with the same cell seed.

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from benchmark.data.text_resources import ENGLISH_STOPWORDS, ensure_text_resources
-from benchmark.errors import AttackError
+from mmrb.core.errors import AttackError
 
 RECIPES = ("PWWS", "DeepWordBug", "WordNetGreedy")
 #: params each recipe accepts (besides these, an unknown key is an error).

@@ -6,7 +6,7 @@ import difflib
 import numpy as np
 
 from benchmark.attacks import Crafted, Problem, Target, register_source
-from benchmark.errors import AttackError
+from mmrb.core.errors import AttackError
 
 RECIPES = ("PWWS", "DeepWordBug", "WordNetGreedy")
 

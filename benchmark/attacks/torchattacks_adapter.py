@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from benchmark.attacks import Crafted, Problem, Target, budget_params, param_problems, register_source, reject_unknown
-from benchmark.errors import AttackError
+from mmrb.core.errors import AttackError
 
 #: Attacks that query only points of their L∞ ε-ball (they project every iterate): their samples can be attacked in
 #: groups. Minimal-norm attacks (FAB, CW, DeepFool, ...) may query beyond it, near another sample, so they run one

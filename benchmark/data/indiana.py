@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from benchmark.errors import DataError
+from mmrb.core.errors import DataError
 
 LABEL_NAMES = ("normal", "abnormal")
 REPORTS_CSV = "indiana_reports.csv"

@@ -18,7 +18,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.errors import MmrbError
+from mmrb.core.errors import MmrbError
+from mmrb.core.io import atomic_write
 
 DEBIAN_WORDNET_DIR = Path("/usr/share/wordnet")
 APT_PACKAGES = ("wordnet-base", "wordnet-sense-index")
@@ -94,17 +95,13 @@ def default_nltk_dir() -> Path:
 def _write_if_changed(path: Path, content: str) -> None:
     if path.exists() and path.read_text(encoding="utf-8") == content:
         return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(content, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, content)
 
 
 def _copy_if_changed(src: Path, dst: Path) -> None:
     if dst.exists() and not dst.is_symlink() and dst.stat().st_size == src.stat().st_size:
         return
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.copyfile(src, tmp)  # a real copy: NLTK rejects files that resolve outside its data folder
-    os.replace(tmp, dst)
+    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))  # a real copy: NLTK rejects links out of its folder
 
 
 def build_nltk_data(out: Path | None = None, wordnet_dir: Path = DEBIAN_WORDNET_DIR) -> Path:

@@ -8,7 +8,7 @@ import torch
 
 from benchmark.attacks import Target, craft
 from benchmark.attacks.adaptive import Adapted, StraightThrough, is_stochastic, takes_rounding_steps
-from benchmark.errors import AttackError
+from mmrb.core.errors import AttackError
 from tests.attacks.test_probes import LinearImageModel
 
 SIDE = 6

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from benchmark.attacks import Target, craft
 from benchmark.attacks.caption import BODY_PARTS, OPPOSITES, WORD, RuleRewriter, load_rewriter, rewrite_captions
-from benchmark.errors import AttackError
+from mmrb.core.errors import AttackError
 
 REPORT = "No acute cardiopulmonary abnormality. The heart is normal in size. Small left pleural effusion."
 

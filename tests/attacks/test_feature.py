@@ -11,7 +11,7 @@ import wrappers
 from benchmark.attacks import Target, craft
 from benchmark.attacks.feature import FeaturePGD, target_similarity
 from benchmark.data.synth_domains import target_domain
-from benchmark.errors import AttackError
+from mmrb.core.errors import AttackError
 from wrappers.clip import TINY_ARCH, ClipEncoder
 from wrappers.training import LabelledSet
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from benchmark.attacks import Target, craft
-from benchmark.errors import AttackError
+from mmrb.core.errors import AttackError
 from tests.wrappers.test_estimators import AlignmentProbe, probe_inputs
 from wrappers.estimators import ImageView
 from wrappers.training import predict_logits

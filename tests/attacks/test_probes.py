@@ -13,7 +13,7 @@ from torch import nn
 
 from benchmark.attacks import Target
 from benchmark.attacks.probes import gradient_health, image_replacement, random_noise, true_margin
-from benchmark.errors import AttackError
+from mmrb.core.errors import AttackError
 from wrappers.estimators import ImageView
 from wrappers.training import predict_logits
 

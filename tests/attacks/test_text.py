@@ -11,7 +11,7 @@ from nltk.corpus import stopwords, wordnet
 
 from benchmark.attacks import text as ta
 from benchmark.data.text_resources import ensure_text_resources
-from benchmark.errors import AttackError
+from mmrb.core.errors import AttackError
 from wrappers.training import predict_logits
 
 REPORTS = [

@@ -18,9 +18,9 @@ import yaml
 
 import mmrb
 from benchmark.cli import main
-from benchmark.errors import MmrbError, ModelError
 from benchmark.results import DB_NAME, RunStore
 from benchmark.soundness import UNRANKING_FLAGS
+from mmrb.core.errors import MmrbError, ModelError
 from tests.plugins.tiny_plugin import tiny_suite, write_plugin
 from wrappers.registry import import_plugin
 
@@ -324,7 +324,7 @@ def test_suite_models_are_relative_to_the_suite_take_a_label_and_import_their_ne
     loaded = mmrb.load_suite(suite)
     assert [m.label for m in loaded.models] == ["relmod.py:annotated", "ef"]
     assert loaded.models[1].name == "early_fusion"
-    from benchmark.errors import SuiteError
+    from mmrb.core.errors import SuiteError
 
     suite.write_text(yaml.safe_dump(tiny_suite(models=["absent.py:make"])))
     with pytest.raises(SuiteError, match=r"looked up relative to the suite's \(or card's\) folder, then the working"):
@@ -335,9 +335,9 @@ def test_the_view_scores_what_run_attack_returned_with_its_rows(tmp_path):
     import numpy as np
     from art.attacks.evasion import HopSkipJump
 
-    from benchmark.errors import ContextError
     from benchmark.runner import prepare_data
     from benchmark.suite import suite_from_data
+    from mmrb.core.errors import ContextError
     from wrappers.configs import TrainRecipe
     from wrappers.training import batch_logits, fit, predict_logits
 

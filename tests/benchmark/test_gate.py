@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark.errors import SuiteError
 from benchmark.gate import CellKey, expectations, judge
 from benchmark.suite import Bound, suite_from_data
+from mmrb.core.errors import SuiteError
 
 ROOT = Path(__file__).resolve().parents[2]
 

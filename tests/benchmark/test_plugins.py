@@ -8,9 +8,9 @@ import torch
 
 import mmrb
 from benchmark.cli import main
-from benchmark.errors import ModelError, SuiteError
 from benchmark.runner import prepare_data
 from benchmark.suite import suite_from_data
+from mmrb.core.errors import ModelError, SuiteError
 from tests.plugins.tiny_plugin import tiny_suite, write_plugin
 from wrappers import registry
 from wrappers.training import predict_proba

@@ -16,8 +16,8 @@ import pytest
 
 from benchmark.api import evaluate
 from benchmark.backends import LocalBackend, RayBackend, backend_from
-from benchmark.errors import MmrbError
 from benchmark.results import RunStore
+from mmrb.core.errors import MmrbError
 
 FGSM = {"source": "art", "name": "FastGradientMethod", "label": "FGSM"}
 SUITE = {

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.errors import MmrbError
 from benchmark.soundness import FLAGS, cell_label, flags_by_cell, soundness_flags
+from mmrb.core.errors import MmrbError
 
 NOISE, FLOOR = ["random_noise"], ["image_replacement"]
 #: A PGD cell whose escalating convergence check hit its cap while the figure still fell.

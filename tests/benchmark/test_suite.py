@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.errors import MmrbError, SuiteError
 from benchmark.suite import load_suite
+from mmrb.core.errors import MmrbError, SuiteError
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "suites" / "smoke.yaml"

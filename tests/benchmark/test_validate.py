@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmark.cli import main
-from benchmark.errors import MmrbError, SuiteError
 from benchmark.runner import run_suite
 from benchmark.suite import load_suite
 from benchmark.validate import check_device, check_suite
+from mmrb.core.errors import MmrbError, SuiteError
 
 BASE = {
     "name": "v",

@@ -20,7 +20,7 @@ from benchmark.data.indiana import (
     load_indiana,
 )
 from benchmark.data.synth import write_synthetic_indiana
-from benchmark.errors import DataError
+from mmrb.core.errors import DataError
 
 N, DROPPED, SIZE = 40, 6, 32
 

@@ -8,7 +8,7 @@ import pytest
 from nltk.corpus.reader import WordListCorpusReader, WordNetCorpusReader
 
 from benchmark.data import text_resources as tr
-from benchmark.errors import MmrbError
+from mmrb.core.errors import MmrbError
 
 DEBIAN = tr.DEBIAN_WORDNET_DIR
 

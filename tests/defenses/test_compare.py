@@ -10,7 +10,7 @@ from scipy import stats
 
 from benchmark.cli import main
 from benchmark.defenses_compare import interval, load_defense_suite
-from benchmark.errors import SuiteError
+from mmrb.core.errors import SuiteError
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
 

@@ -13,7 +13,7 @@ from art.attacks.evasion import (
     SquareAttack,
 )
 
-from benchmark.errors import ContextError
+from mmrb.core.errors import ContextError
 from tests.wrappers.test_estimators import AlignmentProbe, probe_inputs
 from wrappers.estimators import ImageView, query_budget
 from wrappers.training import predict_logits

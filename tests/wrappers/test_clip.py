@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import wrappers
-from benchmark.errors import ModelError
+from mmrb.core.errors import ModelError
 from wrappers.clip import TINY_ARCH, WEIGHTS_FILE, ClipEncoder, PretrainRecipe, build_clip, obtain_pretrained_clip, pretrain_clip, save_clip
 from wrappers.estimators import ImageView
 from wrappers.training import LabelledSet, load_checkpoint, load_verified, save_checkpoint

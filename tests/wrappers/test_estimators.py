@@ -8,7 +8,7 @@ from art.attacks.evasion import AutoProjectedGradientDescent, FastGradientMethod
 from torch import nn
 
 from benchmark.attacks import Target, craft
-from benchmark.errors import ContextError, ModelError
+from mmrb.core.errors import ContextError, ModelError
 from wrappers.estimators import ContextBinding, ImageView
 from wrappers.training import predict_logits
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import wrappers
-from benchmark.errors import ModelError
+from mmrb.core.errors import ModelError
 from wrappers.fusion import EarlyFusion, EnsembleFusion, LateFusion
 from wrappers.text import TextEncoder, load_text_encoder, make_tiny_bert
 from wrappers.training import TEXT_DIR, load_checkpoint, obtain_trained, predict_logits

@@ -1,0 +1,10 @@
+"""mmrb's version and the leaderboard protocol's version."""
+
+__version__ = "0.1.0"
+
+#: Bumped whenever a change makes new leaderboard numbers incomparable with old ones
+#: (data rules, metric definitions, attack defaults). 2: training seeds with intervals, the convergence check,
+#: per-class figures, the floor and soundness flags. 3: converged by construction — the escalating convergence check
+#: (the converged figure published), the standard evaluation at AutoAttack's budget (cascaded, BPDA/EOT), the floor's
+#: unbounded attack escalated, masking-flagged models unranked, outside evaluations.
+PROTOCOL_VERSION = "3"
