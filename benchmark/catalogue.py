@@ -45,9 +45,10 @@ def list_attacks(pattern: str = "", sources: tuple[str, ...] = ("mmrb", "art", "
     row saying how to install it)."""
     rows: list[AttackInfo] = []
     if "mmrb" in sources:
-        from benchmark.attacks.mmrb import ATTACKS, PARAMS
+        from benchmark.attacks import registry
 
-        rows += [AttackInfo("mmrb", n, ", ".join(PARAMS.get(n, ()))) for n in ATTACKS]
+        rows += [AttackInfo("mmrb", n, ", ".join(registry.info("mmrb", n).params or ()),
+                            f"modality: {registry.info('mmrb', n).modality}") for n in registry.mmrb_attacks()]
     if "art" in sources:
         from art.attacks import EvasionAttack, evasion
 
@@ -69,36 +70,16 @@ def list_attacks(pattern: str = "", sources: tuple[str, ...] = ("mmrb", "art", "
     return [r for r in rows if not pattern or matches(r.name, pattern) or r.name == "-"]
 
 
-#: mmrb's own models (name -> family, modalities, preset), so that `mmrb models` lists them without importing
-#: torch and every model library (tests/benchmark/test_first_use.py checks it against the registry).
-BUILTIN_MODELS = {
-    "clip_fusion": ("clip_fusion", "image+text", "clip"),
-    "clip_lp": ("clip_defended", "image", "clip"),
-    "clip_mlp": ("clip_defended", "image", "clip"),
-    "clip_nmtune": ("clip_defended", "image", "clip"),
-    "clip_ran": ("clip_defended", "image", "clip"),
-    "clip_zeroshot": ("clip_zeroshot", "image", "clip"),
-    "early_fusion": ("early_fusion", "image+text", "tiny"),
-    "early_fusion_paper": ("early_fusion", "image+text", "paper"),
-    "ensemble_fusion": ("ensemble_fusion", "image+text", "tiny"),
-    "ensemble_fusion_paper": ("ensemble_fusion", "image+text", "paper"),
-    "late_fusion": ("late_fusion", "image+text", "tiny"),
-    "late_fusion_paper": ("late_fusion", "image+text", "paper"),
-    "text_only": ("text", "text", "tiny"),
-    "text_only_paper": ("text", "text", "paper"),
-    "vision_only": ("vision", "image", "tiny"),
-    "vision_only_paper": ("vision", "image", "paper"),
-}
-
-
 def model_rows(pattern: str = "", imports: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str, str, str, str]]:
     """(name, family, modalities, preset, from) of every model matching `pattern` (see `matches`). Without
     plug-ins to import (`imports`, installed `mmrb.models` entry points) mmrb's own models come from
     BUILTIN_MODELS, with no model library imported; otherwise from the registry."""
     from importlib import metadata
 
+    from wrappers.registry import BUILTIN_MODELS
+
     if not imports and not list(metadata.entry_points(group="mmrb.models")):
-        return [(n, *BUILTIN_MODELS[n], "mmrb") for n in sorted(BUILTIN_MODELS) if not pattern or matches(n, pattern)]
+        return [(n, *BUILTIN_MODELS[n][:3], "mmrb") for n in sorted(BUILTIN_MODELS) if not pattern or matches(n, pattern)]
     import wrappers
     from wrappers.registry import import_plugin
 

@@ -20,81 +20,70 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmark.attacks import Crafted, Target
+from benchmark.attacks.registry import AttackInfo
 
 STEP_FACTOR = 2
 RESTARTS = 1
 MIN_ROUNDS = 2
 MAX_ROUNDS = 4
 TOLERANCE = 1
-#: Gradient-based L∞ attacks the check applies to, by source.
-GRADIENT_ATTACKS = {
-    "art": {"FastGradientMethod", "ProjectedGradientDescent", "ProjectedGradientDescentPyTorch", "BasicIterativeMethod",
-            "AutoProjectedGradientDescent", "MomentumIterativeMethod"},
-    "torchattacks": {"FGSM", "PGD", "BIM", "APGD", "MIFGSM", "RFGSM", "EOTPGD", "TPGD", "NIFGSM", "SINIFGSM", "VMIFGSM",
-                     "VNIFGSM", "Jitter"},
-    "mmrb": {"pgd"},
-}
-_STEPS = {"art": "max_iter", "torchattacks": "steps", "mmrb": "steps"}
-_STEP_SIZE = {"art": "eps_step", "torchattacks": "alpha", "mmrb": "step_size"}
-_RANDOM_START = {"num_random_init": 1, "nb_random_init": 1, "random_start": True}
 #: Seeds of the check's runs: cell seed + SEED_STRIDE · (run number), apart from the cell's own draws.
 SEED_STRIDE = 7919
 
 
 def is_gradient_attack(source: str, name: str) -> bool:
-    """Whether the convergence check applies to this attack."""
-    return name in GRADIENT_ATTACKS.get(source, ())
+    """Whether the convergence check applies to this attack (its registry traits: a gradient attack)."""
+    from benchmark.attacks.registry import traits
+
+    return traits(source, name).gradient
 
 
 def accepted_params(source: str, name: str) -> dict[str, inspect.Parameter]:
-    """The constructor parameters of a gradient attack (mmrb's own pgd: its params with their defaults)."""
-    if source == "mmrb":
-        from benchmark.attacks.pgd import pgd_parameters
+    """The parameters of a gradient attack with their defaults (benchmark.attacks.registry.parameters)."""
+    from benchmark.attacks.registry import parameters
 
-        return pgd_parameters()
-    from benchmark.attacks import attack_class
-
-    return dict(inspect.signature(attack_class(source, name).__init__).parameters)
+    return parameters(source, name)
 
 
-def steps_of(source: str, accepted: dict[str, inspect.Parameter], params: dict[str, Any]) -> int | None:
-    """The configured step count of an attack (its class default where the suite gives none), None if it has none."""
-    name = _STEPS.get(source)
+def steps_of(spelling: AttackInfo, accepted: dict[str, inspect.Parameter], params: dict[str, Any]) -> int | None:
+    """The configured step count of an attack (its default where the suite gives none), None if it has none;
+    `spelling`: the attack's registry traits (how it names its steps)."""
+    name = spelling.steps
     if name not in accepted:
         return None
     default = accepted[name].default if accepted[name].default is not inspect.Parameter.empty else 10
     return int(params.get(name, default))
 
 
-def round_params(source: str, accepted: dict[str, inspect.Parameter], params: dict[str, Any], k: int,
+def round_params(spelling: AttackInfo, accepted: dict[str, inspect.Parameter], params: dict[str, Any], k: int,
                  step_factor: int = STEP_FACTOR) -> dict[str, Any]:
     """Parameters of one run of round `k` (1, 2, ...): `step_factor**k` times the steps, from a random start."""
     strong = dict(params)
-    steps = steps_of(source, accepted, params)
+    steps = steps_of(spelling, accepted, params)
     if steps is not None:
-        strong[_STEPS[source]] = steps * step_factor ** k
-        strong.pop(_STEP_SIZE[source], None)  # back to 2.5·ε/steps for the new step count
-    for name, value in _RANDOM_START.items():
-        if name in accepted:
-            strong[name] = value
+        strong[spelling.steps] = steps * step_factor ** k
+        strong.pop(spelling.step_size, None)  # back to 2.5·ε/steps for the new step count
+    if spelling.random_start is not None and spelling.random_start[0] in accepted:
+        strong[spelling.random_start[0]] = spelling.random_start[1]
     return strong
 
 
 def escalate(cascade, attack: Callable[[dict[str, Any], Target, int], Crafted], accepted: dict[str, inspect.Parameter],
-             source: str, params: dict[str, Any], epsilon: float | None, seed: int, step_factor: int = STEP_FACTOR,
+             spelling: AttackInfo, params: dict[str, Any], epsilon: float | None, seed: int, step_factor: int = STEP_FACTOR,
              restarts: int = RESTARTS, max_rounds: int = MAX_ROUNDS, tolerance: int = TOLERANCE,
              min_rounds: int = MIN_ROUNDS,
              label: str = "run") -> dict[str, Any]:
     """Escalate `attack(params, target, seed) -> Crafted` on the survivors of `cascade` (benchmark.cascade.Cascade),
-    round by round (module docstring). Returns the check's record: rounds run, whether the cap was hit while the
+    round by round (module docstring); `spelling`: the attack's registry traits (`benchmark.attacks.registry.info`:
+    how it names its steps, step size and random start). Returns the check's record: rounds run, whether the cap was hit while the
     figure still fell, the largest steps and the restarts it took, samples attacked and seconds in all."""
-    rounds, capped, runs, largest = 0, False, 0, steps_of(source, accepted, params)
+    rounds, capped, runs, largest = 0, False, 0, steps_of(spelling, accepted, params)
     for k in range(1, max_rounds + 1):
         if not len(cascade.survivors()):
             break
         rounds, broken = k, 0
-        strong = round_params(source, accepted, params, k, step_factor)
-        steps = steps_of(source, accepted, strong)
+        strong = round_params(spelling, accepted, params, k, step_factor)
+        steps = steps_of(spelling, accepted, strong)
         largest = steps if steps is not None else largest
         for _ in range(k * restarts):
             runs += 1
@@ -115,6 +104,7 @@ def escalate_attack(cascade, source: str, name: str, params: dict[str, Any], eps
     """`escalate` for the suite attack {source, name, params} at ε (the convergence check, the floor's unbounded
     attack); `schedule`: step_factor, restarts, min_rounds, max_rounds, tolerance (defaults above)."""
     from benchmark.attacks import craft
+    from benchmark.attacks.registry import info
 
     return escalate(cascade, lambda p, sub, s: craft(source, name, p, sub, epsilon, s), accepted_params(source, name),
-                    source, params, epsilon, seed, label=label or name, **schedule)
+                    info(source, name), params, epsilon, seed, label=label or name, **schedule)

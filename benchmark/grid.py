@@ -6,9 +6,6 @@ from dataclasses import dataclass
 
 from benchmark.suite import AttackSpec, ModelSpec, Suite
 
-#: mmrb image attacks without an ε budget (the text floor's image replacement): one cell each.
-UNBOUNDED = ("image_replacement",)
-
 NEEDS = {"none": frozenset(), "image": frozenset({"image"}), "text": frozenset({"text"}),
          "joint": frozenset({"image", "text"})}
 
@@ -34,7 +31,9 @@ def applies(attack: AttackSpec, modalities: frozenset[str]) -> bool:
 
 def budgets(attack: AttackSpec, default: list[float]) -> list[float | None]:
     """The ε values an attack runs at: none for clean and text attacks."""
-    if attack.modality in ("none", "text") or (attack.source == "mmrb" and attack.name in UNBOUNDED):
+    from benchmark.attacks.registry import traits
+
+    if attack.modality in ("none", "text") or not traits(attack.source, attack.name).bounded:
         return [None]
     return list(attack.epsilons or default)
 

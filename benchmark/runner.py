@@ -24,8 +24,9 @@ from benchmark import PROTOCOL_VERSION
 from benchmark.artifacts import Artifact, ArtifactCache
 from benchmark.attacks import Crafted, Target, craft, enforce_budget, pick_worst
 from benchmark.attacks.probes import gradient_health
+from benchmark.attacks.registry import traits
 from benchmark.cascade import Cascade
-from benchmark.convergence import escalate_attack, is_gradient_attack
+from benchmark.convergence import escalate_attack
 from benchmark.data import SplitArrays, load_dataset
 from benchmark.grid import Cell, expand, expand_transfer
 from benchmark.metrics import accuracy, f1_score, perturbation_linf, robustness_scores
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from benchmark.backends import Backend
 
 log = logging.getLogger(__name__)
-ATTACK_LIBRARIES = ("art", "torchattacks", "textattack")
 #: The convergence check's record in each checked row (`check_<field>`): rounds run, whether the cap was hit while
 #: the figure still fell (1/0), the largest steps, the restarts, the samples attacked and the seconds it took.
 CHECK_FIELDS = ("rounds", "capped", "steps", "restarts", "attacked", "seconds")
@@ -53,7 +53,7 @@ CHECK_FIELDS = ("rounds", "capped", "steps", "restarts", "attacked", "seconds")
 def _checked(cell: Cell) -> bool:
     """Whether the convergence check applies: an ε-bounded gradient attack on the image."""
     attack = cell.attack
-    return cell.epsilon is not None and attack.modality == "image" and is_gradient_attack(attack.source, attack.name)
+    return cell.epsilon is not None and attack.modality == "image" and traits(attack.source, attack.name).gradient
 
 
 @dataclass(frozen=True)
@@ -83,23 +83,18 @@ def needs_text_resources(suite: Suite) -> bool:
     return any(a.modality in ("text", "joint") or a.source == "textattack" for a in attacks)
 
 
-@functools.lru_cache(maxsize=1)
-def attack_code() -> dict[str, str]:
+@functools.lru_cache(maxsize=64)
+def attack_code(source: str, name: str) -> dict[str, str]:
     """Versions of the attack libraries and a digest of the code that turns a suite entry into adversarial
-    inputs (every module of benchmark.attacks, the cascade, the convergence check, the image view): part of every
-    cell key."""
-    import importlib
-    import pkgutil
-
-    import benchmark.attacks
+    inputs (every module of benchmark.attacks and the attack's own plug-in module, as the attack registry lists them;
+    the cascade, the convergence check, the image view): part of every cell key."""
     import benchmark.cascade
     import benchmark.convergence
     import wrappers.estimators
+    from benchmark.attacks import registry
 
-    modules = [importlib.import_module(f"benchmark.attacks.{m.name}")
-               for m in sorted(pkgutil.iter_modules(benchmark.attacks.__path__), key=lambda m: m.name)]
-    return {**{lib: library_version(lib) for lib in ATTACK_LIBRARIES},
-            "code": code_digest(benchmark.attacks, *modules, wrappers.estimators, benchmark.convergence,
+    return {**{lib: library_version(dist) for lib, dist in registry.library_distributions().items()},
+            "code": code_digest(*registry.code_modules(source, name), wrappers.estimators, benchmark.convergence,
                                 benchmark.cascade)}
 
 
@@ -131,7 +126,7 @@ class Keys:
                        "attack": _attack_identity(attack), "epsilon": epsilon, "seed": seed,
                        "check": self.suite.convergence_check.model_dump() if check and self.suite.convergence_check
                        else None,
-                       "protocol": PROTOCOL_VERSION, "attack_code": attack_code()}, length=32)
+                       "protocol": PROTOCOL_VERSION, "attack_code": attack_code(attack.source, attack.name)}, length=32)
 
     def cell(self, cell: Cell) -> str:
         """Key of a cell: its craft, and for transfer cells the target model scoring it."""

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from benchmark.attacks.registry import AttackInfo, traits
 from mmrb.core.errors import MmrbError
 
 FLAGS = ("rising_with_eps", "rising_with_steps", "black_box_stronger", "floor_not_reached",
@@ -24,13 +25,9 @@ UNRANKING_FLAGS = ("masking_unresolved", "constant_prediction")
 COLUMNS = ("flag", "model", "cells", "detail")
 REQUIRED = ("model", "attack", "modality", "epsilon", "robust_accuracy", "robust_accuracy_ci_low",
             "robust_accuracy_ci_high")
-OPTIONAL = ("attack_source", "transfer_source", "compare_with", "agreement_gap", "as_run_robust_accuracy",
+OPTIONAL = ("attack_source", "attack_name", "transfer_source", "compare_with", "agreement_gap", "as_run_robust_accuracy",
             "zero_gradient", "nonfinite_gradient", "zero_gradient_bpda", "stochastic", "clean_accuracy", "not_converged",
             "check_rounds", "check_steps", "check_restarts")
-#: Attack names (case-insensitive substrings) that query only the model's outputs: score- or decision-based.
-BLACK_BOX_NAMES = ("square", "hopskipjump", "boundary", "zoo", "simba", "geoda", "signopt", "pixel", "threshold")
-#: Sources whose image attacks are single white-box attacks (mmrb's own are composites or feature-space).
-WHITE_BOX_SOURCES = ("art", "torchattacks")
 CELL_SEPARATOR = ", "
 #: Float slack for "beyond the interval": bounds that touch up to rounding do not raise a flag.
 TOL = 1e-9
@@ -74,15 +71,15 @@ def _prepared(frame: pd.DataFrame) -> pd.DataFrame:
                    "agreement_gap", "as_run_robust_accuracy", "zero_gradient", "nonfinite_gradient",
                    "zero_gradient_bpda", "stochastic", "clean_accuracy", "check_rounds", "check_steps", "check_restarts"):
         frame[column] = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
-    for column in ("transfer_source", "attack_source", "compare_with"):
+    for column in ("transfer_source", "attack_source", "attack_name", "compare_with"):
         frame[column] = frame[column].fillna("").astype(str)
     frame["eps_key"] = frame["epsilon"].round(9)
     return frame.reset_index(drop=True)
 
 
-def _is_black_box(attack: str, black_box_attacks: Sequence[str]) -> bool:
-    lowered = attack.lower()
-    return attack in black_box_attacks or any(name in lowered for name in BLACK_BOX_NAMES)
+def _traits(row: pd.Series) -> AttackInfo:
+    """The registry traits of a row's attack (by its name in the library, else its label)."""
+    return traits(row.get("attack_source", ""), row.get("attack_name") or row["attack"])
 
 
 def _flag(flag: str, model: str, cells: Iterable[str], detail: str) -> dict[str, str]:
@@ -94,7 +91,7 @@ def soundness_flags(frame: pd.DataFrame, noise_attacks: Sequence[str], floor_att
                     black_box_attacks: Sequence[str] = ()) -> pd.DataFrame:
     """One row per raised flag (columns flag, model, cells, detail); `noise_attacks` / `floor_attacks`: the
     labels of the random_noise / image_replacement rows; `black_box_attacks`: labels of black-box attacks
-    besides those named like one (BLACK_BOX_NAMES)."""
+    besides those the attack registry knows as black-box."""
     data = _prepared(frame)
     probes = set(noise_attacks) | set(floor_attacks)
     attacks = data[~data["attack"].isin(probes)]
@@ -156,8 +153,9 @@ def _black_box_stronger(image: pd.DataFrame, black_box_attacks: tuple[str, ...])
     out = []
     for (model, _), group in image.groupby(["model", "eps_key"], sort=False):
         own = group["transfer_source"].isin(["", model])
-        black = group["attack"].map(lambda a: _is_black_box(a, black_box_attacks))
-        white = group[own & ~black & group["attack_source"].isin(WHITE_BOX_SOURCES)]
+        known = group.apply(_traits, axis=1)
+        black = group["attack"].isin(black_box_attacks) | known.map(lambda t: t.black_box)
+        white = group[own & ~black & known.map(lambda t: t.white_box)]
         if white.empty:
             continue
         lowest_white = white["robust_accuracy_ci_low"].min()

@@ -67,11 +67,13 @@ class ModelSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _registered(cls, name: str) -> str:
-        import wrappers
         from mmrb.core.errors import ModelError
+        from wrappers.registry import known_name, model_entry
 
+        if known_name(name):  # a built-in name is checked without importing torch or any model library
+            return name
         try:
-            wrappers.registry.model_entry(name)
+            model_entry(name)
         except ModelError as exc:  # a ValueError lets pydantic report it with the file and field
             raise ValueError(str(exc)) from None
         return name
@@ -90,7 +92,8 @@ class AttackSpec(_Strict):
     """One attack: its source library, its name there, the modality it perturbs and its parameters."""
 
     name: str
-    source: Literal["art", "torchattacks", "textattack", "mmrb"] = "art"
+    source: str = Field("art", description="an attack source of benchmark.attacks.registry.sources(): mmrb, or a "
+                                           "library with an adapter (art, torchattacks, textattack)")
     modality: Literal["none", "image", "text", "joint"] = "image"
     params: dict[str, Any] = Field(default_factory=dict)
     epsilons: list[float] | None = Field(None, description="overrides the suite's epsilons for this attack")
@@ -111,6 +114,15 @@ class AttackSpec(_Strict):
         return data
 
     _check_epsilons = field_validator("epsilons")(classmethod(lambda cls, value: _check_epsilons(value)))
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, source: str) -> str:
+        from benchmark.attacks.registry import sources, unknown
+
+        if source not in sources():  # listed from the adapter files, without importing any library
+            raise ValueError(unknown("attack source", source, sources()))
+        return source
 
     @model_validator(mode="after")
     def _worst_case_lists_attacks(self) -> AttackSpec:

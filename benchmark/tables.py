@@ -46,18 +46,23 @@ def accuracy_table(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> pd.DataFram
 
 
 def floor_labels(frame: pd.DataFrame) -> list[str]:
-    """Labels of the image_replacement (text floor) attacks in an aggregated frame."""
-    return _labels_of(frame, "image_replacement")
+    """Labels of the text floor's attacks (registry probe "floor") in an aggregated frame."""
+    return _labels_of(frame, "floor")
 
 
 def noise_labels(frame: pd.DataFrame) -> list[str]:
-    return _labels_of(frame, "random_noise")
+    """Labels of the random-noise probes (registry probe "noise") in an aggregated frame."""
+    return _labels_of(frame, "noise")
 
 
-def _labels_of(frame: pd.DataFrame, name: str) -> list[str]:
+def _labels_of(frame: pd.DataFrame, probe: str) -> list[str]:
+    from benchmark.attacks.registry import traits
+
     if frame.empty or "attack_name" not in frame:
         return []
-    return sorted(set(frame.loc[frame["attack_name"] == name, "attack"]))
+    pairs = frame[["attack_source", "attack_name", "attack"]].drop_duplicates() if "attack_source" in frame else \
+        frame[["attack_name", "attack"]].assign(attack_source="mmrb").drop_duplicates()
+    return sorted({r.attack for r in pairs.itertuples() if traits(r.attack_source, r.attack_name).probe == probe})
 
 
 def attribution_table(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:

@@ -5,8 +5,7 @@ import fnmatch
 from collections.abc import Callable
 from typing import Any
 
-from mmrb.core.errors import ModelError
-from wrappers.registry import unknown_name
+from mmrb.core.errors import ModelError, unknown_name
 
 _DEFENSES: dict[str, type] = {}
 

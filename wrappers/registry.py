@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from mmrb.core.errors import ModelError
+from mmrb.core.errors import ModelError, unknown_name
 
 ENTRY_POINT_GROUP = "mmrb.models"
 
@@ -55,6 +55,28 @@ class ModelEntry:
     def modalities(self) -> frozenset[str]:
         return frozenset(self.cls.modalities)
 
+
+#: mmrb's own models: name -> (family, modalities, preset, the module whose import registers it). Names are known
+#: without importing torch or any model library (suite validation, `mmrb models`); the module is imported when the
+#: model is first asked for. tests/benchmark/test_first_use.py checks it against the registrations.
+BUILTIN_MODELS = {
+    "clip_fusion": ("clip_fusion", "image+text", "clip", "wrappers.clip"),
+    "clip_lp": ("clip_defended", "image", "clip", "wrappers.clip"),
+    "clip_mlp": ("clip_defended", "image", "clip", "wrappers.clip"),
+    "clip_nmtune": ("clip_defended", "image", "clip", "wrappers.clip"),
+    "clip_ran": ("clip_defended", "image", "clip", "wrappers.clip"),
+    "clip_zeroshot": ("clip_zeroshot", "image", "clip", "wrappers.clip"),
+    "early_fusion": ("early_fusion", "image+text", "tiny", "wrappers.fusion"),
+    "early_fusion_paper": ("early_fusion", "image+text", "paper", "wrappers.fusion"),
+    "ensemble_fusion": ("ensemble_fusion", "image+text", "tiny", "wrappers.fusion"),
+    "ensemble_fusion_paper": ("ensemble_fusion", "image+text", "paper", "wrappers.fusion"),
+    "late_fusion": ("late_fusion", "image+text", "tiny", "wrappers.fusion"),
+    "late_fusion_paper": ("late_fusion", "image+text", "paper", "wrappers.fusion"),
+    "text_only": ("text", "text", "tiny", "wrappers.text"),
+    "text_only_paper": ("text", "text", "paper", "wrappers.text"),
+    "vision_only": ("vision", "image", "tiny", "wrappers.vision"),
+    "vision_only_paper": ("vision", "image", "paper", "wrappers.vision"),
+}
 
 _MODELS: dict[str, ModelEntry] = {}
 _ENTRY_POINTS_LOADED = False
@@ -111,17 +133,13 @@ def adopt(entries: dict[str, ModelEntry]) -> None:
     _MODELS.update(entries)
 
 
-def unknown_name(kind: str, name: str, registered) -> ModelError:
-    """The error for a name missing from a registry: the closest registered names, then all of them."""
-    close = difflib.get_close_matches(name, list(registered), n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    return ModelError(f"unknown {kind} {name!r}.{hint} Registered: {', '.join(sorted(registered))}")
-
-
 def model_entry(name: str) -> ModelEntry:
     """The entry registered as `name` (resolving plug-in references and entry points on first use), or raise
     naming the closest registered names."""
     if name in _MODELS:
+        return _MODELS[name]
+    if name in BUILTIN_MODELS:
+        importlib.import_module(BUILTIN_MODELS[name][3])  # registers the family's models
         return _MODELS[name]
     if ":" in name:
         _MODELS[name] = resolve_reference(name, _REFERENCE_BASE.get())
@@ -130,7 +148,7 @@ def model_entry(name: str) -> ModelEntry:
     try:
         return _MODELS[name]
     except KeyError:
-        raise unknown_name("model", name, _MODELS) from None
+        raise unknown_name("model", name, set(_MODELS) | set(BUILTIN_MODELS)) from None
 
 
 def create_model(name: str, **overrides: Any):
@@ -138,8 +156,15 @@ def create_model(name: str, **overrides: Any):
     return model_entry(name).factory(**overrides)
 
 
+def known_name(name: str) -> bool:
+    """Whether `name` is a built-in or already registered model (without importing any model library)."""
+    return name in BUILTIN_MODELS or name in _MODELS
+
+
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names (entry points included) matching a shell-style pattern, sorted."""
+    for module in sorted({entry[3] for entry in BUILTIN_MODELS.values()}):
+        importlib.import_module(module)
     load_entry_points()
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern) and _MODELS[n].instance is None)
 

@@ -1,12 +1,12 @@
-"""Attack registry: one adapter per source library; a YAML entry names the source, the attack and its params.
+"""Attacks: what every attack works on (`Target`) and returns (`Crafted`), and the budget rules they share.
 
-Adding an attack from a supported library is one YAML entry; adding a source is one module with a
-function registered by `register_source`, taking (name, params, target, epsilon, seed) -> Crafted.
+Which attacks exist and what each one is lives in `benchmark.attacks.registry` (one declaration per attack, one
+adapter file per library); `craft` and `check_attack` here go through it.
 """
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -53,37 +53,11 @@ class Crafted:
     queries: np.ndarray | None = None  # model queries per sample, where the library reports them
 
 
-#: craft(name, params, target, epsilon, seed) -> Crafted
-Adapter = Callable[..., Crafted]
-_SOURCES: dict[str, Adapter] = {}
-SOURCES = ("art", "torchattacks", "textattack", "mmrb")
-
-
-def register_source(name: str) -> Callable[[Adapter], Adapter]:
-    """Register the adapter that crafts attacks of one source library."""
-
-    def decorate(adapter: Adapter) -> Adapter:
-        _SOURCES[name] = adapter
-        return adapter
-
-    return decorate
-
-
 def craft(source: str, name: str, params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
     """Run attack `name` of `source` on `target`; ε is the image budget (None for text attacks)."""
-    if source not in SOURCES:
-        close = difflib.get_close_matches(source, SOURCES, n=2)
-        raise AttackError(f"unknown attack source {source!r}{' (did you mean ' + ', '.join(close) + '?)' if close else ''}; "
-                          f"known: {', '.join(SOURCES)}")
-    _load_adapter(source)
-    return _SOURCES[source](name, params, target, epsilon, seed)
+    from benchmark.attacks import registry
 
-
-def _load_adapter(source: str) -> None:
-    """Import the adapter module of `source` (lazily: TextAttack's import is slow and needs NLTK data)."""
-    import importlib
-
-    importlib.import_module(f"benchmark.attacks.{'mmrb' if source == 'mmrb' else source + '_adapter'}")
+    return registry.craft(source, name, params, target, epsilon, seed)
 
 
 def budget_params(cls: type, params: dict[str, Any], epsilon: float | None, step: str, steps: str) -> dict[str, Any]:
@@ -127,16 +101,9 @@ def param_problems(cls: type, params: dict[str, Any], library: str, internal: tu
 
 def check_attack(source: str, name: str, params: dict[str, Any]) -> list[Problem]:
     """Problems of an attack entry found without running it: unknown source, attack name or parameter."""
-    if source not in SOURCES:
-        close = difflib.get_close_matches(source, SOURCES, n=2)
-        return [("source", f"unknown attack source {source!r}{'; did you mean ' + ', '.join(close) + '?' if close else ''}; "
-                           f"known: {', '.join(SOURCES)}")]
-    if not isinstance(params, dict):
-        return [("params", "must be a mapping of parameter names to values")]
-    import importlib
+    from benchmark.attacks import registry
 
-    module = importlib.import_module(f"benchmark.attacks.{'mmrb' if source == 'mmrb' else source + '_adapter'}")
-    return module.check(name, params)
+    return registry.check(source, name, params)
 
 
 def pick_worst(probs: np.ndarray, labels: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -156,10 +123,3 @@ def enforce_budget(crafted: Crafted, clean: np.ndarray, epsilon: float | None) -
         return crafted, 0.0
     images = np.where(over[:, None, None, None], clean, crafted.images)
     return replace(crafted, images=images), float(over.mean())
-
-
-def attack_class(source: str, name: str) -> type:
-    """The library class of an ART or torchattacks attack (AttackError naming close matches if unknown)."""
-    import importlib
-
-    return importlib.import_module(f"benchmark.attacks.{source}_adapter").attack_class(name)

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from art.attacks import evasion
 
-from benchmark.attacks import Crafted, Problem, Target, budget_params, param_problems, register_source, reject_unknown
+from benchmark.attacks import Crafted, Problem, Target, budget_params, param_problems, reject_unknown
+from benchmark.attacks.registry import AttackInfo, Library, register_library
 from mmrb.core.errors import AttackError
 
 
@@ -42,7 +43,6 @@ def check(name: str, params: dict) -> list[Problem]:
     return param_problems(cls, params, "ART", ("estimator", "classifier"))
 
 
-@register_source("art")
 def craft_art(name: str, params: dict, target: Target, epsilon: float | None, seed: int) -> Crafted:
     """Run ART's `name` on the image view through ImageView.run_attack (groups of samples whose queries keep
     their texts; one sample at a time for attacks without an L∞ query budget)."""
@@ -55,3 +55,27 @@ def craft_art(name: str, params: dict, target: Target, epsilon: float | None, se
     attack = cls(view, **kwargs)  # constructor probes (AutoPGD's all-ones image) are placeholders: see ContextBinding
     x_adv = view.run_attack(attack, target.images, labels)
     return Crafted(x_adv, list(target.texts), int(kwargs.get("max_iter", 1)), kwargs)
+
+
+#: ART's gradient-based L∞ attacks: the convergence check escalates them through max_iter, eps_step, num_random_init.
+GRADIENT = frozenset({"FastGradientMethod", "ProjectedGradientDescent", "ProjectedGradientDescentPyTorch",
+                      "BasicIterativeMethod", "AutoProjectedGradientDescent", "MomentumIterativeMethod"})
+#: ART's attacks that only query the model.
+BLACK_BOX = frozenset({"SquareAttack", "HopSkipJump", "BoundaryAttack", "ZooAttack", "SimBA", "GeoDA", "SignOPTAttack",
+                       "PixelAttack", "ThresholdAttack"})
+
+
+def parameters(name: str) -> dict[str, inspect.Parameter]:
+    return dict(inspect.signature(attack_class(name).__init__).parameters)
+
+
+def describe(name: str) -> AttackInfo:
+    accepted = parameters(name)
+    start = next(((p, 1) for p in ("num_random_init", "nb_random_init") if p in accepted), None)
+    return AttackInfo("art", name, gradient=name in GRADIENT, black_box=name in BLACK_BOX,
+                      white_box=name not in BLACK_BOX, params=None,
+                      steps="max_iter", step_size="eps_step", random_start=start, module=__name__)
+
+
+register_library(Library("art", craft_art, check, describe, parameters, "adversarial-robustness-toolbox",
+                         white_box=True))

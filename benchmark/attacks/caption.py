@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.attacks import Crafted, Target
+from benchmark.attacks.registry import register_attack
 from mmrb.core.errors import AttackError
 
 #: (caption, rng) -> adversarial caption
@@ -119,7 +120,9 @@ def rewrite_captions(captions: Sequence[str], seed: int, rewriter: Rewriter | No
     return [str(rewriter(c, np.random.default_rng([seed, i]))) for i, c in enumerate(captions)]
 
 
-def craft(params: dict, target: Target, seed: int) -> Crafted:
+@register_attack("caption_rewrite", modality="text", bounded=False, params=PARAMS,
+                 check=lambda params: _fraction_problems(params))
+def craft(params: dict, target: Target, epsilon: float | None, seed: int) -> Crafted:
     """The `caption_rewrite` text attack of source mmrb: rewrites the report of every (or a `fraction` of) test sample."""
     unknown = set(params) - set(PARAMS)
     if unknown:
@@ -133,3 +136,9 @@ def craft(params: dict, target: Target, seed: int) -> Crafted:
         texts[i] = text
     return Crafted(target.images, texts, 0, {"max_words": params.get("max_words", 3), "fraction": fraction,
                                               "rewriter": params.get("rewriter", "rule")})
+
+
+def _fraction_problems(params: dict) -> list:
+    from benchmark.attacks.text import fraction_problems
+
+    return fraction_problems(params)

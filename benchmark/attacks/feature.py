@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.attacks import Crafted, Target
+from benchmark.attacks.registry import register_attack
 from mmrb.core.errors import AttackError
 
 PARAMS = ("steps", "alpha", "random_start", "batch_size", "target_seed")
@@ -55,6 +56,7 @@ def target_similarity(encoder: Callable[[torch.Tensor], torch.Tensor], images: t
         return F.cosine_similarity(encoder(images), encoder(target_images), dim=1).numpy()
 
 
+@register_attack("feature_pgd", params=PARAMS)
 def craft(params: dict, target: Target, epsilon: float | None, seed: int) -> Crafted:
     """The `feature_pgd` attack of source mmrb: needs a model with `encode_image` (the CLIP models)."""
     from benchmark.data.synth_domains import target_domain

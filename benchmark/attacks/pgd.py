@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from benchmark.attacks import Crafted, Problem, Target
 from benchmark.attacks.adaptive import StraightThrough, takes_rounding_steps
 from benchmark.attacks.probes import frozen, true_margin
+from benchmark.attacks.registry import register_attack
 from mmrb.core.errors import AttackError
 from wrappers.training import model_device
 
@@ -36,14 +37,6 @@ DEFAULTS: dict[str, Any] = {"steps": 100, "restarts": 1, "step_size": None, "ran
 LOSSES = ("margin", "ce")
 #: Second word of the random-start generator's seed (keeps its draws apart from other streams of the same seed).
 START_STREAM = 0x70676400
-
-
-def pgd_parameters() -> dict[str, Any]:
-    """The parameters pgd takes, as `inspect.Parameter`s (the convergence check reads steps and step size)."""
-    import inspect
-
-    return {name: inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=value)
-            for name, value in DEFAULTS.items()}
 
 
 def check(params: dict[str, Any]) -> list[Problem]:
@@ -73,6 +66,8 @@ def _starts(images: np.ndarray, epsilon: float, seed: int, restart: int) -> np.n
     return np.clip(images + out, 0.0, 1.0).astype(np.float32)
 
 
+@register_attack("pgd", gradient=True, params=tuple(DEFAULTS), defaults=DEFAULTS, steps="steps", step_size="step_size",
+                 random_start=("random_start", True), check=lambda params: check(params))
 def craft(params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
     """Run PGD on every sample of `target` (module docstring); raises AttackError on bad parameters."""
     problems = check(params) + [(f"params.{k}", f"pgd has no parameter {k!r}; it takes: {', '.join(DEFAULTS)}")

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.attacks import Crafted, Target, craft
+from benchmark.attacks.registry import register_attack
 from benchmark.cascade import Part
 from mmrb.core.errors import AttackError
 
@@ -81,6 +82,7 @@ def _reject_unknown(params: dict, accepted: tuple[str, ...], probe: str) -> None
         raise AttackError(f"{probe} has no parameter(s) {', '.join(map(repr, unknown))}; it takes: {', '.join(accepted)}")
 
 
+@register_attack("random_noise", probe="noise", params=("draws", "batch_size"))
 def random_noise(params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
     """Per sample the worst of `draws` uniform random sign noises x + ε·s (s ∈ {−1, +1} per pixel, clipped
     to [0, 1]): an attack that is no stronger than this has not found the model's weakness."""
@@ -108,6 +110,7 @@ def random_noise(params: dict[str, Any], target: Target, epsilon: float | None, 
     return Crafted(best_images, list(target.texts), 0, {"draws": draws}, np.full(len(clean), draws))
 
 
+@register_attack("image_replacement", probe="floor", bounded=False, params=("extra", "batch_size", "escalate"))
 def image_replacement(params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
     """The text floor: per sample (its text kept) the image, among every test image, a blank (all 0) and a
     saturated (all 1) image and the optional `extra` adversarial images, that gives its true class the
@@ -174,12 +177,13 @@ def _extras(extra: Any, target: Target) -> list[np.ndarray | dict]:
 
 def _run_extra(cascade, entry: dict, seed: int, escalated: bool) -> None:
     """An extra attack on the survivors of `cascade`, then escalated (gradient attacks) while it still breaks samples."""
-    from benchmark.convergence import escalate_attack, is_gradient_attack
+    from benchmark.attacks.registry import traits
+    from benchmark.convergence import escalate_attack
 
     source, name, attack_params = entry.get("source", "art"), entry["name"], dict(entry.get("params", {}))
     epsilon = float(entry.get("epsilon", 1.0))
     cascade.run(name, lambda sub: craft(source, name, attack_params, sub, epsilon, seed))
-    if escalated and is_gradient_attack(source, name):
+    if escalated and traits(source, name).gradient:
         escalate_attack(cascade, source, name, attack_params, epsilon, seed)
 
 

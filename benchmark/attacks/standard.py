@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from benchmark.attacks import Crafted, Problem, Target
+from benchmark.attacks.registry import register_attack
 
 DEFAULTS: dict[str, Any] = {"steps": 100, "restarts": 5, "fab_steps": 100, "queries": 5000}
 #: EOT draws for a randomised model under `eot: auto`.
@@ -77,6 +78,8 @@ def _part_params(part: str, settings: dict[str, Any]) -> tuple[str, dict[str, An
     return "Square", {"n_queries": settings["queries"], "n_restarts": 1}
 
 
+@register_attack("standard", params=("steps", "restarts", "fab_steps", "queries", "attacks", "eot"),
+                 check=lambda params: check(params))
 def craft_standard(params: dict[str, Any], target: Target, epsilon: float, seed: int) -> Crafted:
     """Run the parts as a cascade at ε: each on the samples still robust; per sample the input giving its true class
     the lowest probability is kept."""

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmark.attacks import Crafted, Problem, Target
+from benchmark.attacks.registry import register_attack
 from benchmark.data.text_resources import ENGLISH_STOPWORDS, ensure_text_resources
 from mmrb.core.errors import AttackError
 
@@ -118,6 +120,30 @@ def _match_case(replacement: str, original: str) -> str:
     if original[:1].isupper():
         return replacement[:1].upper() + replacement[1:]
     return replacement
+
+
+def fraction_problems(params: dict[str, Any]) -> list[Problem]:
+    """A `fraction` of the words outside [0, 1], before any work."""
+    fraction = params.get("fraction", 0.5)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+        return [("params.fraction", f"a fraction of the words, in [0, 1]; got {fraction!r}")]
+    return []
+
+
+@register_attack("synonym_swap", modality="text", bounded=False, params=("fraction",), check=fraction_problems,
+                 defaults={"fraction": 0.2})
+def craft_synonym_swap(params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
+    """The paper's "Synonym replacing" of a `fraction` of each report's words (default 0.2)."""
+    fraction = params.get("fraction", 0.2)
+    return Crafted(target.images, synonym_swap(target.texts, fraction, seed), 0, {"fraction": fraction})
+
+
+@register_attack("word_deletion", modality="text", bounded=False, params=("fraction",), check=fraction_problems,
+                 defaults={"fraction": 0.5})
+def craft_word_deletion(params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
+    """The paper's "Half-sentence deleting": a `fraction` of each report's words deleted (default 0.5)."""
+    fraction = params.get("fraction", 0.5)
+    return Crafted(target.images, word_deletion(target.texts, fraction, seed), 0, {"fraction": fraction})
 
 
 def synonym_swap(texts: Sequence[str], fraction: float, seed: int) -> list[str]:

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 
 import numpy as np
 
-from benchmark.attacks import Crafted, Problem, Target, register_source
+from benchmark.attacks import Crafted, Problem, Target
+from benchmark.attacks.registry import AttackInfo, Library, register_library
 from mmrb.core.errors import AttackError
 
 RECIPES = ("PWWS", "DeepWordBug", "WordNetGreedy")
@@ -24,7 +26,6 @@ def check(name: str, params: dict) -> list[Problem]:
             for p in sorted(set(params) - set(allowed))]
 
 
-@register_source("textattack")
 def craft_textattack(name: str, params: dict, target: Target, epsilon: float | None, seed: int) -> Crafted:
     """Run TextAttack recipe `name` on every sample; queries per sample are recorded."""
     if name not in RECIPES:
@@ -34,3 +35,17 @@ def craft_textattack(name: str, params: dict, target: Target, epsilon: float | N
     images = target.images if "image" in target.model.modalities else None
     texts, queries = textattack_recipe(name, target.model, images, list(target.texts), target.labels, params, seed)
     return Crafted(target.images, list(texts), 0, dict(params), np.asarray(queries))
+
+
+def parameters(name: str) -> dict[str, inspect.Parameter]:
+    from benchmark.attacks.text import COMMON_PARAMS, RECIPE_PARAMS
+
+    return {p: inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY) for p in COMMON_PARAMS + RECIPE_PARAMS.get(name, ())}
+
+
+def describe(name: str) -> AttackInfo:
+    """A recipe perturbs the report only; it queries the model's scores (black-box search)."""
+    return AttackInfo("textattack", name, modality="text", black_box=True, bounded=False, params=None, module=__name__)
+
+
+register_library(Library("textattack", craft_textattack, check, describe, parameters, "textattack"))

@@ -7,7 +7,8 @@ import inspect
 import numpy as np
 import torch
 
-from benchmark.attacks import Crafted, Problem, Target, budget_params, param_problems, register_source, reject_unknown
+from benchmark.attacks import Crafted, Problem, Target, budget_params, param_problems, reject_unknown
+from benchmark.attacks.registry import AttackInfo, Library, register_library
 from mmrb.core.errors import AttackError
 
 #: Attacks that query only points of their L∞ ε-ball (they project every iterate): their samples can be attacked in
@@ -43,7 +44,6 @@ def check(name: str, params: dict) -> list[Problem]:
     return param_problems(cls, params, "torchattacks", ("model",))
 
 
-@register_source("torchattacks")
 def craft_torchattacks(name: str, params: dict, target: Target, epsilon: float | None, seed: int,
                        wrap: type[torch.nn.Module] | None = None) -> Crafted:
     """Run torchattacks' `name` on the view's module (images -> logits with each row's text looked up);
@@ -66,3 +66,24 @@ def craft_torchattacks(name: str, params: dict, target: Target, epsilon: float |
     x_adv = target.view.craft_in_groups(target.images, kwargs["eps"] if bounded else None, attack_group)
     steps = int(kwargs.get("steps", kwargs.get("n_queries", 1)))
     return Crafted(x_adv, list(target.texts), steps, kwargs)
+
+
+#: torchattacks' gradient-based L∞ attacks: the convergence check escalates them through steps, alpha, random_start.
+GRADIENT = frozenset({"FGSM", "PGD", "BIM", "APGD", "MIFGSM", "RFGSM", "EOTPGD", "TPGD", "NIFGSM", "SINIFGSM", "VMIFGSM",
+                      "VNIFGSM", "Jitter"})
+#: torchattacks' attacks that only query the model.
+BLACK_BOX = frozenset({"Square", "OnePixel", "Pixle", "SPSA"})
+
+
+def parameters(name: str) -> dict[str, inspect.Parameter]:
+    return dict(inspect.signature(attack_class(name).__init__).parameters)
+
+
+def describe(name: str) -> AttackInfo:
+    start = ("random_start", True) if "random_start" in parameters(name) else None
+    return AttackInfo("torchattacks", name, gradient=name in GRADIENT, black_box=name in BLACK_BOX,
+                      white_box=name not in BLACK_BOX, params=None,
+                      steps="steps", step_size="alpha", random_start=start, module=__name__)
+
+
+register_library(Library("torchattacks", craft_torchattacks, check, describe, parameters, "torchattacks", white_box=True))

@@ -31,3 +31,12 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, folder, kept: int) -> None:
         super().__init__(f"interrupted: {kept} cells kept in {folder}; run the same command again to resume")
         self.folder, self.kept = folder, kept
+
+
+def unknown_name(kind: str, name: str, registered, error: type[MmrbError] = ModelError) -> MmrbError:
+    """The error for a name missing from a registry: the closest registered names, then all of them."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(registered), n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return error(f"unknown {kind} {name!r}.{hint} Registered: {', '.join(sorted(registered))}")

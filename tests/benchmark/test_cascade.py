@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from benchmark.attacks import Target, craft
+from benchmark.attacks.registry import info
 from benchmark.cascade import Cascade
 from benchmark.convergence import accepted_params, escalate
 from wrappers.estimators import ImageView
@@ -56,7 +57,7 @@ def _escalated(target, params, eps, **spec):
     probs = predict_proba(target.model, crafted.images, crafted.texts)
     cascade = Cascade(target, probs, crafted.images)
     record = escalate(cascade, lambda p, sub, s: craft("art", PGD, p, sub, eps, s), accepted_params("art", PGD),
-                      "art", params, eps, 0, **spec)
+                      info("art", PGD), params, eps, 0, **spec)
     return (probs.argmax(1) == target.labels).mean(), cascade.robust_accuracy(), record
 
 

@@ -17,9 +17,9 @@ import torch
 import yaml
 
 import mmrb
-from benchmark.cli import main
 from benchmark.results import DB_NAME, RunStore
 from benchmark.soundness import UNRANKING_FLAGS
+from mmrb.cli import main
 from mmrb.core.errors import MmrbError, ModelError
 from tests.plugins.tiny_plugin import tiny_suite, write_plugin
 from wrappers.registry import import_plugin
@@ -220,7 +220,7 @@ def test_ctrl_c_is_one_line_and_exit_130_and_the_same_command_resumes(tmp_path, 
     path.write_text(path.read_text() + INTERRUPTER)
     suite, out = tmp_path / "suite.yaml", tmp_path / "run"
     suite.write_text(yaml.safe_dump(tiny_suite(models=["interrupter_model"])))
-    command = [sys.executable, "-m", "benchmark.cli", "run", str(suite), "--out", str(out), "--cache",
+    command = [sys.executable, "-m", "mmrb.cli", "run", str(suite), "--out", str(out), "--cache",
                str(cache_dir), "--import", str(path), "--no-leaderboard", "-q"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "MMRB_TEST_INTERRUPT": str(out / "results.csv")}
@@ -290,11 +290,11 @@ def test_compare_defenses_checks_each_defense_before_pretraining(tmp_path, monke
 
 def test_models_and_attacks_listings_version_and_gate_help(capsys):
     import wrappers
-    from benchmark.catalogue import BUILTIN_MODELS
+    from wrappers.registry import BUILTIN_MODELS
 
-    mine = {n: (e.family, "+".join(sorted(e.modalities)), e.preset) for n in wrappers.list_models()
+    mine = {n: (e.family, "+".join(sorted(e.modalities)), e.preset, e.cls.__module__) for n in wrappers.list_models()
             for e in [wrappers.model_entry(n)] if e.origin == "mmrb"}
-    assert mine == BUILTIN_MODELS  # the listing without imports is the registry
+    assert mine == BUILTIN_MODELS  # the listing without imports is the registry, and each name's module registers it
     main(["models", "fusion"])  # a substring, not only a shell pattern
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
     assert names and all("fusion" in n for n in names) and "early_fusion" in names

@@ -85,7 +85,7 @@ def test_ray_backend_gives_the_local_backends_results(local_run, ray_run):
 def test_mmrb_run_backend_ray_from_the_command_line(local_run, ray_run, tmp_path, capsys):
     import yaml
 
-    from benchmark.cli import main
+    from mmrb.cli import main
 
     _, root = ray_run
     suite = tmp_path / "ray.yaml"

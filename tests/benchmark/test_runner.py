@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from benchmark.cli import main
 from benchmark.results import COLUMNS
+from mmrb.cli import main
 
 REQUIRED = ["suite", "model", "attack", "attack_source", "modality", "epsilon", "steps", "transfer_source", "n",
             "clean_accuracy", "robust_accuracy", "clean_f1", "robust_f1", "auc", "attack_success_rate", "seconds"]

@@ -211,6 +211,7 @@ def test_an_under_stepped_pgd_raises_rising_with_steps(trained, test_split):
 
     from benchmark.aggregate import publish_converged
     from benchmark.attacks import Target, craft
+    from benchmark.attacks.registry import info
     from benchmark.cascade import Cascade
     from benchmark.convergence import accepted_params, escalate
     from wrappers.estimators import ImageView
@@ -226,7 +227,7 @@ def test_an_under_stepped_pgd_raises_rising_with_steps(trained, test_split):
         crafted = craft("art", pgd, {"max_iter": 1}, target, 0.2, seed=0)
         probs = predict_proba(model, crafted.images, texts)
         cascade = Cascade(target, probs, crafted.images)
-        record = escalate(cascade, lambda p, sub, s: craft("art", pgd, p, sub, 0.2, s), accepted_params("art", pgd), "art",
+        record = escalate(cascade, lambda p, sub, s: craft("art", pgd, p, sub, 0.2, s), accepted_params("art", pgd), info("art", pgd),
                           {"max_iter": 1}, 0.2, 0, **spec)
         row = measured_cell("PGD", 0.2, cascade.robust_accuracy(), len(y),
                             as_run_robust_accuracy=float((probs.argmax(1) == y).mean()),

@@ -8,8 +8,8 @@ import torch
 import yaml
 
 import benchmark
-from benchmark.cli import main
 from benchmark.submit import SubmissionError, load_card, submit
+from mmrb.cli import main
 from tests.plugins.tiny_plugin import tiny_suite, write_plugin
 
 pytestmark = pytest.mark.slow

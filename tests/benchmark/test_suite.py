@@ -134,7 +134,7 @@ def test_bad_modality_names_the_field_path_the_attack_and_the_allowed_values(tmp
 
 def test_bad_source_names_the_attack(tmp_path):
     message = suite_error(write(tmp_path, "models: [early_fusion]\nattacks: [{name: PGD, source: foolbox}]\n"))
-    assert "attacks.0 (PGD).source" in message and "'art'" in message and "'mmrb'" in message
+    assert "attacks.0 (PGD).source" in message and "'foolbox'" in message and "known: mmrb, art, textattack, torchattacks" in message
 
 
 @pytest.mark.parametrize("epsilons, bad", [("[0, 0.1]", "[0.0]"), ("[0.1, 1.5, 2]", "[1.5, 2.0]"),

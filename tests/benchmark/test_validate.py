@@ -9,10 +9,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmark.cli import main
 from benchmark.runner import run_suite
 from benchmark.suite import load_suite
 from benchmark.validate import check_device, check_suite
+from mmrb.cli import main
 from mmrb.core.errors import MmrbError, SuiteError
 
 BASE = {

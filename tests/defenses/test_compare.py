@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from benchmark.cli import main
 from benchmark.defenses_compare import interval, load_defense_suite
+from mmrb.cli import main
 from mmrb.core.errors import SuiteError
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"

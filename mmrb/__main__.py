@@ -1,0 +1,3 @@
+from mmrb.cli import main
+
+main()
