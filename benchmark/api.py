@@ -47,7 +47,7 @@ def evaluate(suite: str | Path | Mapping[str, Any] | Suite, models: Mapping[str,
     mmrb trains a copy per seed with the object's `config["recipe"]`, like a registered model, starting from weights
     re-initialised from the training seed (`reinitialised`): two calls give the same figures, and the second
     resumes. Every model is checked on a batch before any work (benchmark.preflight). Results go to `out` (default
-    runs/<suite name>, which must hold this suite's results or none; committed cells there are resumed; `fresh`:
+    `runs/<suite name>`, which must hold this suite's results or none; committed cells there are resumed; `fresh`:
     discarded), models and attacks are cached in `cache` (default $MMRB_CACHE or ~/.cache/mmrb); `progress`: the
     plan line and a progress bar on stderr (False: silent); `leaderboard`: a folder to merge the aggregated cells
     into (none by default). `backend`: where cells run, "local" (default: this process) or "ray" /

@@ -53,7 +53,7 @@ class LocalBackend:
     """Cells one after another in this process (the default). `torch_threads`: torch's intra-op threads for the
     run's attacks and scoring (default: torch's own, one per core); trainings run under the canonical numerical
     setting whatever it is (`wrappers.numerics.canonical_numerics`), and the attacks' figures were measured not to
-    depend on it (README, "Same figures everywhere")."""
+    depend on it (docs/models.md, "Same figures everywhere")."""
 
     torch_threads: int | None = None
 
@@ -201,7 +201,7 @@ class WorkerContext:
 
             raise MmrbError(f"Ray worker on {socket.gethostname()}: its numerics {here} differ from the driver's "
                             f"{self.numerics}, which keyed the run's models and cells; run the cluster on nodes of "
-                            "one CPU type and torch build (README: 'Running on Ray')")
+                            "one CPU type and torch build (docs/ray.md)")
         torch.set_num_threads(self.threads)
         sys.path.extend(p for p in self.sys_path if p not in sys.path)
         for plugin in self.plugins:

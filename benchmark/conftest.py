@@ -1,4 +1,4 @@
-"""`pytest benchmark/`: the robustness regression gate (see benchmark/test_robustness.py and README "Robustness gate").
+"""`pytest benchmark/`: the robustness regression gate (see benchmark/test_robustness.py and docs/gate.md).
 
 Options: --mmrb-suite PATH (repeatable; default suites/smoke.yaml), --mmrb-out DIR (run folders, default runs/gate:
 finished cells are resumed, so an unchanged re-run takes seconds), --mmrb-cache DIR, --mmrb-device,

@@ -56,7 +56,7 @@ def load_evaluation(path: str | Path) -> EvaluationSpec:
     except ValidationError as exc:
         lines = [f"{path}: field {'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors()]
         raise EvaluationError("\n".join(lines) + "\n(an evaluation holds name, authors, attack: {source, name, params}; "
-                              "see README 'Outside evaluations')") from None
+                              "see docs/leaderboard.md, 'Outside evaluations')") from None
     from benchmark.attacks import check_attack
 
     attack = spec.attack

@@ -20,7 +20,7 @@ from typing import Any
 from mmrb.core.errors import MmrbError
 from mmrb.core.io import atomic_write, folder_lock
 
-#: Columns of results.csv, in order (README: "Metrics").
+#: Columns of results.csv, in order (docs/metrics.md).
 COLUMNS = (
     "suite", "model", "attack", "attack_name", "attack_source", "modality", "epsilon", "seed", "steps", "transfer_source", "n",
     "clean_accuracy", "robust_accuracy", "as_run_robust_accuracy",

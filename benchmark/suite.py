@@ -383,7 +383,7 @@ def _describe(err: dict, data: dict) -> str:
     if err["type"] == "literal_error":
         msg += f" (got {err.get('input')!r})"
     if err["type"] == "extra_forbidden":
-        msg = "unknown field; check the spelling (see README: Suites)"
+        msg = "unknown field; check the spelling (see docs/suites.md)"
     return f"  field '{field}': {msg}"
 
 

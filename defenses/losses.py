@@ -29,7 +29,7 @@ def class_centroids(z: torch.Tensor, labels: torch.Tensor, n_classes: int) -> tu
 
 def adversarial_margin_loss(z: torch.Tensor, labels: torch.Tensor, n_classes: int,
                             centroids: torch.Tensor | None = None) -> torch.Tensor:
-    """L_ADV of §3.2, with its ambiguities resolved as follows (also in the README):
+    """L_ADV of §3.2, with its ambiguities resolved as follows (also in docs/clip-defenses.md):
 
     L_ADV = −[ (1/n) Σ_i dist(ẑ_i) + (2 / (m(m−1))) Σ_{a<b} arccos(ĉ_a · ĉ_b) ],
     dist(ẑ_i) = (1/(m−1)) Σ_{k≠y_i} ‖ẑ_i − c_k‖₂.

@@ -49,7 +49,7 @@ def add_protocol_options(parser: argparse.ArgumentParser, written: str) -> None:
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
     """--backend and the Ray settings (run, submit)."""
     ray = parser.add_argument_group("backend", "where cells run: here, one after another (local, the default), or as "
-                                 "Ray tasks (pip install 'mmrb[ray]'; see the README's 'Running on Ray')")
+                                 "Ray tasks (pip install 'mmrb[ray]'; see docs/ray.md)")
     ray.add_argument("--backend", choices=("local", "ray"), default="local")
     ray.add_argument("--address", default=None, help="Ray cluster to join (auto, ray://HEAD:10001; default "
                      "$RAY_ADDRESS, else a local Ray instance started for this run)")
@@ -267,7 +267,7 @@ GATE_HELP = """usage: mmrb gate [--mmrb-suite PATH ...] [--mmrb-out DIR] [--mmrb
                  [--mmrb-backend {local,ray}] [--mmrb-address ADDR] [--mmrb-speed] [PYTEST OPTIONS]
 
 The robustness gate: runs `pytest benchmark/` of the installed mmrb on a suite and fails when a cell's 95 %
-interval lies beyond its `expect:` bound (README: "Robustness gate").
+interval lies beyond its `expect:` bound (docs/gate.md).
 
 mmrb options:
   --mmrb-suite PATH      suite YAML to gate on (repeatable; default suites/smoke.yaml)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up mmrb in ./.venv: the torch/torchvision pair first (a matching pair; see README), then mmrb with its
+# Sets up mmrb in ./.venv: the torch/torchvision pair first (a matching pair; see docs/getting-started.md), then mmrb with its
 # test, lint and Ray extras. Idempotent: re-running only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -245,7 +245,7 @@ def cache_entry(folder: Path, required: str) -> bool:
 def obtain_pretrained_clip(arch: str, pretrained: str | None, images: np.ndarray, texts: Sequence[str],
                            recipe: PretrainRecipe, cache_dir: str | Path, seed: int, image_size: int | None = None) -> str:
     """`arch` pre-trained on the pairs with `recipe` as an OpenCLIP `local-dir:` spec, from the cache or trained
-    and cached under <cache>/clip/pretrained/; with 0 epochs, `arch` itself (the weights as given)."""
+    and cached under `<cache>/clip/pretrained/`; with 0 epochs, `arch` itself (the weights as given)."""
     if recipe.epochs == 0:
         return arch
     key = digest({"arch": arch, "pretrained": pretrained, "image_size": image_size, "recipe": asdict(recipe), "seed": seed,

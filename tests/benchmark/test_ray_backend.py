@@ -205,7 +205,7 @@ def test_killed_driver_loses_no_committed_cell_and_the_rerun_resumes(ray_run, tm
         kill_then_resume(args, out, 3, N_CELLS, before_kill=lambda pid: instance.extend(_descendants(pid)))
         frame = pd.read_csv(out / "results.csv")
         assert not frame.duplicated(["model", "attack", "epsilon", "seed", "transfer_source"]).any()
-    finally:  # some of the killed driver's Ray processes outlive it (README: `ray stop`); end just those
+    finally:  # some of the killed driver's Ray processes outlive it (docs/ray.md: `ray stop`); end just those
         for pid in instance:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)

@@ -168,14 +168,14 @@ def test_card_files_are_checked_before_any_work(tmp_path, submission, cache_dir,
     assert not (tmp_path / "run").exists()
 
 
-def test_the_readme_example_is_the_example_file_and_its_card_submits(tmp_path, cache_dir):
+def test_the_docs_example_is_the_example_file_and_its_card_submits(tmp_path, cache_dir):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    readme = (root / "README.md").read_text()
-    block = readme.split("**A worked example**", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    page = (root / "docs" / "own-model.md").read_text()
+    block = page.split("**A worked example**", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     source = (root / "examples/submit_fusion/gated.py").read_text()
-    assert block.strip() and source.endswith(block)  # the README shows the file as it is, from its imports on
+    assert block.strip() and source.endswith(block)  # the docs show the file as it is, from its imports on
     board = tmp_path / "board"
     outcome = submit(root / "examples/submit_fusion/card.yaml", board, protocol(tmp_path), cache_dir)
     entry = json.loads(outcome.path.read_text())

@@ -151,7 +151,7 @@ def test_cache_key_changes_with_the_data(train_set, cache_dir, tmp_path):
 
 
 class _MeanPixelModel(torch.nn.Module):
-    """The README's "Adding a model" shape: family, modalities, config, tokenize, forward."""
+    """The model protocol of docs/own-model.md: family, modalities, config, tokenize, forward."""
 
     family = "mean_pixel"
     modalities = frozenset({"image"})
