@@ -1,6 +1,6 @@
 """The attack cache: what each cell produced (adversarial inputs and predictions), stored under its content key.
 
-A cell's key covers everything that decides its output (see `benchmark.runner.cell_key`): the model's content
+A cell's key covers everything that decides its output (see `benchmark.keys.Keys.cell`): the model's content
 key, the data and the scored samples, the attack's source, name and parameters, ε, the seed, mmrb's protocol
 version, the attack libraries' versions and the code of the adapters. Re-running an unchanged suite therefore
 loads every cell instead of attacking, and scores are recomputed from the stored predictions, so a re-run is

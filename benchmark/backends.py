@@ -26,8 +26,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tqdm.auto import tqdm
+
+from benchmark.engine import CellResult, Plan, Work, base_row, compute, describe, needs_text_resources
 from benchmark.grid import Cell
-from benchmark.runner import CellResult, Plan, Progress, Work, compute, describe, needs_text_resources
+from benchmark.suite import Suite
 from benchmark.validate import check_device
 from mmrb.core.errors import MmrbError
 from wrappers.numerics import numerics_identity
@@ -46,6 +49,28 @@ class Backend(Protocol):
 
     def execute(self, plan: Plan, pending: Pending, progress: Progress) -> Iterator[CellResult]:
         """Compute `pending` and yield one outcome per cell; tasks other than cells are added to `progress`."""
+
+
+class Progress:
+    """The run's one progress bar: a step per pending cell (taken by the runner when it commits the cell), plus a
+    step per task a backend runs besides its cells (the Ray backend's trainings and transfer crafts)."""
+
+    def __init__(self, bar: tqdm) -> None:
+        self._bar = bar
+
+    def note(self, text: str) -> None:
+        """What is running now (the bar's postfix)."""
+        self._bar.set_postfix_str(text)
+
+    def add_tasks(self, n: int) -> None:
+        """`n` more steps: tasks other than cells that this run will wait for."""
+        self._bar.total += n
+        self._bar.refresh()
+
+    def task_done(self) -> None:
+        """One step done: a committed cell, or another task finished."""
+        self._bar.update()
+
 
 
 @dataclass(frozen=True)
@@ -155,14 +180,16 @@ class RayBackend:
 
 @dataclass(frozen=True)
 class WorkerContext:
-    """What a worker process needs before its first task of a run: the plan, and how to rebuild the driver's
-    model registry (plug-in files and modules to import, then the non-built-in entries, pickled)."""
+    """What a worker process needs before its first task of a run: the plan (pickled, with the model entries the
+    driver resolved), and the plug-in files and modules to import before unpickling it (where the plug-in models'
+    and attacks' code lives)."""
 
-    plan: Plan
+    plan_bytes: bytes
+    suite: Suite
+    device: str
     threads: int
     sys_path: list[str]
     plugins: list[str]
-    entries: bytes
     numerics: dict[str, Any]  # the driver's `numerics_identity`: it keyed the models, so every worker must share it
     run: str = field(default_factory=lambda: uuid.uuid4().hex)
 
@@ -170,32 +197,30 @@ class WorkerContext:
     def of(cls, plan: Plan, threads: int) -> WorkerContext:
         from ray import cloudpickle
 
-        from wrappers.registry import model_entry
+        from benchmark.attacks.registry import traits
 
-        suite = plan.suite
-        names = {m.name for m in suite.models}
-        if suite.transfer is not None:
-            names |= {m.name for m in (*suite.transfer.sources, *suite.transfer.targets)}
-        entries = {name: model_entry(name) for name in sorted(names)}
-        entries = {n: e for n, e in entries.items() if e.origin != "mmrb"}
-        plugins = []  # where the plug-in models' code lives: files imported by path, then importable modules
-        for module in sorted({m for e in entries.values() for m in (e.factory.__module__, e.cls.__module__)}):
+        modules = {m for e in plan.models.values() if e.origin != "mmrb" for m in (e.factory.__module__, e.cls.__module__)}
+        attacks = [*plan.suite.attacks, *(plan.suite.transfer.attacks if plan.suite.transfer else [])]
+        modules |= {traits(a.source, a.name).module for a in attacks} - {""}
+        plugins = []  # files imported by path first, then importable modules
+        for module in sorted(modules):
             if module.startswith("mmrb_plugin_"):
                 plugins.insert(0, sys.modules[module].__file__)
-            elif module != "__main__":  # a driver script's own classes travel by value
-                plugins.append(module)
-        return cls(plan, threads, list(sys.path), plugins, cloudpickle.dumps(entries), numerics_identity(plan.device))
+            elif module != "__main__" and not module.startswith(("benchmark.", "wrappers.", "defenses.")):
+                plugins.append(module)  # (a driver script's own classes travel by value)
+        return cls(cloudpickle.dumps(plan), plan.suite, plan.device, threads, list(sys.path), plugins,
+                   numerics_identity(plan.device))
 
-    def setup(self) -> None:
-        """Rebuild the driver's registry in this process."""
+    def setup(self) -> Plan:
+        """Check this worker's numerics, import the plug-ins, and return the driver's plan."""
         import importlib
 
         import torch
         from ray import cloudpickle
 
-        from wrappers.registry import adopt, import_plugin
+        from wrappers.registry import import_plugin
 
-        here = numerics_identity(self.plan.device)
+        here = numerics_identity(self.device)
         if here != self.numerics:
             import socket
 
@@ -206,11 +231,11 @@ class WorkerContext:
         sys.path.extend(p for p in self.sys_path if p not in sys.path)
         for plugin in self.plugins:
             import_plugin(plugin) if plugin.endswith(".py") else importlib.import_module(plugin)
-        adopt(cloudpickle.loads(self.entries))
-        if needs_text_resources(self.plan.suite):
+        if needs_text_resources(self.suite):
             from benchmark.data.text_resources import ensure_text_resources
 
             ensure_text_resources()
+        return cloudpickle.loads(self.plan_bytes)
 
 
 _WORK: dict[str, Work] = {}  # run id -> this worker's Work (its models stay loaded between tasks)
@@ -219,8 +244,7 @@ _WORK: dict[str, Work] = {}  # run id -> this worker's Work (its models stay loa
 def _work(context: WorkerContext) -> Work:
     if context.run not in _WORK:
         _WORK.clear()  # one run at a time per worker process
-        context.setup()
-        _WORK[context.run] = context.plan.work()
+        _WORK[context.run] = context.setup().work()
     return _WORK[context.run]
 
 
@@ -263,7 +287,7 @@ def _cell_task(context: WorkerContext, cell: Cell, key: str, trained: Exception 
     if trained is not None:
         work.failed(trained, model=(cell.model, cell.seed))
     if crafted is not None:
-        work.failed(crafted, craft=context.plan.keys.craft(cell.source, cell.attack, cell.epsilon, cell.seed, check=False))
+        work.failed(crafted, craft=work.keys.transfer_craft(cell))
     return compute(work, cell, key)
 
 
@@ -290,7 +314,7 @@ class _Graph:
         return self.trainings[spec.label, seed]
 
     def transfer(self, cell: Cell):
-        key = self.keys.craft(cell.source, cell.attack, cell.epsilon, cell.seed, check=False)
+        key = self.keys.transfer_craft(cell)
         if key not in self.crafts:
             self.crafts[key] = self.craft.remote(self.context, cell.source, cell.attack, cell.epsilon, cell.seed,
                                                  self.training(cell.source, cell.seed))
@@ -300,13 +324,8 @@ class _Graph:
         """The cell's task, after the tasks of the pending cells it combines (submitted first)."""
         if key in self.cells:
             return self.cells[key]
-        attacks = self.keys.attacks
-        combined = [attacks[label] for label in cell.attack.params["of"]] if cell.attack.name == "worst_case" else []
-        if cell.attack.compare_with and cell.source is None:
-            combined.append(attacks[cell.attack.compare_with])
         after = []
-        for attack in combined:
-            other = Cell(cell.model, attack, cell.epsilon, seed=cell.seed)
+        for other in self.keys.combined(cell):
             other_key = self.keys.cell(other)
             if other_key in pending:
                 after.append(self.submit(other, other_key, pending))
@@ -341,12 +360,10 @@ class _Graph:
         cluster went away) becomes the cell's error row, retried by the next run."""
         import ray
 
-        from benchmark.runner import _base_row
-
         try:
             return ray.get(ref)
         except ray.exceptions.RayError as exc:
-            row = _base_row(self.plan.suite, cell, len(self.plan.data.test.labels))
+            row = base_row(self.plan.suite, cell, len(self.plan.data.test.labels))
             row["error"] = f"Ray could not run this cell: {type(exc).__name__}: {str(exc).splitlines()[0]}"
             return CellResult(cell, key, row, False)
 

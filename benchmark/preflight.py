@@ -11,7 +11,7 @@ import torch
 from mmrb.core.errors import ModelError
 
 if TYPE_CHECKING:
-    from benchmark.runner import SuiteData
+    from benchmark.engine import SuiteData
     from benchmark.suite import ModelSpec, Suite
 
 #: Samples of the test split each model is called on.
@@ -28,19 +28,21 @@ def suite_models(suite: Suite) -> list[ModelSpec]:
     return list({s.label: s for s in specs}.values())
 
 
-def check_models(suite: Suite, data: SuiteData, cache_dir: str | Path, specs: list[ModelSpec] | None = None) -> None:
+def check_models(suite: Suite, data: SuiteData, cache_dir: str | Path, specs: list[ModelSpec] | None = None,
+                 models: dict | None = None) -> None:
     """Build each model of `suite` (`specs`: only these) as training starts it, or take the given object with final
-    weights, and check it on `BATCH` test samples (wrappers.protocol.check_model); raise ModelError otherwise."""
+    weights, and check it on `BATCH` test samples (wrappers.protocol.check_model); raise ModelError otherwise.
+    `models`: the entries the run resolved (default: looked up by name)."""
     from wrappers.registry import model_entry
     from wrappers.training import build_model
 
     test, batch = data.test, slice(0, BATCH)
     for spec in specs if specs is not None else suite_models(suite):
-        entry = model_entry(spec.name)
+        entry = (models or {}).get(spec.name) or model_entry(spec.name)
         where = f"{suite.source or 'suite ' + repr(suite.name)}: model {spec.label!r} ({entry.origin})"
         try:
             model = entry.instance if entry.instance is not None and entry.trained else \
-                build_model(spec.name, spec.params, data.train_set, Path(cache_dir), suite.training_seeds[0])
+                build_model(spec.name, spec.params, data.train_set, Path(cache_dir), suite.training_seeds[0], entry)
         except ModelError:
             raise
         except Exception as exc:

@@ -40,7 +40,7 @@ def _plain(value: Any) -> Any:
 
 
 class RunStore:
-    """Finished cells of one run folder, keyed by each cell's content key (see benchmark.runner.cell_key)."""
+    """Finished cells of one run folder, keyed by each cell's content key (see benchmark.keys.Keys.cell)."""
 
     def __init__(self, folder: str | Path, fresh: bool = False, suite: dict[str, Any] | None = None) -> None:
         self.folder = Path(folder)

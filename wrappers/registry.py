@@ -128,11 +128,6 @@ def registered(entry: ModelEntry) -> Iterator[ModelEntry]:
             _MODELS[entry.name] = previous
 
 
-def adopt(entries: dict[str, ModelEntry]) -> None:
-    """Register entries made in another process (a Ray worker receives the driver's plug-ins and model objects)."""
-    _MODELS.update(entries)
-
-
 def model_entry(name: str) -> ModelEntry:
     """The entry registered as `name` (resolving plug-in references and entry points on first use), or raise
     naming the closest registered names."""

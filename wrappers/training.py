@@ -52,14 +52,15 @@ def tiny_bert_folder(texts: Sequence[str], cache_dir: Path, seed: int) -> Path:
     return folder
 
 
-def model_key(name: str, overrides: dict[str, Any], data_fingerprint: str, seed: int, device: str = "cpu") -> str:
+def model_key(name: str, overrides: dict[str, Any], data_fingerprint: str, seed: int, device: str = "cpu",
+              entry: ModelEntry | None = None) -> str:
     """Content key of a trained model: everything that decides its weights. The resolved config is a function of
     the name, the overrides and the code of the factory, class and presets, so the key hashes those: the
     source of every module defining the model (transitively, see `code_digest`), this training module, the
     library versions (torch's among them), the data fingerprint, the seed, and what of the numerical setting
     cannot be made canonical (`numerics_identity(device)`: the device type, the CPU's instruction set or the GPU;
     the threads are canonical, see `canonical_numerics`). Editing a factory's default retrains."""
-    entry = model_entry(name)
+    entry = entry or model_entry(name)
     code = code_digest(entry.cls, entry.factory, sys.modules[__name__])
     key = {"name": name, "overrides": overrides, "data": data_fingerprint, "seed": seed, "v": TRAINING_VERSION, "code": code,
            "numerics": numerics_identity(device)}
@@ -91,10 +92,12 @@ def cache_folder_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "model"
 
 
-def build_model(name: str, overrides: dict[str, Any], data: LabelledSet, cache_dir: Path, seed: int = 0) -> nn.Module:
+def build_model(name: str, overrides: dict[str, Any], data: LabelledSet, cache_dir: Path, seed: int = 0,
+                entry: ModelEntry | None = None) -> nn.Module:
     """The model `name` as training starts it (seeded), its "tiny_bert" text encoder built from `data`'s reports:
-    the preset's named in the config as a folder, any other model's through `tiny_bert_from`."""
-    entry = model_entry(name)
+    the preset's named in the config as a folder, any other model's through `tiny_bert_from`. `entry`: the model's
+    registry entry as the run resolved it (default: looked up by `name`)."""
+    entry = entry or model_entry(name)
     resolved = dict(overrides)
     preset_encoder = PRESETS.get(entry.preset, {}).get("text_encoder")
     if "text" in entry.modalities and resolved.get("text_encoder", preset_encoder) == TINY_BERT:
@@ -105,17 +108,17 @@ def build_model(name: str, overrides: dict[str, Any], data: LabelledSet, cache_d
 
 
 def obtain_trained(name: str, overrides: dict[str, Any], data: LabelledSet, cache_dir: str | Path,
-                   seed: int = 0, device: str = "cpu") -> nn.Module:
+                   seed: int = 0, device: str = "cpu", entry: ModelEntry | None = None) -> nn.Module:
     """The model `name` trained on `data` with its recipe, on `device`: loaded from the cache when an entry with
     its content key exists and verifies (weights digest and resolved config), else trained and cached.
     An entry that cannot be read is reported once, naming its folder, and rebuilt. Training runs under
     `canonical_numerics()` (one torch thread, deterministic algorithms; the caller's settings are restored after),
     so the weights are the same whatever threads the caller (a backend, a Ray task) runs with."""
     cache_dir = Path(cache_dir)
-    entry = model_entry(name)
+    entry = entry or model_entry(name)
     if entry.instance is not None and entry.trained:  # final weights handed over: used as they are
         return entry.instance.to(device).eval()
-    key = model_key(name, overrides, data.fingerprint, seed, device)
+    key = model_key(name, overrides, data.fingerprint, seed, device, entry)
     folder = cache_dir / "models" / f"{cache_folder_name(name)}-{key}"
     with build_lock(cache_dir, folder.name), canonical_numerics():  # trained once even when processes share the cache
         return _load_or_train(entry, name, overrides, data, cache_dir, seed, device, key, folder)
@@ -123,13 +126,13 @@ def obtain_trained(name: str, overrides: dict[str, Any], data: LabelledSet, cach
 
 def _load_or_train(entry: ModelEntry, name: str, overrides: dict[str, Any], data: LabelledSet, cache_dir: Path,
                    seed: int, device: str, key: str, folder: Path) -> nn.Module:
-    model = build_model(name, overrides, data, cache_dir, seed)
+    model = build_model(name, overrides, data, cache_dir, seed, entry)
     if folder.exists():
         try:
             return load_verified(model, folder, cache_dir).to(device).eval()
         except ModelError as exc:
             log.warning("cache entry %s cannot be used (%s); retraining %s", folder, exc, name)
-            model = build_model(name, overrides, data, cache_dir, seed)
+            model = build_model(name, overrides, data, cache_dir, seed, entry)
     if hasattr(model, "train_on"):  # models with their own training (CLIP: pre-train, freeze, fit the head)
         log.info("training %s (%s) with its own train_on on %s", name, entry.family, device)
         model.train_on(data, cache_dir, seed)
