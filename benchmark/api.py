@@ -59,7 +59,7 @@ def evaluate(suite: str | Path | Mapping[str, Any] | Suite, models: Mapping[str,
         out = Path(out) if out is not None else Path("runs") / suite.name
         record = run_suite(suite, out, cache, device=device, progress=progress, fresh=fresh, backend=backend)
     if leaderboard is not None:
-        from benchmark.leaderboard import provenance, publish
+        from benchmark.board.suite_boards import provenance, publish
 
         publish(record.rows, provenance(suite.name, suite.content_hash, record.data_fingerprint, suite.seed), leaderboard)
     return Evaluation(pd.read_csv(record.results_path, keep_default_na=False, na_values=[""]), record)

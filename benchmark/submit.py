@@ -4,11 +4,10 @@
 `file.py:factory` relative to the card), loads final weights if the submitter trained the model (safetensors, or a
 state dict that `torch.load(weights_only=True)` reads: a submission is never unpickled), checks the model on a
 batch and its clean accuracy against the protocol's floor, runs the protocol suite (`suites/leaderboard.yaml`) on it
-and writes `<board>/v<PROTOCOL_VERSION>/entries/<name>.json` (schema: `benchmark.board`). Re-submitting the same
+and writes `<board>/v<PROTOCOL_VERSION>/entries/<name>.json` (schema: `benchmark.board.entry.Entry`). Re-submitting the same
 card, code and weights is a no-op; an entry is never overwritten."""
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import json
 import logging
@@ -24,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 import benchmark
 from benchmark import default_cache
-from benchmark.board import CELL_FIELDS, ENTRY_VERSION
+from benchmark.board.entry import CELL_FIELDS, ENTRY_VERSION, FLOOR_ATTACK, Entry, read_entry
 from benchmark.suite import Suite, load_suite
 from mmrb.core.errors import MmrbError, ModelError
 from mmrb.core.io import atomic_write
@@ -182,10 +181,10 @@ def submit(card_path: str | Path, board: str | Path = "leaderboard", protocol: s
                               f"{record.results_path}; fix and submit again: finished cells are reused). First: "
                               f"{first['attack']} ε={first['epsilon']} seed {first['seed']}: {first['error']}")
     document = make_entry(card, entry, suite, record, {"submission": submission, "code": code, "weights": weights})
-    write_entry(path, document)
-    rank = document["rank"]
+    write_entry(path, document.model_dump(mode="json"))
+    rank = document.rank
     figure = "unranked (no image input)" if rank is None else \
-        f"{100 * rank['robust_accuracy']:.1f} % [{100 * rank['ci_low']:.1f}, {100 * rank['ci_high']:.1f}]"
+        f"{100 * rank.robust_accuracy:.1f} % [{100 * rank.ci_low:.1f}, {100 * rank.ci_high:.1f}]"
     return Outcome(path, True, f"{card.name}: entry written to {path}; {suite.leaderboard.rank_by.attack} at "
                                f"ε={suite.leaderboard.rank_by.epsilon:.4g}: {figure}")
 
@@ -341,13 +340,6 @@ def entry_path(board: Path, name: str) -> Path:
     return Path(board) / f"v{benchmark.PROTOCOL_VERSION}" / "entries" / f"{name}.json"
 
 
-def read_entry(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SubmissionError(f"{path}: unreadable leaderboard entry ({exc}); restore it from git") from None
-
-
 def check_protocol_folder(folder: Path, suite: Suite, fingerprint: str | None = None) -> None:
     """Entries of one protocol version come from one protocol suite and one dataset: refuse to mix."""
     for other in sorted(folder.glob("*.json")) if folder.exists() else []:
@@ -363,12 +355,12 @@ def check_protocol_folder(folder: Path, suite: Suite, fingerprint: str | None = 
                                   f"({provenance.get('data_fingerprint')} vs {fingerprint})")
 
 
-def make_entry(card: Card, entry, suite: Suite, record, digests: dict[str, Any]) -> dict[str, Any]:
-    """The entry document (schema: benchmark.board) from a finished protocol run."""
+def make_entry(card: Card, entry, suite: Suite, record, digests: dict[str, Any]) -> Entry:
+    """The entry document from a finished protocol run."""
     from benchmark.aggregate import aggregate
     from benchmark.soundness import cell_label, flags_by_cell
     from benchmark.tables import soundness_table
-    from mmrb.core.provenance import git_commit, package_versions
+    from mmrb.core.provenance import git_commit, now, package_versions
 
     cells = aggregate(record.rows)
     flags = soundness_table(cells)
@@ -383,8 +375,8 @@ def make_entry(card: Card, entry, suite: Suite, record, digests: dict[str, Any])
     rank = next((c for c in documents if c["attack"] == rank_by.attack and not c["transfer_source"]
                  and c["epsilon"] is not None and abs(c["epsilon"] - rank_by.epsilon) < 1e-9), None)
     clean = next((c for c in documents if c["modality"] == "none"), None)
-    floor = next((c for c in documents if c["attack_name"] == "image_replacement"), None)
-    return {
+    floor = next((c for c in documents if c["attack_name"] == FLOOR_ATTACK), None)
+    return Entry.model_validate({
         "entry_version": ENTRY_VERSION,
         "name": card.name,
         "protocol_version": benchmark.PROTOCOL_VERSION,
@@ -394,7 +386,7 @@ def make_entry(card: Card, entry, suite: Suite, record, digests: dict[str, Any])
         "provenance": {"suite": suite.name, "suite_hash": suite.content_hash, "data_fingerprint": record.data_fingerprint,
                        "split_seed": suite.seed, "seeds": suite.training_seeds, "packages": package_versions(),
                        "mmrb_version": benchmark.__version__, "mmrb_commit": git_commit(),
-                       "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")},
+                       "date": now()},
         "rank": None if rank is None else {"attack": rank_by.attack, "epsilon": rank_by.epsilon,
                                            "robust_accuracy": rank["robust_accuracy"],
                                            "ci_low": rank["robust_accuracy_ci_low"],
@@ -407,7 +399,7 @@ def make_entry(card: Card, entry, suite: Suite, record, digests: dict[str, Any])
                                              "ci_high": floor["robust_accuracy_ci_high"]},
         "flags": [{"flag": f.flag, "cells": f.cells, "detail": f.detail} for f in flags.itertuples(index=False)],
         "cells": documents,
-    }
+    })
 
 
 def _json_value(value: Any) -> Any:

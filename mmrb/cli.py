@@ -26,7 +26,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     for row in failed:
         print(f"  failed: {row['model']} / {row['attack']} / eps={row['epsilon']}: {row['error']}", file=sys.stderr)
     if board is not None:
-        from benchmark.leaderboard import CSV_NAME, MD_NAME
+        from benchmark.board.suite_boards import CSV_NAME, MD_NAME
 
         print(f"leaderboard: {board / CSV_NAME}, {board / MD_NAME}")
         if not args.quiet:
@@ -104,7 +104,7 @@ def cmd_evaluate_entry(args: argparse.Namespace) -> None:
 
 def build_locked(directory: Path) -> list[Path]:
     """Rebuild the leaderboard pages holding the folder's lock (two builds never interleave)."""
-    from benchmark.board import build_board
+    from benchmark.board.build import build_board
     from mmrb.core.io import folder_lock
 
     with folder_lock(directory, "the leaderboard", wait=True):
@@ -117,7 +117,7 @@ def cmd_board_build(args: argparse.Namespace) -> None:
 
 
 def cmd_board_screenshot(args: argparse.Namespace) -> None:
-    from benchmark.board import screenshot
+    from benchmark.board.screenshot import screenshot
 
     print(screenshot(args.dir / "index.html", args.out))
 

@@ -23,6 +23,7 @@ from benchmark.board import (
     find_chromium,
     load_entries,
     rank_entries,
+    render_html,
     screenshot,
 )
 
@@ -54,7 +55,7 @@ def cell(attack: str, modality: str, epsilon: float | None, mean: float | None, 
 def make_entry(name: str, version: str, rank: float | None, half: float, floor: float | None = 0.1,
                sources: tuple[str, ...] = (), description: str = "a test model", url: str = "https://example.org/m",
                rank_not_converged: bool | None = None) -> dict:
-    """An entry in benchmark.board.ENTRY_SCHEMA with a curve (FGSM at three ε), a not-converged PGD, text, joint,
+    """An entry (benchmark.board.entry.Entry) with a curve (FGSM at three ε), a not-converged PGD, text, joint,
     the floor, the standard evaluation at the ranking ε and transfer cells from `sources`."""
     rank_figure = rank if rank is not None else None
     cells = [cell("none", "none", None, 0.9),
@@ -172,7 +173,7 @@ def test_ranking_and_cells_csv(board):
 
 def test_entry_strings_are_escaped(board):
     page = (board / HTML_NAME).read_text()
-    assert "<script>alert" not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
     assert "<img src=x" not in page and "<b>" not in page and "&lt;b&gt;more steps&lt;/b&gt;" in page
     assert 'href="javascript:' not in page and 'href="https://example.org/m"' in page
     assert page.count("<script>") == 1  # the page's own sort/load script, nothing from an entry
@@ -201,6 +202,35 @@ def test_bad_entries_are_refused_with_their_file(tmp_path):
     (tmp_path / "v1" / "entries" / "a2.json").write_text("{")
     with pytest.raises(BoardError, match=r"a2\.json: not a readable JSON entry"):
         build_board(tmp_path)
+
+
+def test_a_malformed_entry_is_refused_naming_the_file_each_field_and_the_fix(tmp_path):
+    entry = make_entry("a", "1", 0.5, 0.1)
+    entry["cells"][3]["robust_accuracy"] = "high"
+    entry["model"]["modalities"] = ["image", "audio"]
+    del entry["provenance"]["date"]
+    entry["rank_by"] = "standard"
+    path = write_entries(tmp_path, {"1": [("a", entry)]}) / "v1" / "entries" / "a.json"
+    with pytest.raises(BoardError) as refused:
+        load_entries(tmp_path)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: not a valid leaderboard entry\n")
+    assert "field 'cells.3.robust_accuracy': Input should be a valid number" in message and "(found 'high')" in message
+    assert "field 'model.modalities.1': Input should be 'image' or 'text' (found 'audio')" in message
+    assert "field 'provenance.date': missing" in message and "field 'rank_by': unknown field" in message
+    assert "restore the file from git, or submit the model again" in message
+    path.write_text(json.dumps({**make_entry("a", "1", 0.5, 0.1), "entry_version": 2}))
+    with pytest.raises(BoardError, match=r"a\.json: .*\n  field 'entry_version': is 2; this mmrb reads version 1 \(upgrade mmrb"):
+        load_entries(tmp_path)
+
+
+def test_the_page_escapes_html_in_a_model_name():
+    name = "<img src=x onerror=alert(1)>"
+    ranked = rank_entries([make_entry(name, "1", 0.5, 0.1)])
+    page = render_html({"1": ranked}, {"1": {"attribution": "a.png", "transfer": [], "curves": {name: "c.png"}}})
+    assert "<img src=x" not in page
+    # the ranking's link and family column, the attribution table, the model's heading, family fact and plot's alt text
+    assert page.count("&lt;img src=x onerror=alert(1)&gt;") == 6
 
 
 def test_chained_overlaps_share_one_rank_range():

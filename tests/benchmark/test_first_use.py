@@ -114,8 +114,9 @@ def test_a_constant_classifier_is_flagged_and_a_trained_one_is_not(tmp_path, cac
     only = RunRecord([r for r in record.rows if r["model"] == "always_abnormal"], record.data_fingerprint,
                      record.results_path)
     protocol = mmrb.load_suite(ROOT / "suites" / "leaderboard.yaml")
-    document = make_entry(card, SimpleNamespace(family="tiny_gated", modalities={"image", "text"}), protocol, only, {})
-    assert "constant_prediction" in {f["flag"] for f in document["flags"]}
+    document = make_entry(card, SimpleNamespace(family="tiny_gated", modalities={"image", "text"}), protocol, only,
+                          {"submission": "s", "code": "c"})
+    assert "constant_prediction" in {f.flag for f in document.flags}
 
 
 def test_the_submission_floor_is_above_the_majority_class_rate(tmp_path, cache_dir):
@@ -363,7 +364,7 @@ def test_the_view_scores_what_run_attack_returned_with_its_rows(tmp_path):
 
 
 def test_the_page_defines_its_figures_and_draws_no_invented_curves(tmp_path, monkeypatch):
-    import benchmark.board as board_module
+    import benchmark.board.plots as plots_module
     from benchmark.board import GLOSSARY, build_board, plot_curves
     from tests.benchmark.test_board import ENTRIES, cell, make_entry, write_entries
 
@@ -376,7 +377,7 @@ def test_the_page_defines_its_figures_and_draws_no_invented_curves(tmp_path, mon
     assert "**text floor**" in readme and "**robust (rank metric)**" in readme
 
     figures = []
-    monkeypatch.setattr(board_module, "_save", lambda figure, path: figures.append(figure) or path)
+    monkeypatch.setattr(plots_module, "_save", lambda figure, path: figures.append(figure) or path)
     plot_curves(ENTRIES["3"][0][1], tmp_path / "curves.png")
     image_axis = figures[-1].axes[0]
     lines = {line.get_label(): list(line.get_xdata()) for line in image_axis.get_lines()}

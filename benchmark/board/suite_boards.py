@@ -1,6 +1,8 @@
-"""The versioned leaderboard: entries with full provenance in leaderboard.csv, a Markdown view beside it.
+"""The suite boards: the versioned per-suite leaderboard `mmrb run` keeps (by default in leaderboard/suites/): every
+run's cells with full provenance merged into leaderboard.csv, a Markdown view (LEADERBOARD.md) beside it. Not the
+ranked board of submitted entries (benchmark.board.build).
 
-An entry is one cell aggregated over its training seeds (mean, spread, 95 % interval; benchmark.aggregate).
+A row of leaderboard.csv is one cell aggregated over its training seeds (mean, spread, 95 % interval; benchmark.aggregate).
 Publishing is safe under concurrency: a lock on the folder around read-merge-write, and every file replaced
 atomically, so no entry is lost and no reader sees half a file."""
 from __future__ import annotations
@@ -24,7 +26,7 @@ SCORES = ("model", "attack", "attack_source", "modality", "epsilon", "steps", "t
           "robust_accuracy_normal", "robust_accuracy_abnormal", "n_normal", "n_abnormal",
           "as_run_robust_accuracy", "not_converged", "check_rounds", "check_steps", "check_restarts", "flags",
           "clean_f1", "robust_f1", "robust_f1_std", "robust_f1_hw", "auc", "robust_auc", "attack_success_rate")
-#: An entry replaces an earlier one with the same key: re-running a suite updates, never duplicates.
+#: A row replaces an earlier one with the same key: re-running a suite updates, never duplicates.
 KEY = ("protocol_version", "suite", "suite_hash", "data_fingerprint", "model", "attack", "attack_source",
        "epsilon", "transfer_source")
 CSV_NAME, MD_NAME = "leaderboard.csv", "LEADERBOARD.md"

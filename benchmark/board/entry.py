@@ -1,0 +1,221 @@
+"""A leaderboard entry: the one immutable JSON document `mmrb submit` writes per model, at
+`<board>/v<protocol_version>/entries/<name>.json` (a folder named without the "v" is read too).
+
+`Entry` is its schema: `benchmark.submit` builds entries through it and the board reads them through it. Figures are
+fractions in [0, 1]; any figure may be null. The clean cell has modality "none"; the text floor cell has attack_name
+FLOOR_ATTACK (ε null); the standard evaluation's cells have attack_name "standard". An attack may repeat at several ε
+(its robustness curve). A not-converged cell's robust_accuracy is already the stronger re-run's figure (marked ‡)."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mmrb.core.errors import MmrbError
+
+ENTRY_VERSION = 1
+#: The attack whose cell is an entry's text floor.
+FLOOR_ATTACK = "image_replacement"
+#: Probes, not attacks: left out of the per-modality "best attack" figures.
+PROBES = (FLOOR_ATTACK, "random_noise")
+
+Figure = float | None  # a fraction in [0, 1], or null where it could not be measured
+Count = int | float | None  # older entries wrote some counts as floats
+
+
+class BoardError(MmrbError):
+    """An entry file cannot be read, or the page cannot be rendered."""
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelFacts(_Block):
+    family: str
+    modalities: list[Literal["image", "text"]] = Field(min_length=1)
+
+
+class Digests(_Block):
+    submission: str
+    code: str
+    weights: str | None = None
+
+
+class Provenance(_Block):
+    suite: str
+    suite_hash: str
+    data_fingerprint: str
+    split_seed: int
+    seeds: list[int]
+    packages: str
+    mmrb_version: str
+    mmrb_commit: str
+    date: str = Field(description="UTC, e.g. 2026-11-23T18:00:00Z")
+
+
+class RankFigure(_Block):
+    """The rank metric: robust accuracy under the protocol's ranking attack at its ranking ε."""
+
+    attack: str
+    epsilon: float
+    robust_accuracy: Figure = None
+    ci_low: Figure = None
+    ci_high: Figure = None
+    not_converged: bool | None = None  # absent: read from the cell of `attack` at `epsilon`
+
+
+class CleanFigure(_Block):
+    accuracy: Figure = None
+    ci_low: Figure = None
+    ci_high: Figure = None
+
+
+class FloorFigure(_Block):
+    robust_accuracy: Figure = None
+    ci_low: Figure = None
+    ci_high: Figure = None
+
+
+class Flag(_Block):
+    flag: str
+    cells: str = ""
+    detail: str = ""
+
+
+class Cell(BaseModel):
+    """One (attack, ε, transfer source) cell aggregated over the training seeds. Fields of older mmrb versions
+    (e.g. check_robust_accuracy) are kept as they are: cells.csv lists them after these."""
+
+    model_config = ConfigDict(extra="allow")
+
+    attack: str
+    attack_name: str
+    attack_source: str = ""
+    modality: Literal["none", "image", "text", "joint"]
+    epsilon: float | None = None
+    transfer_source: str = ""
+    n: Count = None
+    seeds: Count = None
+    clean_accuracy: Figure = None
+    clean_accuracy_ci_low: Figure = None
+    clean_accuracy_ci_high: Figure = None
+    robust_accuracy: Figure = None
+    robust_accuracy_std: Figure = None
+    robust_accuracy_ci_low: Figure = None
+    robust_accuracy_ci_high: Figure = None
+    robust_accuracy_normal: Figure = None
+    robust_accuracy_normal_ci_low: Figure = None
+    robust_accuracy_normal_ci_high: Figure = None
+    robust_accuracy_abnormal: Figure = None
+    robust_accuracy_abnormal_ci_low: Figure = None
+    robust_accuracy_abnormal_ci_high: Figure = None
+    n_normal: Count = None
+    n_abnormal: Count = None
+    as_run_robust_accuracy: Figure = None
+    not_converged: bool | None = None
+    check_rounds: Count = None
+    check_steps: Count = None
+    check_restarts: Count = None
+    flags: str = Field("", description="soundness flags raised on this cell, ';'-separated")
+    robust_f1: Figure = None
+    robust_f1_hw: Figure = None
+    auc: Figure = None
+    robust_auc: Figure = None
+    attack_success_rate: Figure = None
+    steps: Count = None
+    queries: Count = None
+
+
+#: The fields of a cell, in the order cells.csv lists them.
+CELL_FIELDS = tuple(Cell.model_fields)
+
+
+class Entry(_Block):
+    """One model's entry in one protocol version's leaderboard."""
+
+    entry_version: int
+    name: str = Field(min_length=1, description="unique per protocol version")
+    protocol_version: str = Field(description="names the folder: <board>/v3/entries/<name>.json for protocol 3")
+    card: dict[str, Any] = Field(description="the model card as submitted (benchmark.submit.Card)")
+    model: ModelFacts
+    digests: Digests
+    provenance: Provenance
+    rank: RankFigure | None = Field(description="null: no rank figure (a model without image input)")
+    clean: CleanFigure | None
+    floor: FloorFigure | None
+    flags: list[Flag] = []
+    cells: list[Cell] = []
+
+    @field_validator("entry_version")
+    @classmethod
+    def _readable_version(cls, version: int) -> int:
+        if version != ENTRY_VERSION:
+            raise ValueError(f"is {version}; this mmrb reads version {ENTRY_VERSION} (upgrade mmrb for newer entries)")
+        return version
+
+    @field_validator("protocol_version", mode="before")
+    @classmethod
+    def _version_text(cls, version: Any) -> Any:
+        return str(version) if isinstance(version, int) and not isinstance(version, bool) else version
+
+
+FIX = ("entries are written by `mmrb submit` and never edited: restore the file from git, or submit the model "
+       "again (schema: benchmark.board.entry.Entry)")
+
+
+def read_entry(path: str | Path) -> dict[str, Any]:
+    """The entry document at `path`, validated by `Entry`; a BoardError naming the file, each bad field and the fix."""
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BoardError(f"{path}: not a readable JSON entry: {exc}; {FIX}") from None
+    try:
+        return Entry.model_validate(document).model_dump(exclude_unset=True)
+    except ValidationError as exc:
+        problems = "\n".join(_problem(error) for error in exc.errors())
+        raise BoardError(f"{path}: not a valid leaderboard entry\n{problems}\n({FIX})") from None
+
+
+def _problem(error: dict[str, Any]) -> str:
+    """One line of a validation error: the dotted field, what is wrong, and what was found."""
+    field = ".".join(map(str, error["loc"])) or "(document)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        message = "missing"
+    elif error["type"] == "extra_forbidden":
+        message = "unknown field; check its spelling"
+    elif not error["type"].startswith("value_error"):
+        message += f" (found {error['input']!r})"[:200]
+    return f"  field '{field}': {message}"
+
+
+def load_entries(directory: str | Path) -> dict[str, list[dict[str, Any]]]:
+    """Every entry under directory/v<protocol_version>/entries/*.json (or <protocol_version>/entries/), by protocol
+    version, newest version first, with the outside evaluations of each applied (benchmark.evaluations)."""
+    from benchmark.evaluations import apply_evaluations
+
+    board: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(Path(directory).glob("*/entries/*.json")):
+        entry = read_entry(path)
+        version, folder = entry["protocol_version"], path.parent.parent.name
+        if folder not in (version, f"v{version}"):
+            raise BoardError(f"{path}: field 'protocol_version' is {version!r} but the entry lies in the folder "
+                             f"{folder!r} (entries of protocol P lie in vP/entries/)")
+        entries = board.setdefault(version, [])
+        if any(e["name"] == entry["name"] for e in entries):
+            raise BoardError(f"{path}: another entry of protocol {version} is already named {entry['name']!r}; "
+                             "names are unique per protocol version")
+        entries.append(entry)
+    for version, entries in board.items():
+        apply_evaluations(Path(directory), version, entries)
+    return {version: board[version] for version in sorted(board, key=_version_key, reverse=True)}
+
+
+def _version_key(version: str) -> tuple:
+    """Natural order of protocol versions: "10" after "9", "3a" after "3"."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.findall(r"\d+|\D+", version))

@@ -1,0 +1,112 @@
+"""index.html: the board as one page that opens from file:// with no server and nothing fetched, rendered from
+templates/index.html.j2 (jinja2, autoescaped: no string from an entry reaches the page unescaped). This module only
+shapes each entry's figures into the rows the template lays out."""
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from benchmark.board import figures as fig
+from benchmark.board.figures import GENERATED, GLOSSARY, LEGEND
+from benchmark.board.ranking import TIED_TITLE, Ranked, tied_pairs
+from benchmark.board.tables import rank_metric_sentence
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+RANKING_HEAD = ("rank", "model", "family", "modalities", "trained by", "clean", "robust (rank metric)", "text floor",
+                "flags", "submitted")
+ATTRIBUTION_HEAD = ("model", "clean", "best image attack", "best text attack", "best joint attack", "text floor")
+ATTRIBUTION_KEYS = ("clean", "image", "text", "joint", "floor")
+FLAG_HEAD = ("flag", "cell", "detail")
+CELL_HEAD = ("attack", "source", "modality", "ε", "transfer from", "n", "seeds", "clean", "robust", "normal / abnormal",
+             "F1 (abnormal)", "AUC", "attack success", "flags")
+
+
+@functools.cache
+def _template() -> jinja2.Template:
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                                     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                                     keep_trailing_newline=True)
+    return environment.get_template("index.html.j2")
+
+
+def render_html(board: dict[str, list[Ranked]], plots: dict[str, dict[str, Any]]) -> str:
+    """index.html: per protocol version the sortable ranking, attribution, transfer heatmaps and a section per
+    model (curves, flags, cells). `plots[version]` holds the relative paths written by `plots.write_plots`."""
+    protocols = [_protocol(i, version, ranked, plots[version]) for i, (version, ranked) in enumerate(board.items())]
+    return _template().render(generated=GENERATED, legend=LEGEND, glossary=GLOSSARY, tied_title=TIED_TITLE,
+                              protocols=protocols, heads=dict(ranking=RANKING_HEAD, attribution=ATTRIBUTION_HEAD,
+                                                              flags=FLAG_HEAD, cells=CELL_HEAD))
+
+
+def _protocol(index: int, version: str, ranked: list[Ranked], plots: dict[str, Any]) -> dict[str, Any]:
+    anchors = {r.name: f"model-{index}-{k}" for k, r in enumerate(ranked)}
+    return dict(anchor=f"protocol-{index}", version=version, plots=plots,
+                sentence=rank_metric_sentence(ranked).replace("`", ""),
+                ranking=[_ranking_row(r, anchors[r.name]) for r in ranked],
+                pairs=[f"{name} ≈ {above}" for name, above in tied_pairs(ranked)],
+                attribution=[dict(model=row["model"], figures=[(interval(row[k][0]), row[k][1]) for k in ATTRIBUTION_KEYS])
+                             for row in fig.attribution_rows([r.entry for r in ranked])],
+                models=[_model(r, anchors[r.name], plots["curves"][r.name]) for r in ranked])
+
+
+def _sort_value(value: float | int | None) -> str:
+    return "" if value is None or not fig.finite(float(value)) else f"{float(value):.6g}"
+
+
+def interval(figures: fig.Interval) -> dict[str, str]:
+    """A figure as a table cell shows it: its text, its sort key and its 95 % interval as the tooltip."""
+    bounds = fig.finite(figures[1]) and fig.finite(figures[2])
+    return dict(text=fig.interval_text(figures), sort=_sort_value(figures[0]),
+                title=f"95 % interval {100 * figures[1]:.1f}–{100 * figures[2]:.1f}" if bounds else "")
+
+
+def _ranking_row(r: Ranked, anchor: str) -> dict[str, Any]:
+    e, flags = r.entry, fig.flag_names(r.entry)
+    return dict(ranked=r, anchor=anchor, sort=_sort_value(r.position),
+                rank=r.group if r.position is not None else f"unranked: {r.reason}",
+                family=fig.field(e, "model", "family"), modalities=fig.modalities(e),
+                trained_by=fig.field(e, "card", "trained_by"), clean=interval(fig.clean_figure(e)),
+                robust=interval(fig.rank_figure(e)), not_converged=fig.rank_not_converged(e), lowered=fig.lowered(e),
+                floor=interval(fig.floor_figure(e)), n_flags=len(e.get("flags") or []), flags=", ".join(flags) or "none",
+                date=fig.field(e, "provenance", "date")[:10])
+
+
+def _model(r: Ranked, anchor: str, curves: str) -> dict[str, Any]:
+    e, card, provenance = r.entry, r.entry.get("card") or {}, r.entry.get("provenance") or {}
+    authors = card.get("authors") or []
+    facts = [("family", fig.field(e, "model", "family")), ("modalities", fig.modalities(e)),
+             ("trained by", card.get("trained_by")),
+             ("authors", ", ".join(map(str, authors)) if isinstance(authors, list) else authors),
+             ("entry point", card.get("entry_point")), ("weights", card.get("weights")), ("tokenizer", card.get("tokenizer")),
+             ("data", card.get("data")), ("threat model", card.get("threat_model")),
+             ("suite", f"{provenance.get('suite', '')} {provenance.get('suite_hash', '')}"),
+             ("data fingerprint", provenance.get("data_fingerprint")), ("split seed", provenance.get("split_seed")),
+             ("training seeds", provenance.get("seeds")),
+             ("mmrb", f"{provenance.get('mmrb_version', '')} {provenance.get('mmrb_commit', '')}"),
+             ("packages", provenance.get("packages")), ("submitted", provenance.get("date")),
+             ("digests", "; ".join(f"{k} {v}" for k, v in (e.get("digests") or {}).items() if v))]
+    url = str(card.get("url") or "")
+    return dict(ranked=r, anchor=anchor, curves=curves, description=card.get("description") or "", url=url,
+                linked=bool(re.match(r"^https?://", url, flags=re.IGNORECASE)),  # never a javascript: link
+                facts=[(k, str(v)) for k, v in facts if v not in (None, "", [])],
+                flags=[f for f in e.get("flags") or [] if isinstance(f, dict)], cells=[_cell(c) for c in fig.cells(e)])
+
+
+def _pct(value: Any) -> str:
+    return f"{100 * fig.num(value):.1f}" if fig.finite(fig.num(value)) else "–"
+
+
+def _cell(c: dict[str, Any]) -> dict[str, Any]:
+    f1, f1_hw = fig.num(c.get("robust_f1")), fig.num(c.get("robust_f1_hw"))
+    return dict(attack=c.get("attack", ""), source=c.get("attack_source", ""), modality=c.get("modality", ""),
+                epsilon=fig.epsilon_text(c.get("epsilon")), epsilon_sort=_sort_value(fig.num(c.get("epsilon"))),
+                transfer=c.get("transfer_source") or "", n=c.get("n", ""), seeds=c.get("seeds", ""),
+                clean=interval(fig.robust(c, "clean_accuracy")), robust=interval(fig.robust(c)),
+                not_converged=c.get("not_converged") is True,
+                classes=f"{_pct(c.get('robust_accuracy_normal'))} / {_pct(c.get('robust_accuracy_abnormal'))}",
+                f1=interval((f1, f1 - f1_hw, f1 + f1_hw)), auc=_pct(c.get("auc")),
+                success=_pct(c.get("attack_success_rate")), flags=c.get("flags") or "")
