@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 import benchmark
 from benchmark import default_cache
-from benchmark.board.entry import CELL_FIELDS, ENTRY_VERSION, FLOOR_ATTACK, Entry, read_entry
+from benchmark.board.entry import CELL_FIELDS, ENTRY_VERSION, Entry, is_floor, read_entry
 from benchmark.suite import Suite, load_suite
 from mmrb.core.errors import MmrbError, ModelError
 from mmrb.core.io import atomic_write
@@ -375,7 +375,7 @@ def make_entry(card: Card, entry, suite: Suite, record, digests: dict[str, Any])
     rank = next((c for c in documents if c["attack"] == rank_by.attack and not c["transfer_source"]
                  and c["epsilon"] is not None and abs(c["epsilon"] - rank_by.epsilon) < 1e-9), None)
     clean = next((c for c in documents if c["modality"] == "none"), None)
-    floor = next((c for c in documents if c["attack_name"] == FLOOR_ATTACK), None)
+    floor = next((c for c in documents if is_floor(c)), None)
     return Entry.model_validate({
         "entry_version": ENTRY_VERSION,
         "name": card.name,

@@ -13,7 +13,7 @@ README.md, ranking.csv, cells.csv and a static index.html with its plots):
 The suite boards (`mmrb run` merges every run's cells into a versioned leaderboard.csv per folder) are
 `suite_boards.py`."""
 from benchmark.board.build import CELLS_NAME, HTML_NAME, RANKING_NAME, README_NAME, build_board
-from benchmark.board.entry import CELL_FIELDS, ENTRY_VERSION, FLOOR_ATTACK, PROBES, BoardError, Entry, load_entries, read_entry
+from benchmark.board.entry import CELL_FIELDS, ENTRY_VERSION, BoardError, Entry, is_floor, load_entries, probe_of, read_entry
 from benchmark.board.figures import GLOSSARY, LEGEND
 from benchmark.board.page import render_html
 from benchmark.board.plots import PLOTS_DIR, plot_attribution, plot_curves, plot_transfer, write_plots
@@ -21,8 +21,8 @@ from benchmark.board.ranking import Ranked, rank_entries, unranked_reason
 from benchmark.board.screenshot import chromium, find_chromium, screenshot
 from benchmark.board.tables import RANKING_COLUMNS, cells_frame, ranking_frame, render_readme
 
-__all__ = ["CELLS_NAME", "CELL_FIELDS", "ENTRY_VERSION", "FLOOR_ATTACK", "GLOSSARY", "HTML_NAME", "LEGEND", "PLOTS_DIR",
-           "PROBES", "RANKING_COLUMNS", "RANKING_NAME", "README_NAME", "BoardError", "Entry", "Ranked", "build_board",
+__all__ = ["CELLS_NAME", "CELL_FIELDS", "ENTRY_VERSION", "GLOSSARY", "HTML_NAME", "LEGEND", "PLOTS_DIR",
+           "RANKING_COLUMNS", "RANKING_NAME", "README_NAME", "BoardError", "Entry", "is_floor", "probe_of", "Ranked", "build_board",
            "cells_frame", "chromium", "find_chromium", "load_entries", "plot_attribution", "plot_curves", "plot_transfer",
            "rank_entries", "ranking_frame", "read_entry", "render_html", "render_readme", "screenshot", "unranked_reason",
            "write_plots"]

@@ -2,9 +2,9 @@
 `<board>/v<protocol_version>/entries/<name>.json` (a folder named without the "v" is read too).
 
 `Entry` is its schema: `benchmark.submit` builds entries through it and the board reads them through it. Figures are
-fractions in [0, 1]; any figure may be null. The clean cell has modality "none"; the text floor cell has attack_name
-FLOOR_ATTACK (ε null); the standard evaluation's cells have attack_name "standard". An attack may repeat at several ε
-(its robustness curve). A not-converged cell's robust_accuracy is already the stronger re-run's figure (marked ‡)."""
+fractions in [0, 1]; any figure may be null. The clean cell has modality "none"; the text floor cell is the attack
+the registry marks as probe "floor" (image_replacement, ε null); the standard evaluation's cells have attack_name
+"standard". An attack may repeat at several ε (its robustness curve). A not-converged cell's robust_accuracy is already the stronger re-run's figure (marked ‡)."""
 from __future__ import annotations
 
 import json
@@ -17,10 +17,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mmrb.core.errors import MmrbError
 
 ENTRY_VERSION = 1
-#: The attack whose cell is an entry's text floor.
-FLOOR_ATTACK = "image_replacement"
-#: Probes, not attacks: left out of the per-modality "best attack" figures.
-PROBES = (FLOOR_ATTACK, "random_noise")
+
+
+def probe_of(cell: dict) -> str | None:
+    """A cell's soundness-probe role from the attack registry ("floor": the text floor; "noise": random noise), None
+    for an attack. Probes are left out of the per-modality "best attack" figures."""
+    from benchmark.attacks.registry import traits
+
+    return traits(cell.get("attack_source") or "mmrb", cell.get("attack_name") or "").probe
+
+
+def is_floor(cell: dict) -> bool:
+    """Whether a cell is an entry's text floor."""
+    return probe_of(cell) == "floor"
 
 Figure = float | None  # a fraction in [0, 1], or null where it could not be measured
 Count = int | float | None  # older entries wrote some counts as floats

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from benchmark.board.entry import PROBES
+from benchmark.board.entry import probe_of
 from mmrb.core.stats import format_interval
 
 Interval = tuple[float, float, float]  # (mean, ci_low, ci_high); NaN where missing
@@ -84,7 +84,7 @@ def robust(cell: dict[str, Any], metric: str = "robust_accuracy") -> Interval:
 def own_attacks(entry: dict[str, Any], modality: str) -> list[dict[str, Any]]:
     """The entry's own (not transferred) attack cells of one modality, probes left out."""
     return [c for c in cells(entry) if c.get("modality") == modality and not c.get("transfer_source")
-            and c.get("attack_name") not in PROBES and finite(robust(c)[0])]
+            and not probe_of(c) and finite(robust(c)[0])]
 
 
 def attribution_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

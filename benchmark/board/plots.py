@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.board import figures as fig
-from benchmark.board.entry import PROBES
+from benchmark.board.entry import probe_of
 from benchmark.board.ranking import Ranked
 
 PLOTS_DIR = "plots"
@@ -99,7 +99,7 @@ def plot_curves(entry: dict[str, Any], path: Path) -> Path:
                                 label=label)
             continue
         points = ([(0.0, clean)] if fig.finite(clean[0]) else []) + [(fig.num(c["epsilon"]), fig.robust(c)) for c in cells]
-        style = ":" if cells[0].get("attack_name") in PROBES else "-"
+        style = ":" if probe_of(cells[0]) else "-"
         _band(image_axis, [p[0] for p in points], [p[1] for p in points], label, style)
     for axis in axes:
         if fig.finite(floor[0]):
