@@ -4,7 +4,8 @@
 `Entry` is its schema: `benchmark.submit` builds entries through it and the board reads them through it. Figures are
 fractions in [0, 1]; any figure may be null. The clean cell has modality "none"; the text floor cell is the attack
 the registry marks as probe "floor" (image_replacement, ε null); the standard evaluation's cells have attack_name
-"standard". An attack may repeat at several ε (its robustness curve). A not-converged cell's robust_accuracy is already the stronger re-run's figure (marked ‡)."""
+"standard". An attack may repeat at several ε (its robustness curve). A not-converged cell's robust_accuracy is
+already the stronger re-run's figure (marked ‡)."""
 from __future__ import annotations
 
 import json
