@@ -2,42 +2,30 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn import metrics
 
 from mmrb.core.stats import seed_interval, wilson_interval  # noqa: F401  (re-exported)
 
 
 def accuracy(y: np.ndarray, pred: np.ndarray) -> float:
-    """Fraction of predictions equal to the labels."""
-    return float(np.mean(np.asarray(y) == np.asarray(pred))) if len(y) else float("nan")
+    """Fraction of predictions equal to the labels (scikit-learn's accuracy_score; NaN for no samples)."""
+    return float(metrics.accuracy_score(y, pred)) if len(y) else float("nan")
 
 
 def f1_score(y: np.ndarray, pred: np.ndarray, positive: int = 1) -> float:
-    """F1 of the `positive` (abnormal) class, as the paper's Table 1 reports; 0 when it is never predicted nor present."""
+    """F1 of the `positive` (abnormal) class, as the paper's Table 1 reports (scikit-learn's f1_score); 0 when it is
+    never predicted nor present."""
     y, pred = np.asarray(y) == positive, np.asarray(pred) == positive
-    tp = np.sum(y & pred)
-    denom = np.sum(y) + np.sum(pred)
-    return float(2 * tp / denom) if denom else 0.0
+    return float(metrics.f1_score(y, pred, zero_division=0.0)) if len(y) else 0.0
 
 
 def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve of `score` for the positive class (Mann-Whitney U, ties count half)."""
-    y, score = np.asarray(y).astype(bool), np.asarray(score, dtype=float)
-    pos, neg = score[y], score[~y]
-    if len(pos) == 0 or len(neg) == 0:
+    """Area under the ROC curve of `score` for the positive class (scikit-learn's roc_auc_score; ties count half);
+    NaN when only one class is present."""
+    y = np.asarray(y).astype(bool)
+    if y.all() or not y.any():
         return float("nan")
-    ranks = _average_ranks(np.concatenate([pos, neg]))
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    order = np.argsort(values, kind="mergesort")
-    sorted_vals = values[order]
-    ranks = np.empty(len(values))
-    start = 0
-    for end in np.append(np.flatnonzero(np.diff(sorted_vals)) + 1, len(values)):
-        ranks[order[start:end]] = (start + 1 + end) / 2
-        start = end
-    return ranks
+    return float(metrics.roc_auc_score(y, np.asarray(score, dtype=float)))
 
 
 def attack_success_rate(y: np.ndarray, clean_pred: np.ndarray, adv_pred: np.ndarray) -> float:
@@ -58,9 +46,9 @@ CLASS_NAMES = ("normal", "abnormal")
 
 
 def class_accuracy(y: np.ndarray, pred: np.ndarray, label: int) -> float:
-    """Accuracy on the samples of one class (its recall); NaN if the class is absent."""
-    mask = np.asarray(y) == label
-    return float(np.mean(np.asarray(pred)[mask] == label)) if mask.any() else float("nan")
+    """Accuracy on the samples of one class (its recall, scikit-learn's recall_score); NaN if the class is absent."""
+    y = np.asarray(y) == label
+    return float(metrics.recall_score(y, np.asarray(pred) == label, zero_division=np.nan)) if y.any() else float("nan")
 
 
 def per_class_scores(y: np.ndarray, clean_pred: np.ndarray, adv_pred: np.ndarray) -> dict[str, float]:

@@ -107,10 +107,10 @@ def _attack_name(row: pd.Series) -> str:
 
 
 def markdown(frame: pd.DataFrame, index_name: str) -> str:
-    """A pandas frame of strings as a Markdown table."""
-    header = [index_name, *map(str, frame.columns)]
-    lines = [header, ["---"] * len(header)] + [[str(i), *map(str, r)] for i, r in zip(frame.index, frame.values)]
-    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+    """A pandas frame of strings as a Markdown table (`DataFrame.to_markdown`, its index as the first column named
+    `index_name`; "–" where a cell is missing)."""
+    frame = frame.astype(object).where(frame.notna(), "–").map(str)
+    return frame.rename_axis(index_name).reset_index().to_markdown(index=False, disable_numparse=True)
 
 
 def attack_table(rows: Iterable[dict[str, Any]], metric: str = "robust_f1") -> pd.DataFrame:

@@ -109,6 +109,6 @@ def _numeric(row: pd.Series) -> dict[str, Any]:
 
 
 def _markdown_table(pivot: pd.DataFrame) -> str:
-    header = ["model", *map(str, pivot.columns)]
-    rows = [[str(index), *("–" if not isinstance(v, str) else v for v in values)] for index, values in pivot.iterrows()]
-    return "\n".join("| " + " | ".join(r) + " |" for r in [header, ["---"] * len(header), *rows])
+    from benchmark.tables import markdown
+
+    return markdown(pivot.map(lambda v: v if isinstance(v, str) else "–"), "model")
