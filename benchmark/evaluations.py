@@ -81,8 +81,9 @@ def evaluate_entry(card_path: str | Path, evaluation: str | Path, board: str | P
     from benchmark.aggregate import aggregate
     from benchmark.api import with_models
     from benchmark.board.entry import read_entry
+    from benchmark.card import load_card
     from benchmark.runner import run_suite
-    from benchmark.submit import entry_path, load_card, load_protocol, resolve_card
+    from benchmark.submit import entry_path, load_protocol, resolve_card
     from benchmark.suite import suite_from_data
     from mmrb.core.provenance import git_commit, package_versions
     from wrappers.cache import code_digest, file_digest

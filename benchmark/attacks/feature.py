@@ -83,7 +83,7 @@ def craft(params: dict, target: Target, epsilon: float | None, seed: int) -> Cra
               "target_similarity_clean": float(target_similarity(model.encode_image, clean, goal).mean()),
               "target_similarity_adv": float(target_similarity(model.encode_image, adv, goal).mean())}
     if hasattr(model, "encoder") and hasattr(model.encoder, "embed_texts"):
-        from wrappers.clip import clip_score
+        from wrappers.clip_encoder import clip_score
 
         record["clip_score_clean"] = float(clip_score(model.encoder, clean, captions).mean())
         record["clip_score_adv"] = float(clip_score(model.encoder, adv, captions).mean())

@@ -150,7 +150,7 @@ class Entry(_Block):
     entry_version: int
     name: str = Field(min_length=1, description="unique per protocol version")
     protocol_version: str = Field(description="names the folder: <board>/v3/entries/<name>.json for protocol 3")
-    card: dict[str, Any] = Field(description="the model card as submitted (benchmark.submit.Card)")
+    card: dict[str, Any] = Field(description="the model card as submitted (benchmark.card.Card)")
     model: ModelFacts
     digests: Digests
     provenance: Provenance

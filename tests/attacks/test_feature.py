@@ -12,7 +12,7 @@ from benchmark.attacks import Target, craft
 from benchmark.attacks.feature import FeaturePGD, target_similarity
 from benchmark.data.synth_domains import target_domain
 from mmrb.core.errors import AttackError
-from wrappers.clip import TINY_ARCH, ClipEncoder
+from wrappers.clip_encoder import TINY_ARCH, ClipEncoder
 from wrappers.training import LabelledSet
 
 

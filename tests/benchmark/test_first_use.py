@@ -94,8 +94,9 @@ def constant_model(folder: Path, module: str = "constant"):
 
 
 def test_a_constant_classifier_is_flagged_and_a_trained_one_is_not(tmp_path, cache_dir):
+    from benchmark.card import Card
     from benchmark.runner import RunRecord
-    from benchmark.submit import Card, make_entry
+    from benchmark.submit import make_entry
     from benchmark.tables import soundness_table
 
     path = write_plugin(tmp_path, "learner", "learner_model")
@@ -122,7 +123,8 @@ def test_a_constant_classifier_is_flagged_and_a_trained_one_is_not(tmp_path, cac
 def test_the_submission_floor_is_above_the_majority_class_rate(tmp_path, cache_dir):
     from safetensors.torch import save_model
 
-    from benchmark.submit import SubmissionError, submit
+    from benchmark.card import SubmissionError
+    from benchmark.submit import submit
     from tests.benchmark.test_submit import card, protocol
 
     folder = tmp_path / "submission"

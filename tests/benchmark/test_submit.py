@@ -8,7 +8,8 @@ import torch
 import yaml
 
 import benchmark
-from benchmark.submit import SubmissionError, load_card, submit
+from benchmark.card import SubmissionError, load_card
+from benchmark.submit import submit
 from mmrb.cli import main
 from tests.plugins.tiny_plugin import tiny_suite, write_plugin
 

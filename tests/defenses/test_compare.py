@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from benchmark.defenses_compare import interval, load_defense_suite
+from benchmark.defenses_compare import load_defense_suite
+from benchmark.defenses_report import interval
 from mmrb.cli import main
 from mmrb.core.errors import SuiteError
 
@@ -76,7 +77,7 @@ def test_noisy_corpus_replaces_the_nested_share_of_pairs_within_the_budget(tmp_p
     import torch
 
     from benchmark.defenses_compare import Data, DefenseSuite, Split, noisy_pairs
-    from wrappers.clip import TINY_ARCH, ClipEncoder, save_clip
+    from wrappers.clip_encoder import TINY_ARCH, ClipEncoder, save_clip
 
     torch.manual_seed(0)
     encoder = ClipEncoder(TINY_ARCH, image_size=32)

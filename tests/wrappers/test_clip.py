@@ -9,7 +9,16 @@ import torch
 
 import wrappers
 from mmrb.core.errors import ModelError
-from wrappers.clip import TINY_ARCH, WEIGHTS_FILE, ClipEncoder, PretrainRecipe, build_clip, obtain_pretrained_clip, pretrain_clip, save_clip
+from wrappers.clip_encoder import (
+    TINY_ARCH,
+    WEIGHTS_FILE,
+    ClipEncoder,
+    PretrainRecipe,
+    build_clip,
+    obtain_pretrained_clip,
+    pretrain_clip,
+    save_clip,
+)
 from wrappers.estimators import ImageView
 from wrappers.training import LabelledSet, load_checkpoint, load_verified, save_checkpoint
 

@@ -9,7 +9,8 @@ from torch import nn
 
 from benchmark.attacks import Target, craft
 from mmrb.core.errors import ContextError, ModelError
-from wrappers.estimators import ContextBinding, ImageView
+from wrappers.binding import ContextBinding
+from wrappers.estimators import ImageView
 from wrappers.training import predict_logits
 
 
