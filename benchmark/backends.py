@@ -1,7 +1,7 @@
 """Where a run's cells are computed: in this process (`LocalBackend`, the default) or as Ray tasks (`RayBackend`).
 
-A backend only decides where a cell runs. Every cell is computed by `benchmark.runner.compute` on a
-`benchmark.runner.Work` (the same code either way), and every outcome comes back to the driver, which alone
+A backend only decides where a cell runs. Every cell is computed by `benchmark.engine.compute` on a
+`benchmark.engine.Work` (the same code either way), and every outcome comes back to the driver, which alone
 writes the run store (`benchmark.results.RunStore`, idempotent by cell key).
 
 On Ray (https://docs.ray.io), a run is a task graph:

@@ -23,9 +23,9 @@ def matches(name: str, pattern: str) -> bool:
     return pattern.lower() in name.lower()
 
 
-def _signature(cls: type) -> str:
+def _signature(parameters: dict[str, inspect.Parameter]) -> str:
     out = []
-    for p in inspect.signature(cls.__init__).parameters.values():
+    for p in parameters.values():
         if p.name in INTERNAL or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         default = p.default
@@ -34,40 +34,25 @@ def _signature(cls: type) -> str:
     return ", ".join(out)
 
 
-def _classes(module, base: type | None = None) -> list[tuple[str, type]]:
-    return sorted((n, c) for n, c in vars(module).items() if inspect.isclass(c) and not n.startswith("_")
-                  and (base is None or (issubclass(c, base) and c is not base)))
+def list_attacks(pattern: str = "", sources: tuple[str, ...] | None = None) -> list[AttackInfo]:
+    """Every attack a suite can name, by source (default: every source of the attack registry), with its parameters
+    (a source whose library is missing is one row saying how to install it)."""
+    from benchmark.attacks import registry
 
-
-def list_attacks(pattern: str = "", sources: tuple[str, ...] = ("mmrb", "art", "torchattacks", "textattack")
-                 ) -> list[AttackInfo]:
-    """Every attack a suite can name, by source, with its parameters (a source whose library is missing is one
-    row saying how to install it)."""
     rows: list[AttackInfo] = []
-    if "mmrb" in sources:
-        from benchmark.attacks import registry
-
-        rows += [AttackInfo("mmrb", n, ", ".join(registry.info("mmrb", n).params or ()),
-                            f"modality: {registry.info('mmrb', n).modality}") for n in registry.mmrb_attacks()]
-    if "art" in sources:
-        from art.attacks import EvasionAttack, evasion
-
-        rows += [AttackInfo("art", n, _signature(c)) for n, c in _classes(evasion, EvasionAttack)]
-    if "torchattacks" in sources:
+    for source in sources or registry.sources():
         try:
-            import torchattacks
+            names = registry.mmrb_attacks() if source == registry.MMRB else registry.library(source).names()
         except ImportError:
-            rows.append(AttackInfo("torchattacks", "-", "", "not installed: pip install 'mmrb[attacks]'"))
-        else:
-            rows += [AttackInfo("torchattacks", n, _signature(c))
-                     for n, c in _classes(torchattacks, torchattacks.attack.Attack) if n not in ("MultiAttack",)]
-    if "textattack" in sources:
-        from benchmark.attacks.text import COMMON_PARAMS, RECIPE_PARAMS
-        from benchmark.attacks.textattack_adapter import RECIPES
-
-        rows += [AttackInfo("textattack", n, ", ".join(COMMON_PARAMS + RECIPE_PARAMS[n]), "modality: text")
-                 for n in RECIPES]
-    return [r for r in rows if not pattern or matches(r.name, pattern) or r.name == "-"]
+            rows.append(AttackInfo(source, "-", "", "not installed: pip install 'mmrb[attacks]'"))
+            continue
+        for name in names:
+            if pattern and not matches(name, pattern):
+                continue
+            modality = registry.info(source, name).modality
+            rows.append(AttackInfo(source, name, _signature(registry.parameters(source, name)),
+                                   "" if modality == "image" else f"modality: {modality}"))
+    return rows
 
 
 def model_rows(pattern: str = "", imports: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str, str, str, str]]:

@@ -6,7 +6,7 @@ import inspect
 
 import numpy as np
 import torch
-from art.attacks import evasion
+from art.attacks import EvasionAttack, evasion
 
 from benchmark.attacks import Crafted, Problem, Target, budget_params, param_problems, reject_unknown
 from benchmark.attacks.registry import AttackInfo, Library, register_library
@@ -77,5 +77,10 @@ def describe(name: str) -> AttackInfo:
                       steps="max_iter", step_size="eps_step", random_start=start, module=__name__)
 
 
-register_library(Library("art", craft_art, check, describe, parameters, "adversarial-robustness-toolbox",
+def names() -> list[str]:
+    return sorted(n for n, c in vars(evasion).items() if inspect.isclass(c) and not n.startswith("_")
+                  and issubclass(c, EvasionAttack) and c is not EvasionAttack)
+
+
+register_library(Library("art", craft_art, check, describe, parameters, names, "adversarial-robustness-toolbox",
                          white_box=True))

@@ -86,6 +86,7 @@ class Library:
     check: Callable[[str, dict], list]  # (name, params) -> problems
     describe: Callable[[str], AttackInfo]
     parameters: Callable[[str], dict[str, inspect.Parameter]]  # name -> its constructor's parameters
+    names: Callable[[], list[str]]  # the attacks it offers (`mmrb attacks`)
     distribution: str
     white_box: bool = False  # its attacks that are not black-box use the model's gradients
     module: str = ""

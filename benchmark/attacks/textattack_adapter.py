@@ -48,4 +48,5 @@ def describe(name: str) -> AttackInfo:
     return AttackInfo("textattack", name, modality="text", black_box=True, bounded=False, params=None, module=__name__)
 
 
-register_library(Library("textattack", craft_textattack, check, describe, parameters, "textattack"))
+register_library(Library("textattack", craft_textattack, check, describe, parameters, lambda: list(RECIPES),
+                         "textattack"))

@@ -86,4 +86,13 @@ def describe(name: str) -> AttackInfo:
                       steps="steps", step_size="alpha", random_start=start, module=__name__)
 
 
-register_library(Library("torchattacks", craft_torchattacks, check, describe, parameters, "torchattacks", white_box=True))
+def names() -> list[str]:
+    import torchattacks
+
+    base = torchattacks.attack.Attack
+    return sorted(n for n, c in vars(torchattacks).items() if inspect.isclass(c) and not n.startswith("_")
+                  and issubclass(c, base) and c is not base and n != "MultiAttack")
+
+
+register_library(Library("torchattacks", craft_torchattacks, check, describe, parameters, names, "torchattacks",
+                         white_box=True))
