@@ -159,7 +159,7 @@ def cmd_models(args: argparse.Namespace) -> None:
 def cmd_attacks(args: argparse.Namespace) -> None:
     from benchmark.catalogue import list_attacks
 
-    sources = tuple(args.source) if args.source else ("mmrb", "art", "torchattacks", "textattack")
+    sources = tuple(args.source) if args.source else None  # every source of the attack registry
     rows = list_attacks(args.pattern, sources)
     if not rows:
         print(f"no attack matches {args.pattern!r} (a substring, or a shell pattern such as '*PGD*')")
@@ -257,7 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     attacks = verbs.add_parser("attacks", help="list the attacks a suite can name, by source, with their parameters")
     attacks.add_argument("pattern", nargs="?", default="", help="a substring of the name (pgd), or a shell pattern "
                          "(*Gradient*); default: all")
-    attacks.add_argument("--source", action="append", choices=("mmrb", "art", "torchattacks", "textattack"),
+    from benchmark.attacks.registry import sources  # listed from the adapter files: no library is imported
+
+    attacks.add_argument("--source", action="append", choices=sources(),
                          help="only this source (repeatable)")
     attacks.set_defaults(func=cmd_attacks)
     return parser
