@@ -18,8 +18,9 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -79,6 +80,9 @@ BUILTIN_MODELS = {
 }
 
 _MODELS: dict[str, ModelEntry] = {}
+#: Model entries provided for a block (`registered`): model objects of the Python API, submitted models.
+_PROVIDED: contextvars.ContextVar[Mapping[str, ModelEntry]] = contextvars.ContextVar(
+    "mmrb_provided_models", default=types.MappingProxyType({}))
 _ENTRY_POINTS_LOADED = False
 #: The folder a `file.py:object` model reference is resolved against first (a suite's folder while it is read).
 _REFERENCE_BASE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("mmrb_reference_base", default=None)
@@ -115,22 +119,22 @@ def register_model(name: str, cls: type, preset: str = "custom",
 
 @contextlib.contextmanager
 def registered(entry: ModelEntry) -> Iterator[ModelEntry]:
-    """The registry with `entry` under its name for the duration of a block (then as before): the Python API's
-    model objects and submitted models."""
-    previous = _MODELS.get(entry.name)
-    _MODELS[entry.name] = entry
+    """`entry` known under its name for the duration of a block, in this context only (a context variable over the
+    registry, which itself is not written): the Python API's model objects and submitted models. A run resolves its
+    models once (`benchmark.runner.resolve_models`) and its plan carries them to every worker."""
+    token = _PROVIDED.set({**_PROVIDED.get(), entry.name: entry})
     try:
         yield entry
     finally:
-        if previous is None:
-            _MODELS.pop(entry.name, None)
-        else:
-            _MODELS[entry.name] = previous
+        _PROVIDED.reset(token)
 
 
 def model_entry(name: str) -> ModelEntry:
     """The entry registered as `name` (resolving plug-in references and entry points on first use), or raise
     naming the closest registered names."""
+    provided = _PROVIDED.get()
+    if name in provided:
+        return provided[name]
     if name in _MODELS:
         return _MODELS[name]
     if name in BUILTIN_MODELS:
@@ -153,7 +157,7 @@ def create_model(name: str, **overrides: Any):
 
 def known_name(name: str) -> bool:
     """Whether `name` is a built-in or already registered model (without importing any model library)."""
-    return name in BUILTIN_MODELS or name in _MODELS
+    return name in BUILTIN_MODELS or name in _MODELS or name in _PROVIDED.get()
 
 
 def list_models(pattern: str = "*") -> list[str]:
