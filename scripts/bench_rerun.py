@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def timed_run(suite: str, out: Path, cache: Path) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "benchmark", "run", suite, "--out", str(out), "--cache", str(cache),
+    subprocess.run([sys.executable, "-m", "mmrb", "run", suite, "--out", str(out), "--cache", str(cache),
                     "--no-leaderboard", "-q"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 

@@ -97,7 +97,7 @@ def suite_rss(suite: str) -> None:
     """Peak RSS of a whole `mmrb run` of `suite` (fresh run folder, the usual cache) in a child process."""
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "benchmark", "run", suite, "--out", out, "--no-leaderboard", "-q"],
+        subprocess.run([sys.executable, "-m", "mmrb", "run", suite, "--out", out, "--no-leaderboard", "-q"],
                        check=True, stdout=subprocess.DEVNULL)
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     print(f"mmrb run {suite}: {time.perf_counter() - start:.0f} s, peak RSS {peak:.2f} GiB (target <= 2 GiB)")

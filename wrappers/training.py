@@ -104,7 +104,7 @@ def build_model(name: str, overrides: dict[str, Any], data: LabelledSet, cache_d
         resolved["text_encoder"] = str(tiny_bert_folder(data.texts, cache_dir, seed))
     torch.manual_seed(seed)
     with tiny_bert_from(lambda: tiny_bert_folder(data.texts, cache_dir, seed)):
-        return create_model(name, **resolved)
+        return entry.factory(**resolved)  # the resolved entry, not a lookup by name (a worker has no provided ones)
 
 
 def obtain_trained(name: str, overrides: dict[str, Any], data: LabelledSet, cache_dir: str | Path,

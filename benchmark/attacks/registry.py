@@ -210,10 +210,9 @@ def craft(source: str, name: str, params: dict, target: Any, epsilon: float | No
         attack = info(source, name)
         if attack.craft is None or attack.combines:
             raise AttackError(f"mmrb {name} combines other cells' results; it cannot be crafted on its own")
-        unknown_params = sorted(set(params) - set(attack.params or ()))
-        if unknown_params:
-            raise AttackError(f"mmrb {name}: unknown params {unknown_params}; it takes: "
-                              f"{', '.join(attack.params) or 'none'}")
+        problems = check(source, name, params)
+        if problems:
+            raise AttackError(f"mmrb {name}: " + "; ".join(f"{field}: {message}" for field, message in problems))
         return attack.craft(params, target, epsilon, seed)
     if source not in sources():
         raise AttackError(unknown("attack source", source, sources()))

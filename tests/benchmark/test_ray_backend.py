@@ -238,6 +238,6 @@ def test_a_ray_worker_with_other_numerics_than_the_driver_stops_naming_both():
     from wrappers.numerics import numerics_identity
 
     driver = {**numerics_identity("cpu"), "cpu_capability": "NOT-THIS-CPU"}
-    context = WorkerContext(SimpleNamespace(device="cpu"), 1, [], [], b"", driver)
+    context = WorkerContext(b"", SimpleNamespace(attacks=[], transfer=None), "cpu", 1, [], [], driver)
     with pytest.raises(MmrbError, match="differ from the driver's .*NOT-THIS-CPU.*one CPU type and torch build"):
         context.setup()

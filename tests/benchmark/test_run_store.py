@@ -39,7 +39,7 @@ def write_suite(path: Path, **changes) -> Path:
 
 
 def mmrb(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "benchmark", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "mmrb", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=Path(__file__).resolve().parents[2], **kwargs)
 
 
