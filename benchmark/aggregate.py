@@ -19,11 +19,13 @@ GROUP = ("model", "attack", "attack_source", "modality", "epsilon", "transfer_so
 PROPORTIONS = {"clean_accuracy": "n", "robust_accuracy": "n", "as_run_robust_accuracy": "n",
                "branch_robust_accuracy": "n",
                "clean_accuracy_normal": "n_normal", "robust_accuracy_normal": "n_normal",
-               "clean_accuracy_abnormal": "n_abnormal", "robust_accuracy_abnormal": "n_abnormal"}
+               "clean_accuracy_abnormal": "n_abnormal", "robust_accuracy_abnormal": "n_abnormal",
+               "clean_sensitivity": "n_abnormal", "robust_sensitivity": "n_abnormal",  # at the operating threshold
+               "clean_specificity": "n_normal", "robust_specificity": "n_normal"}
 SPREAD_ONLY = ("clean_f1", "robust_f1", "branch_robust_f1", "auc", "robust_auc", "attack_success_rate")
 MEANS = ("steps", "queries", "agreement_gap", "max_perturbation", "over_budget", "seconds", "zero_gradient",
          "nonfinite_gradient", "zero_gradient_bpda", "stochastic", "n_normal", "n_abnormal", "check_rounds", "check_capped",
-         "check_restarts", "check_attacked", "check_seconds")
+         "check_restarts", "check_attacked", "check_seconds", "threshold", "false_reassurance", "false_alarm")
 #: Largest over the seeds: the budget the convergence check needed.
 MAXIMA = ("check_steps",)
 

@@ -19,6 +19,7 @@ from benchmark.attacks import Crafted, Target, craft, enforce_budget, pick_worst
 from benchmark.attacks.probes import gradient_health
 from benchmark.attacks.registry import traits
 from benchmark.cascade import Cascade
+from benchmark.clinical import operating_scores, threshold_at_specificity
 from benchmark.convergence import escalate_attack
 from benchmark.data import SplitArrays
 from benchmark.grid import Cell
@@ -49,6 +50,7 @@ class TrainedModel:
     spec: ModelSpec
     target: Target
     clean_prob: np.ndarray
+    threshold: float | None = None  # on P(abnormal), set on the clean held-out samples (benchmark.clinical)
 
 
 def needs_text_resources(suite: Suite) -> bool:
@@ -64,6 +66,7 @@ class SuiteData:
     train_set: LabelledSet
     test: SplitArrays
     fingerprint: str
+    calibration: SplitArrays | None = None  # clean held-out samples that set the operating threshold (benchmark.clinical)
 
 
 @dataclass(frozen=True)
@@ -134,8 +137,17 @@ class Work:
             test = self.test
             view = ImageView(model, test.images, test.texts, device=self.device) if "image" in model.modalities else None
             target = Target(model, test.images, test.texts, test.labels, view)
-            self._models[spec.label, seed] = TrainedModel(spec, target, predict_proba(model, test.images, test.texts))
+            self._models[spec.label, seed] = TrainedModel(spec, target, predict_proba(model, test.images, test.texts),
+                                                          self._threshold(model))
         return self._models[spec.label, seed]
+
+    def _threshold(self, model: Any) -> float | None:
+        """The operating threshold of the suite's specificity, on the clean held-out samples only."""
+        calibration = self.plan.data.calibration
+        if self.suite.operating_point is None or calibration is None:
+            return None
+        p_abnormal = predict_proba(model, calibration.images, calibration.texts)[:, 1]
+        return threshold_at_specificity(calibration.labels, p_abnormal, self.suite.operating_point)
 
     def failed(self, exc: Exception, model: tuple[ModelSpec, int] | None = None, craft: str | None = None) -> None:
         """Record a failure found elsewhere (a backend's training or craft task): the cells that need that model
@@ -152,6 +164,10 @@ class Work:
         try:
             artifact = self.artifact(cell, count=True)
             row.update(score(self.test.labels, artifact, cell.attack.modality))
+            threshold = self.model(cell.model, cell.seed).threshold if self.suite.operating_point else None
+            if threshold is not None:
+                row.update(operating_scores(self.test.labels, artifact.clean_prob[:, 1], artifact.adv_prob[:, 1],
+                                            threshold))
             if cell.attack.compare_with and cell.source is None:
                 row["agreement_gap"] = self._agreement_gap(cell, row["robust_accuracy"])
         except Exception as exc:  # mmrb's own errors and a library's alike become the row

@@ -27,6 +27,8 @@ COLUMNS = (
     "check_rounds", "check_capped", "check_steps", "check_restarts", "check_attacked", "check_seconds",
     "n_normal", "clean_accuracy_normal", "robust_accuracy_normal",
     "n_abnormal", "clean_accuracy_abnormal", "robust_accuracy_abnormal",
+    "threshold", "clean_sensitivity", "clean_specificity", "robust_sensitivity", "robust_specificity",
+    "false_reassurance", "false_alarm",
     "clean_f1", "robust_f1", "auc", "robust_auc", "attack_success_rate",
     "branch_robust_accuracy", "branch_robust_f1", "queries", "compare_with", "agreement_gap",
     "zero_gradient", "nonfinite_gradient", "zero_gradient_bpda", "stochastic", "sub_attacks",

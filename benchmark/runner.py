@@ -18,8 +18,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from benchmark.artifacts import ArtifactCache
 from benchmark.backends import Backend, Progress, as_backend
+from benchmark.clinical import calibration_split
 from benchmark.data import SplitArrays, load_dataset
+from benchmark.evidence import write_evidence
 from benchmark.engine import Plan, SuiteData, needs_text_resources
 from benchmark.grid import expand, expand_transfer
 from benchmark.keys import Keys
@@ -85,7 +88,8 @@ def prepare_data(suite: Suite, cache_dir: Path) -> SuiteData:
     fingerprint = f"{dataset.fingerprint()}-{spec.image_size}px-split{suite.seed}-{spec.test_fraction}"
     train = SplitArrays.from_samples(train_samples, spec.image_size)
     test = SplitArrays.from_samples(test_samples, spec.image_size)
-    return SuiteData(LabelledSet(train.images, train.texts, train.labels, fingerprint), test, fingerprint)
+    calibration = calibration_split(spec, cache_dir, spec.image_size) if suite.operating_point else None
+    return SuiteData(LabelledSet(train.images, train.texts, train.labels, fingerprint), test, fingerprint, calibration)
 
 
 def resolve_models(suite: Suite) -> dict[str, ModelEntry]:
@@ -130,7 +134,8 @@ def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: 
             steps.task_done()
     rows = store.rows(cell_keys)
     write_csv(rows, results_path)
-    return RunRecord(rows, data.fingerprint, results_path, write_tables(rows, store.folder), computed=len(committed),
+    write_evidence(cells, cell_keys, data.test.uids, data.test.labels, ArtifactCache(cache_dir / "attacks"), store.folder)
+    return RunRecord(rows, data.fingerprint, results_path, write_tables(rows, store.folder, suite.corruption_baseline, data.test.labels), computed=len(committed),
                      loaded=loaded)
 
 

@@ -228,6 +228,9 @@ class Suite(_Strict):
     seeds: list[int] | None = Field(None, description="training seeds: every model is trained, attacked and scored once "
                                                       "per seed (default: [seed])")
     limit: int | None = Field(None, gt=0, description="score at most this many test samples")
+    operating_point: float | None = Field(None, gt=0, lt=1, description=(
+        "specificity the decision threshold is set at on clean held-out data (benchmark.clinical), e.g. 0.95"))
+    corruption_baseline: str | None = Field(None, description="model label whose corruption errors normalise the mCE")
     convergence_check: ConvergenceSpec | bool = Field(default_factory=lambda: ConvergenceSpec(), description=(
         "re-run every gradient-attack cell stronger (benchmark.convergence); false to skip"))
 

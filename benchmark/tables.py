@@ -12,6 +12,8 @@ from typing import Any
 import pandas as pd
 
 from benchmark.aggregate import aggregate, with_interval
+from benchmark.baselines import baseline_table, below_text_only, operating_table
+from benchmark.corruption_summary import corruption_table, rank_comparison
 
 
 def _frame(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
@@ -153,12 +155,16 @@ def soundness_table(frame: pd.DataFrame) -> pd.DataFrame:
     return soundness_flags(frame, noise_labels(frame), floor_labels(frame))
 
 
-def write_tables(rows: list[dict[str, Any]], out_dir: str | Path) -> str:
-    """Write aggregate.csv, flags.csv, accuracy.md, table1.md, transfer.md and transfer_*.csv to out_dir; return
-    the Markdown shown to the user."""
+def write_tables(rows: list[dict[str, Any]], out_dir: str | Path, baseline: str | None = None,
+                 labels: Any = None) -> str:
+    """Write aggregate.csv, flags.csv, accuracy.md, table1.md, clinical.md, transfer.md and transfer_*.csv to out_dir;
+    return the Markdown shown to the user. `baseline`: the model normalising the mCE; `labels`: the test labels (the
+    constant baselines)."""
     out_dir = Path(out_dir)
     frame = aggregate(rows)
     flags = soundness_table(frame)
+    if not frame.empty:
+        flags = pd.concat([flags, below_text_only(frame)], ignore_index=True)
     frame.to_csv(out_dir / "aggregate.csv", index=False)
     flags.to_csv(out_dir / "flags.csv", index=False)
     parts = []
@@ -174,6 +180,10 @@ def write_tables(rows: list[dict[str, Any]], out_dir: str | Path) -> str:
                   "floor = no image can change the prediction", "", markdown(attribution, "model"), ""]
     parts += ["## Soundness flags", "", markdown(flags.set_index("flag"), "flag") if len(flags) else "none raised", ""]
     (out_dir / "accuracy.md").write_text("\n".join(parts))
+    clinical = clinical_parts(frame, baseline, labels)
+    if clinical:
+        (out_dir / "clinical.md").write_text("\n".join(clinical))
+        parts += clinical
     table = attack_table(frame)
     if not table.empty:
         table1 = ["## Robust F1 of the abnormal class (%) per attack — attacked branch alone in brackets; "
@@ -190,3 +200,43 @@ def write_tables(rows: list[dict[str, Any]], out_dir: str | Path) -> str:
     if transfer_parts:
         (out_dir / "transfer.md").write_text("\n".join(transfer_parts))
     return "\n".join(parts + transfer_parts)
+
+
+def reference_attack(frame: pd.DataFrame) -> tuple[str, float | None] | None:
+    """The adversarial reference of the rank comparison: the image attack (not a corruption or probe) with the lowest
+    mean robust accuracy at the smallest ε."""
+    probes = set(floor_labels(frame)) | set(noise_labels(frame))
+    attacks = frame[(frame["modality"] == "image") & (frame["attack_name"] != "corruption") & ~frame["attack"].isin(probes)
+                    & (frame["transfer_source"].fillna("") == "")]
+    if attacks.empty:
+        return None
+    eps = attacks["epsilon"].min()
+    at = attacks[attacks["epsilon"] == eps] if pd.notna(eps) else attacks
+    label = at.groupby("attack")["robust_accuracy"].mean().idxmin()
+    return label, (float(eps) if pd.notna(eps) else None)
+
+
+def clinical_parts(frame: pd.DataFrame, baseline: str | None, labels: Any) -> list[str]:
+    """The corruption table and its rank comparison, the operating-point table and the baselines (Markdown)."""
+    if frame.empty:
+        return []
+    parts = []
+    corruption = corruption_table(frame, baseline)
+    if not corruption.empty:
+        parts += ["## Corruption error (%): 1 − accuracy, mean over 5 severities and the training seeds; mCE: Σ "
+                  f"error / Σ error of {baseline or 'a baseline (none named: set corruption_baseline)'}, mean over "
+                  "kinds (100 = the baseline; lower is better)", "", markdown(corruption, "corruption [modality]"), ""]
+        reference = reference_attack(frame)
+        ranks = rank_comparison(frame, baseline, *reference) if reference else pd.DataFrame()
+        if not ranks.empty:
+            parts += ["## Rank under image corruptions vs under the strongest image attack", "", markdown(ranks, "model"), ""]
+    operating = operating_table(frame)
+    if not operating.empty:
+        parts += ["## Operating point: threshold at the suite's specificity on clean held-out samples; sensitivity and "
+                  "specificity (%) at it, and decisions flipped per seed (abnormal→normal: false reassurance)", "",
+                  markdown(operating, "model, attack"), ""]
+    table = baseline_table(frame, labels)
+    if not table.empty:
+        parts += ["## Baselines: every model beside the constant classifiers and the single-modality models (%)", "",
+                  markdown(table, "model"), ""]
+    return parts

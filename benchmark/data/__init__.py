@@ -29,13 +29,15 @@ class SplitArrays:
                    np.array([s.label for s in samples], dtype=np.int64), [s.uid for s in samples])
 
 
-def synthetic_folder(cache_dir: Path, n: int, seed: int) -> Path:
-    """The generated Indiana-format dataset for (n, seed), written once into the cache."""
-    folder = cache_dir / "data" / f"indiana_synth-n{n}-s{seed}-{SYNTH_PNG_SIZE}px"
+def synthetic_folder(cache_dir: Path, n: int, seed: int, first_uid: int = 1) -> Path:
+    """The generated Indiana-format dataset for (n, seed), written once into the cache; `first_uid` > 1: n studies
+    numbered from it (a held-out stream the default set never draws)."""
+    suffix = f"-from{first_uid}" if first_uid != 1 else ""
+    folder = cache_dir / "data" / f"indiana_synth-n{n}-s{seed}-{SYNTH_PNG_SIZE}px{suffix}"
     if not (folder / "indiana_projections.csv").exists():
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        write_synthetic_indiana(tmp, n=n, seed=seed, image_size=SYNTH_PNG_SIZE)
+        write_synthetic_indiana(tmp, n=n, seed=seed, image_size=SYNTH_PNG_SIZE, first_uid=first_uid)
         tmp.rename(folder)
     return folder
 

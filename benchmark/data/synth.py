@@ -327,8 +327,11 @@ def _study(seed: int, uid: int, size: int) -> tuple[dict, np.ndarray, np.ndarray
     return row, _frontal(rng, size, anatomy, findings), _lateral(rng, size, anatomy, findings)
 
 
-def write_synthetic_indiana(out: str | Path, n: int, seed: int, image_size: int = 128, drop_views: int = 0) -> Path:
-    """Write n synthetic studies (uids 1..n) as an Indiana release folder; drop_views uids lose one view row."""
+def write_synthetic_indiana(out: str | Path, n: int, seed: int, image_size: int = 128, drop_views: int = 0,
+                            first_uid: int = 1) -> Path:
+    """Write n synthetic studies (uids first_uid..first_uid+n-1; 1..n by default) as an Indiana release folder;
+    drop_views uids lose one view row. A later first_uid draws studies no default-numbered set holds (the clean
+    held-out calibration samples of benchmark.clinical)."""
     if n < 1 or seed < 0 or image_size < 8 or not 0 <= drop_views <= n:
         raise ValueError(f"need n >= 1, seed >= 0, image_size >= 8, 0 <= drop_views <= n; got {n}, {seed}, "
                          f"{image_size}, {drop_views}")
@@ -336,9 +339,9 @@ def write_synthetic_indiana(out: str | Path, n: int, seed: int, image_size: int 
     images = out / "images" / "images_normalized"
     images.mkdir(parents=True, exist_ok=True)
     picker = np.random.default_rng([seed, 0])
-    dropped = {int(u) + 1: int(picker.integers(2)) for u in picker.choice(n, size=drop_views, replace=False)}
+    dropped = {int(u) + first_uid: int(picker.integers(2)) for u in picker.choice(n, size=drop_views, replace=False)}
     reports, projections = [], []
-    for uid in range(1, n + 1):
+    for uid in range(first_uid, first_uid + n):
         row, frontal, lateral = _study(seed, uid, image_size)
         reports.append(row)
         for v, (view, series, pixels) in enumerate((("Frontal", 4001, frontal), ("Lateral", 3001, lateral))):

@@ -1,0 +1,91 @@
+"""Trivial baselines on every table: what a reader compares a model against. A constant classifier (the test
+split's majority class, and "always abnormal") scores the same under any attack; for a multimodal model the suite's
+own text-only and image-only models are references too. A multimodal model whose accuracy under an image attack falls
+below its suite's text-only model (which no image attack reaches) is worse than ignoring the image: the flag
+`below_text_only` says so."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+BELOW_TEXT_ONLY = "below_text_only"
+
+
+def model_modalities(model: str, frame: pd.DataFrame) -> tuple[str, ...]:
+    """The input modalities of a suite's model: from the model registry, else read off which attacks reached it."""
+    from wrappers.registry import model_entry
+
+    try:
+        return tuple(model_entry(model).modalities)
+    except Exception:  # a label that is not a registered name: its cells tell
+        seen = set(frame.loc[frame["model"] == model, "modality"])
+        return tuple(m for m in ("image", "text") if m in seen or "joint" in seen)
+
+
+def constant_rows(labels: np.ndarray) -> pd.DataFrame:
+    """Accuracy, sensitivity and specificity of the constant classifiers (identical clean and under any attack)."""
+    labels = np.asarray(labels)
+    share = float(labels.mean()) if len(labels) else float("nan")
+    majority = int(share >= 0.5)
+    return pd.DataFrame([
+        dict(baseline=f"constant: majority ({'abnormal' if majority else 'normal'})", accuracy=max(share, 1 - share),
+             sensitivity=float(majority), specificity=float(1 - majority)),
+        dict(baseline="constant: always abnormal", accuracy=share, sensitivity=1.0, specificity=0.0),
+    ]).set_index("baseline")
+
+
+def baseline_table(frame: pd.DataFrame, labels: np.ndarray | None = None) -> pd.DataFrame:
+    """Clean accuracy and lowest robust accuracy of every model beside the constant rows and the suite's single-
+    modality models (%): the rows a reader compares a multimodal model against."""
+    white = frame[frame["transfer_source"].fillna("") == ""]
+    if white.empty:
+        return pd.DataFrame()
+    out = {}
+    for model, group in white.groupby("model", sort=False):
+        attacked = group[group["modality"] != "none"]
+        kind = "+".join(model_modalities(model, white))
+        out[f"{model} ({kind})"] = {"clean": group["clean_accuracy"].mean(),
+                                    "lowest under attack": attacked["robust_accuracy"].min() if len(attacked) else np.nan}
+    table = pd.DataFrame(out).T
+    if labels is not None:
+        constant = constant_rows(labels)["accuracy"]
+        table = pd.concat([table, pd.DataFrame({"clean": constant, "lowest under attack": constant})])
+    return (100 * table).round(1)
+
+
+def below_text_only(frame: pd.DataFrame) -> pd.DataFrame:
+    """Flags: a multimodal model's robust accuracy under an image attack below the clean accuracy of the suite's
+    text-only model (whole interval below its mean)."""
+    white = frame[frame["transfer_source"].fillna("") == ""]
+    models = {m: model_modalities(m, white) for m in white["model"].unique()}
+    text_only = [m for m, k in models.items() if k == ("text",)]
+    flags = []
+    for reference in text_only:
+        floor = white.loc[(white["model"] == reference) & (white["modality"] == "none"), "clean_accuracy"].mean()
+        for model, kind in models.items():
+            if set(kind) != {"image", "text"}:
+                continue
+            low = white[(white["model"] == model) & (white["modality"] == "image")]
+            high = low.get("robust_accuracy_ci_high", low["robust_accuracy"])
+            below = low[high < floor]
+            if len(below):
+                cells = ", ".join(f"{a}@{e:.4g}" if pd.notna(e) else a for a, e in zip(below["attack"], below["epsilon"]))
+                flags.append(dict(flag=BELOW_TEXT_ONLY, model=model, cells=cells,
+                                  detail=f"under these image attacks below the text-only model {reference} "
+                                         f"({100 * floor:.1f} %): worse than ignoring the image"))
+    return pd.DataFrame(flags, columns=["flag", "model", "cells", "detail"])
+
+
+def operating_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per model and attack at the operating threshold: robust sensitivity / specificity (%) and the decisions the
+    attack flipped, mean per seed: abnormal→normal (false reassurance) and normal→abnormal (false alarm)."""
+    if "robust_sensitivity" not in frame or frame["robust_sensitivity"].isna().all():
+        return pd.DataFrame()
+    rows = frame[(frame["transfer_source"].fillna("") == "") & frame["robust_sensitivity"].notna()]
+    out = pd.DataFrame({
+        "cell": rows["model"] + " · " + rows["attack"] + rows["epsilon"].map(lambda e: "" if pd.isna(e) else f"@{e:.4g}"),
+        "threshold": rows["threshold"].round(3),
+        "sensitivity": (100 * rows["robust_sensitivity"]).round(1),
+        "specificity": (100 * rows["robust_specificity"]).round(1),
+        "abnormal→normal": rows["false_reassurance"].round(1), "normal→abnormal": rows["false_alarm"].round(1)})
+    return out.set_index("cell")

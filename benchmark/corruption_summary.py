@@ -1,0 +1,71 @@
+"""The corruption track's tables: per model the corruption error of each kind (1 − accuracy, mean over the five
+severities and the training seeds), and the mCE: each kind's summed error over severities divided by that of a named
+baseline model, averaged over kinds (Hendrycks & Dietterich 2019, ImageNet-C; MedMNIST-C uses the same convention).
+100 % is the baseline's robustness; lower is better. The corruption rank is then compared with the attack rank."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+
+def corruption_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The aggregated rows of mmrb corruption cells, with their kind and severity."""
+    if frame.empty or "attack_name" not in frame:
+        return pd.DataFrame()
+    rows = frame[(frame["attack_name"] == "corruption") & (frame["transfer_source"].fillna("") == "")].copy()
+    if rows.empty:
+        return rows
+    params = rows["params"].map(json.loads) if "params" in rows else None
+    if params is None:  # aggregated frames drop params: the label is kind-severity
+        split = rows["attack"].str.rsplit("-", n=1)
+        rows["kind"], rows["severity"] = split.str[0], split.str[1].astype(int)
+    else:
+        rows["kind"], rows["severity"] = params.map(lambda p: p["kind"]), params.map(lambda p: int(p["severity"]))
+    rows["error"] = 1 - rows["robust_accuracy"]
+    return rows
+
+
+def corruption_table(frame: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
+    """Corruption error (%) per kind (rows) and model (columns), then the mean CE and, with a baseline, the mCE (%)."""
+    rows = corruption_rows(frame)
+    if rows.empty:
+        return pd.DataFrame()
+    errors = rows.pivot_table(index=["modality", "kind"], columns="model", values="error", aggfunc="mean", sort=False)
+    table = (100 * errors).round(1)
+    table.index = [f"{kind} [{modality}]" for modality, kind in table.index]
+    table.loc["mean CE"] = (100 * errors.mean()).round(1)
+    if baseline is not None:
+        table.loc[f"mCE vs {baseline}"] = (100 * mce(rows, baseline)).round(1)
+    return table
+
+
+def mce(rows: pd.DataFrame, baseline: str) -> pd.Series:
+    """mCE per model: mean over kinds of Σ_severity error / Σ_severity error of `baseline` (kinds the baseline saw)."""
+    summed = rows.pivot_table(index="kind", columns="model", values="error", aggfunc="sum")
+    if baseline not in summed:
+        return pd.Series(dtype=float)
+    seen = summed[baseline] > 0
+    return summed[seen].div(summed.loc[seen, baseline], axis=0).mean()
+
+
+def rank_comparison(frame: pd.DataFrame, baseline: str | None, attack: str, epsilon: float | None) -> pd.DataFrame:
+    """Each model's rank under the corruptions (mean CE, lower first) beside its rank under `attack` at ε (robust
+    accuracy, higher first): where the two orders differ, a model robust to one is not robust to the other."""
+    rows = corruption_rows(frame)
+    attacked = frame[(frame["attack"] == attack) & (frame["transfer_source"].fillna("") == "")]
+    if epsilon is not None and len(attacked):
+        attacked = attacked[(attacked["epsilon"].astype(float) - epsilon).abs() < 1e-6]
+    if rows.empty or attacked.empty:
+        return pd.DataFrame()
+    image = rows[rows["modality"] == "image"]
+    ce = image.groupby("model")["error"].mean()
+    robust = attacked.set_index("model")["robust_accuracy"]
+    models = [m for m in ce.index if m in robust.index]
+    out = pd.DataFrame({"image corruption CE (%)": (100 * ce[models]).round(1),
+                        f"{attack} robust accuracy (%)": (100 * robust[models]).round(1)})
+    out["rank (corruptions)"] = out.iloc[:, 0].rank(method="min").astype(int)
+    out[f"rank ({attack})"] = (-out.iloc[:, 1]).rank(method="min").astype(int)
+    if baseline is not None and baseline in ce:
+        out[f"mCE vs {baseline} (%)"] = (100 * mce(image, baseline)).reindex(models).round(1)
+    return out.sort_values("rank (corruptions)")

@@ -1,0 +1,90 @@
+"""The corruption track: every kind is deterministic per seed, changes the image or report by its stated amount,
+grows with severity, and runs through the registry on a trained model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from benchmark.attacks import Target, craft
+from benchmark.attacks.corruption import (ABBREVIATIONS, DICTATION, IMAGE_KINDS, REPORT_KINDS, SEVERITIES,
+                                          image_corruption, report_corruptions)
+from benchmark.attacks.registry import check
+from wrappers.training import predict_proba
+
+GREY = np.full((40, 2, 32, 32), 0.5, dtype=np.float32)
+RAMP = np.broadcast_to(np.linspace(0.2, 0.8, 32, dtype=np.float32), (6, 2, 32, 32)).copy()
+REPORT = ("no acute disease. heart size and pulmonary vascularity appear within normal limits. there is no effusion "
+          "or pneumothorax. the lungs are clear. left lower lobe atelectasis without focal consolidation.")
+
+
+@pytest.mark.parametrize("kind", IMAGE_KINDS)
+def test_image_corruption_is_seeded_and_grows_with_severity(kind):
+    first, again = image_corruption(RAMP, kind, 3, seed=0), image_corruption(RAMP, kind, 3, seed=0)
+    assert np.array_equal(first, again) and first.dtype == RAMP.dtype
+    assert first.min() >= 0 and first.max() <= 1
+    change = [np.abs(image_corruption(RAMP, kind, s, seed=0) - RAMP).mean() for s in range(1, 6)]
+    assert change[0] > 0 and change[-1] > change[0]
+    if kind in ("gaussian_noise", "speckle_noise", "bias_field"):  # random: another seed, another corruption
+        assert not np.array_equal(first, image_corruption(RAMP, kind, 3, seed=1))
+
+
+@pytest.mark.parametrize("severity", range(1, 6))
+def test_each_image_corruption_changes_the_image_by_its_stated_amount(severity):
+    a = {kind: SEVERITIES[kind][severity - 1] for kind in IMAGE_KINDS}
+    noise = image_corruption(GREY, "gaussian_noise", severity, 0) - GREY
+    assert noise.std() == pytest.approx(a["gaussian_noise"], rel=0.05)
+    speckle = image_corruption(GREY, "speckle_noise", severity, 0) - GREY
+    assert speckle.std() == pytest.approx(0.5 * a["speckle_noise"], rel=0.05)
+    assert np.allclose(image_corruption(RAMP, "blur", severity, 0),
+                       gaussian_filter(RAMP, sigma=(0, 0, a["blur"], a["blur"])), atol=1e-6)
+    contrast = image_corruption(RAMP, "contrast", severity, 0)
+    assert contrast.std(axis=(2, 3)) == pytest.approx(a["contrast"] * RAMP.std(axis=(2, 3)), rel=1e-4)
+    assert image_corruption(RAMP, "brightness", severity, 0) - RAMP == pytest.approx(a["brightness"], abs=1e-6)
+    assert np.allclose(image_corruption(RAMP, "gamma", severity, 0), RAMP ** a["gamma"], atol=1e-6)
+    block = int(a["pixelate"])
+    pixelated = image_corruption(RAMP, "pixelate", severity, 0)[0, 0]
+    assert np.all(pixelated[:, :block] == pixelated[:, :1])  # constant within a block
+    field = image_corruption(GREY, "bias_field", severity, 0) / GREY
+    assert np.abs(field - 1).max() == pytest.approx(a["bias_field"], rel=1e-3)
+    jpeg = np.abs(image_corruption(RAMP, "jpeg", severity, 0) - RAMP).mean()
+    assert jpeg > 0
+
+
+@pytest.mark.parametrize("kind", REPORT_KINDS)
+def test_report_corruption_is_seeded_and_grows_with_severity(kind):
+    texts = [REPORT] * 8
+    assert report_corruptions(texts, kind, 3, 0) == report_corruptions(texts, kind, 3, 0)
+    assert report_corruptions(texts, kind, 3, 0) != texts
+    assert report_corruptions(texts, kind, 5, 0) != report_corruptions(texts, kind, 5, 1) or kind == "abbreviations"
+
+
+@pytest.mark.parametrize("severity", range(1, 6))
+def test_each_report_corruption_changes_the_report_by_its_stated_amount(severity):
+    words = REPORT.split()
+    typos = report_corruptions([REPORT], "typos", severity, 0)[0].split()
+    assert sum(a != b for a, b in zip(words, typos)) == round(SEVERITIES["typos"][severity - 1] * len(words))
+    sentences = REPORT.count(". ") + 1
+    dropped = report_corruptions([REPORT], "dropped_sections", severity, 0)[0]
+    kept = dropped.count(". ") + 1
+    assert sentences - kept == min(round(SEVERITIES["dropped_sections"][severity - 1] * sentences), sentences - 1)
+    abbreviated = report_corruptions([REPORT], "abbreviations", 5, 0)[0]
+    assert not any(f" {term} " in f" {abbreviated} " for term in ABBREVIATIONS)  # severity 5: every term
+    dictated = report_corruptions([REPORT], "dictation", 5, 0)[0]
+    assert "a fusion" in dictated and "new mo thorax" in dictated and set(DICTATION)
+
+
+def test_the_registry_refuses_unknown_kinds_and_severities():
+    assert check("mmrb", "corruption", {"kind": "fog", "severity": 3})[0][0] == "params.kind"
+    assert check("mmrb", "corruption", {"kind": "blur", "severity": 6})[0][0] == "params.severity"
+    assert check("mmrb", "corruption", {"kind": "blur", "severity": 2}) == []
+
+
+def test_corruptions_lower_a_trained_model_more_at_higher_severity(trained, test_split):
+    model = trained("vision_only")
+    target = Target(model, test_split.images, test_split.texts, test_split.labels)
+    accuracy = []
+    for severity in (1, 5):
+        crafted = craft("mmrb", "corruption", {"kind": "contrast", "severity": severity}, target, None, 0)
+        accuracy.append((predict_proba(model, crafted.images, crafted.texts).argmax(1) == test_split.labels).mean())
+    assert accuracy[1] < accuracy[0]
