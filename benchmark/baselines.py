@@ -45,11 +45,11 @@ def baseline_table(frame: pd.DataFrame, labels: np.ndarray | None = None) -> pd.
         attacked = group[group["modality"] != "none"]
         kind = "+".join(model_modalities(model, white))
         out[f"{model} ({kind})"] = {"clean": group["clean_accuracy"].mean(),
-                                    "lowest under attack": attacked["robust_accuracy"].min() if len(attacked) else np.nan}
+                                    "lowest under attack or corruption": attacked["robust_accuracy"].min() if len(attacked) else np.nan}
     table = pd.DataFrame(out).T
     if labels is not None:
         constant = constant_rows(labels)["accuracy"]
-        table = pd.concat([table, pd.DataFrame({"clean": constant, "lowest under attack": constant})])
+        table = pd.concat([table, pd.DataFrame({"clean": constant, "lowest under attack or corruption": constant})])
     return (100 * table).round(1)
 
 

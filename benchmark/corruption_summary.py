@@ -50,22 +50,34 @@ def mce(rows: pd.DataFrame, baseline: str) -> pd.Series:
 
 
 def rank_comparison(frame: pd.DataFrame, baseline: str | None, attack: str, epsilon: float | None) -> pd.DataFrame:
-    """Each model's rank under the corruptions (mean CE, lower first) beside its rank under `attack` at ε (robust
-    accuracy, higher first): where the two orders differ, a model robust to one is not robust to the other."""
+    """Each model's rank under the image corruptions, under the report corruptions (mean CE, lower first) and under
+    `attack` at ε (robust accuracy, higher first; a model the attack cannot reach keeps its clean accuracy): where the
+    orders differ, a model robust to one is not robust to the other."""
     rows = corruption_rows(frame)
-    attacked = frame[(frame["attack"] == attack) & (frame["transfer_source"].fillna("") == "")]
+    white = frame[frame["transfer_source"].fillna("") == ""]
+    attacked = white[white["attack"] == attack]
     if epsilon is not None and len(attacked):
         attacked = attacked[(attacked["epsilon"].astype(float) - epsilon).abs() < 1e-6]
     if rows.empty or attacked.empty:
         return pd.DataFrame()
-    image = rows[rows["modality"] == "image"]
-    ce = image.groupby("model")["error"].mean()
-    robust = attacked.set_index("model")["robust_accuracy"]
-    models = [m for m in ce.index if m in robust.index]
-    out = pd.DataFrame({"image corruption CE (%)": (100 * ce[models]).round(1),
-                        f"{attack} robust accuracy (%)": (100 * robust[models]).round(1)})
-    out["rank (corruptions)"] = out.iloc[:, 0].rank(method="min").astype(int)
-    out[f"rank ({attack})"] = (-out.iloc[:, 1]).rank(method="min").astype(int)
-    if baseline is not None and baseline in ce:
-        out[f"mCE vs {baseline} (%)"] = (100 * mce(image, baseline)).reindex(models).round(1)
-    return out.sort_values("rank (corruptions)")
+    clean = white[white["modality"] == "none"].set_index("model")["clean_accuracy"]
+    robust = attacked.set_index("model")["robust_accuracy"].reindex(clean.index).fillna(clean)
+    out = pd.DataFrame({"image corruption CE (%)": 100 * rows[rows["modality"] == "image"].groupby("model")["error"].mean(),
+                        "report corruption CE (%)": 100 * rows[rows["modality"] == "text"].groupby("model")["error"].mean(),
+                        f"{attack} robust accuracy (%)": 100 * robust}).reindex(clean.index).round(1)
+    out["rank (image corruptions)"] = out.iloc[:, 0].rank(method="min").astype("Int64")
+    out["rank (report corruptions)"] = out.iloc[:, 1].rank(method="min").astype("Int64")
+    out[f"rank ({attack})"] = (-out.iloc[:, 2]).rank(method="min").astype("Int64")
+    if baseline is not None:
+        out[f"mCE vs {baseline} (%)"] = (100 * mce(rows, baseline)).reindex(out.index).round(1)
+    return out.sort_values(f"rank ({attack})")
+
+
+def corruption_figure(frame: pd.DataFrame, model: str, baseline: str | None) -> dict | None:
+    """The `corruption` block of a leaderboard entry: per kind the error summed over severities, and the mean CE."""
+    rows = corruption_rows(frame)
+    rows = rows[rows["model"] == model] if len(rows) else rows
+    if rows.empty:
+        return None
+    summed = rows.groupby("kind")["error"].sum()
+    return dict(baseline=baseline, errors={k: float(v) for k, v in summed.items()}, mean_ce=float(rows["error"].mean()))

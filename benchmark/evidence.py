@@ -7,16 +7,23 @@ finished run folder; the samples browser of the board and the paired tests read 
 """
 from __future__ import annotations
 
+import base64
+import io
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from benchmark.artifacts import ArtifactCache
+from benchmark.data import SplitArrays
 from benchmark.grid import Cell
+from mmrb.core.io import atomic_write
 
-SAMPLES_NAME = "samples.csv"
+SAMPLES_NAME, BROKEN_NAME = "samples.csv", "broken.json"
 COLUMNS = ("sample_id", "model", "seed", "attack", "modality", "epsilon", "label", "clean_prediction",
            "adversarial_prediction", "clean_p_abnormal", "adversarial_p_abnormal", "broken", "broken_by")
 
@@ -50,12 +57,56 @@ def evidence(cells: Sequence[Cell], keys: Sequence[str], sample_ids: Sequence[st
     return frame[list(COLUMNS)]
 
 
-def write_evidence(cells: Sequence[Cell], keys: Sequence[str], sample_ids: Sequence[str], labels: np.ndarray,
-                   cache: ArtifactCache, folder: Path) -> Path:
-    """samples.csv of a run folder."""
+def write_evidence(cells: Sequence[Cell], keys: Sequence[str], test: SplitArrays, cache: ArtifactCache,
+                   folder: Path, per_model: int = 4) -> Path:
+    """samples.csv of a run folder, and broken.json: up to `per_model` broken samples per model with their images and
+    reports (the samples browser)."""
     path = Path(folder) / SAMPLES_NAME
-    evidence(cells, keys, sample_ids, labels, cache).to_csv(path, index=False)
+    frame = evidence(cells, keys, test.uids, test.labels, cache)
+    frame.to_csv(path, index=False)
+    examples = broken_examples(frame, cells, keys, test, cache, per_model)
+    atomic_write(Path(folder) / BROKEN_NAME, json.dumps(examples, indent=1))
     return path
+
+
+def png_uri(view: np.ndarray) -> str:
+    """A 2-D array in [0,1] as a PNG data URI (the page fetches nothing)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(np.clip(view, 0, 1) * 255).astype(np.uint8)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def broken_examples(frame: pd.DataFrame, cells: Sequence[Cell], keys: Sequence[str], test: SplitArrays,
+                    cache: ArtifactCache, per_model: int = 4) -> list[dict[str, Any]]:
+    """Per model the first `per_model` broken samples (one attack each, the first seed), with the clean and attacked
+    frontal view, their difference (amplified to the full range) and the report before and after."""
+    index = {uid: i for i, uid in enumerate(test.uids)}
+    key_of = {(c.model.label, c.seed, c.attack.label, c.epsilon): k for c, k in zip(cells, keys) if c.source is None}
+    out = []
+    broken = frame[frame["broken"] & (frame["modality"] != "none")]
+    for model, rows in broken.groupby("model", sort=False):
+        picked = rows.drop_duplicates("sample_id").head(per_model)
+        for r in picked.itertuples():
+            epsilon = None if pd.isna(r.epsilon) else r.epsilon
+            artifact = cache.load(key_of[model, r.seed, r.attack, epsilon])
+            i = index[r.sample_id]
+            clean = test.images[i, 0]
+            adv = artifact.images[i, 0] if artifact.images is not None else clean
+            diff = np.abs(adv - clean)
+            out.append(dict(model=model, sample_id=str(r.sample_id), seed=int(r.seed),
+                            attack=r.attack + ("" if epsilon is None else f"@{epsilon:.4g}"), label=int(r.label),
+                            clean_prediction=int(r.clean_prediction), adversarial_prediction=int(r.adversarial_prediction),
+                            report=test.texts[i], adversarial_report=artifact.texts[i] if artifact.texts else test.texts[i],
+                            images=dict(clean=png_uri(clean), adversarial=png_uri(adv),
+                                        difference=png_uri(diff / max(float(diff.max()), 1e-8)))))
+    return out
+
+
+def rank_correct(frame: pd.DataFrame, model: str, attack: str, epsilon: float | None) -> dict[str, str]:
+    """seed -> '1'/'0' per sample (sorted by sample id): the model's decision under the attack was right."""
+    matrix = correct_matrix(frame, model, attack, epsilon)
+    seeds = sorted(frame.loc[(frame["model"] == model) & (frame["attack"] == attack), "seed"].unique())
+    return {str(int(s)): "".join("1" if v else "0" for v in row) for s, row in zip(seeds, matrix)}
 
 
 def correct_matrix(frame: pd.DataFrame, model: str, attack: str, epsilon: float | None = None) -> np.ndarray:
@@ -66,3 +117,19 @@ def correct_matrix(frame: pd.DataFrame, model: str, attack: str, epsilon: float 
     table = rows.assign(right=rows["adversarial_prediction"] == rows["label"]).pivot_table(
         index="seed", columns="sample_id", values="right", aggfunc="first")
     return table.sort_index().sort_index(axis=1).to_numpy(dtype=bool)
+
+
+def entry_evidence(folder: Path, model: str, attack: str, epsilon: float | None) -> dict[str, Any] | None:
+    """The `evidence` block of a leaderboard entry from its run folder: the rank cell's per-sample decisions and the
+    model's broken samples (None where the run wrote no samples.csv)."""
+    path = Path(folder) / SAMPLES_NAME
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path, dtype={"sample_id": str}, keep_default_na=False, na_values={"epsilon": [""]})
+    ids = sorted(frame["sample_id"].unique())
+    broken_path = Path(folder) / BROKEN_NAME
+    broken = json.loads(broken_path.read_text()) if broken_path.is_file() else []
+    from wrappers.cache import digest
+
+    return dict(samples=digest(ids), rank_correct=rank_correct(frame, model, attack, epsilon),
+                broken=[{k: v for k, v in b.items() if k != "model"} for b in broken if b["model"] == model])

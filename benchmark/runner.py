@@ -19,6 +19,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from benchmark.artifacts import ArtifactCache
+from benchmark.board.samples_page import write_samples_page
 from benchmark.backends import Backend, Progress, as_backend
 from benchmark.clinical import calibration_split
 from benchmark.data import SplitArrays, load_dataset
@@ -134,7 +135,8 @@ def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: 
             steps.task_done()
     rows = store.rows(cell_keys)
     write_csv(rows, results_path)
-    write_evidence(cells, cell_keys, data.test.uids, data.test.labels, ArtifactCache(cache_dir / "attacks"), store.folder)
+    write_evidence(cells, cell_keys, data.test, ArtifactCache(cache_dir / "attacks"), store.folder)
+    write_samples_page(store.folder, f"{suite.name}: broken samples")
     return RunRecord(rows, data.fingerprint, results_path, write_tables(rows, store.folder, suite.corruption_baseline, data.test.labels), computed=len(committed),
                      loaded=loaded)
 

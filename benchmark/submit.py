@@ -314,7 +314,30 @@ def make_entry(card: Card, entry, suite: Suite, record, digests: dict[str, Any])
                                              "ci_high": floor["robust_accuracy_ci_high"]},
         "flags": [{"flag": f.flag, "cells": f.cells, "detail": f.detail} for f in flags.itertuples(index=False)],
         "cells": documents,
+        **extras(record, suite, documents, rank),
     })
+
+
+def extras(record, suite: Suite, documents: list[dict[str, Any]], rank: dict[str, Any] | None) -> dict[str, Any]:
+    """The entry's per-sample evidence, corruption errors and operating point, where the run produced them."""
+    from benchmark.aggregate import aggregate
+    from benchmark.corruption_summary import corruption_figure
+    from benchmark.evidence import entry_evidence
+
+    model = (record.rows or [{}])[0].get("model", "")
+    rank_by = suite.leaderboard.rank_by
+    out: dict[str, Any] = {}
+    found = entry_evidence(Path(record.results_path).parent, model, rank_by.attack, rank_by.epsilon)
+    if found is not None and rank is not None:
+        out["evidence"] = found
+    corruption = corruption_figure(aggregate(record.rows), model, suite.corruption_baseline)
+    if corruption is not None:
+        out["corruption"] = corruption
+    if rank is not None and suite.operating_point is not None and rank.get("robust_sensitivity") is not None:
+        out["operating_point"] = {"specificity": suite.operating_point,
+                                  **{k: rank.get(k) for k in ("robust_sensitivity", "robust_specificity",
+                                                              "false_reassurance", "false_alarm")}}
+    return out
 
 
 def _json_value(value: Any) -> Any:

@@ -138,10 +138,54 @@ class Cell(BaseModel):
     attack_success_rate: Figure = None
     steps: Count = None
     queries: Count = None
+    robust_sensitivity: Figure = None  # at the operating threshold (benchmark.clinical); absent in older entries
+    robust_specificity: Figure = None
+    false_reassurance: Count = None
+    false_alarm: Count = None
 
 
 #: The fields of a cell, in the order cells.csv lists them.
 CELL_FIELDS = tuple(Cell.model_fields)
+
+
+class BrokenSample(_Block):
+    """A test sample an attack broke (clean right, attacked wrong): what the samples browser shows."""
+
+    sample_id: str
+    seed: int
+    attack: str
+    label: int
+    clean_prediction: int
+    adversarial_prediction: int
+    report: str = ""
+    adversarial_report: str = ""
+    images: dict[str, str] = Field(default_factory=dict, description="clean, adversarial, difference: PNG data URIs")
+
+
+class Evidence(_Block):
+    """Per-sample evidence of the rank cell (benchmark.evidence): the paired test of adjacent entries reads it."""
+
+    samples: str = Field(description="digest of the scored sample ids, in order: entries compare only on the same samples")
+    rank_correct: dict[str, str] = Field(description="training seed -> '1'/'0' per sample: the rank cell's decision right")
+    broken: list[BrokenSample] = []
+
+
+class Corruption(_Block):
+    """The corruption track: per kind the error summed over the five severities (mean over seeds)."""
+
+    baseline: str | None = None
+    errors: dict[str, float]
+    mean_ce: float
+
+
+class OperatingPoint(_Block):
+    """The rank cell at the decision threshold set on clean held-out data at `specificity`."""
+
+    specificity: float
+    robust_sensitivity: Figure = None
+    robust_specificity: Figure = None
+    false_reassurance: Count = None
+    false_alarm: Count = None
 
 
 class Entry(_Block):
@@ -159,6 +203,9 @@ class Entry(_Block):
     floor: FloorFigure | None
     flags: list[Flag] = []
     cells: list[Cell] = []
+    evidence: Evidence | None = None  # absent in entries made before the per-sample evidence
+    corruption: Corruption | None = None
+    operating_point: OperatingPoint | None = None
 
     @field_validator("entry_version")
     @classmethod

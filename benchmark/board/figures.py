@@ -39,6 +39,12 @@ GLOSSARY = {
     "normal / abnormal": "recall of each class on the attacked samples",
     "attack success": "share of the correctly classified samples whose prediction the attack changed",
     "ε": "L∞ budget of an image attack, images in [0, 1] (8/255 ≈ 0.0314)",
+    "sens / spec @ op": "sensitivity / specificity (%) under the rank attack at the decision threshold fixed on clean "
+                        "held-out samples at the protocol's specificity (benchmark.clinical)",
+    "abnormal→normal / normal→abnormal": "decisions the rank attack flipped per seed at that threshold: abnormal "
+                                         "studies called normal (false reassurance) and normal studies called abnormal",
+    "corruption mCE": "corruption error summed over 5 severities, relative to the protocol's named baseline model, "
+                      "mean over corruption kinds (%; 100 = the baseline, lower is better)",
 }
 
 

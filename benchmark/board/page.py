@@ -12,12 +12,16 @@ import jinja2
 
 from benchmark.board import figures as fig
 from benchmark.board.figures import GENERATED, GLOSSARY, LEGEND
+from benchmark.board.paired import detectable_sentence
 from benchmark.board.ranking import TIED_TITLE, Ranked, tied_pairs
+from benchmark.board.references import below_text_only, corruption_mce, reference_rows
+from benchmark.board.samples_page import entry_samples
 from benchmark.board.tables import rank_metric_sentence
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 RANKING_HEAD = ("rank", "model", "family", "modalities", "trained by", "clean", "robust (rank metric)", "text floor",
-                "flags", "submitted")
+                "sens / spec @ op", "abnormal→normal / normal→abnormal", "corruption mCE", "flags", "submitted")
+BASELINE_HEAD = ("reference", "clean", "under any image attack", "what it says")
 ATTRIBUTION_HEAD = ("model", "clean", "best image attack", "best text attack", "best joint attack", "text floor")
 ATTRIBUTION_KEYS = ("clean", "image", "text", "joint", "floor")
 FLAG_HEAD = ("flag", "cell", "detail")
@@ -26,27 +30,30 @@ CELL_HEAD = ("attack", "source", "modality", "ε", "transfer from", "n", "seeds"
 
 
 @functools.cache
-def _template() -> jinja2.Template:
+def template(name: str = "index.html.j2") -> jinja2.Template:
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                                      undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                                      keep_trailing_newline=True)
-    return environment.get_template("index.html.j2")
+    return environment.get_template(name)
 
 
 def render_html(board: dict[str, list[Ranked]], plots: dict[str, dict[str, Any]]) -> str:
     """index.html: per protocol version the sortable ranking, attribution, transfer heatmaps and a section per
     model (curves, flags, cells). `plots[version]` holds the relative paths written by `plots.write_plots`."""
     protocols = [_protocol(i, version, ranked, plots[version]) for i, (version, ranked) in enumerate(board.items())]
-    return _template().render(generated=GENERATED, legend=LEGEND, glossary=GLOSSARY, tied_title=TIED_TITLE,
+    return template().render(generated=GENERATED, legend=LEGEND, glossary=GLOSSARY, tied_title=TIED_TITLE,
                               protocols=protocols, heads=dict(ranking=RANKING_HEAD, attribution=ATTRIBUTION_HEAD,
-                                                              flags=FLAG_HEAD, cells=CELL_HEAD))
+                                                              flags=FLAG_HEAD, cells=CELL_HEAD, baselines=BASELINE_HEAD))
 
 
 def _protocol(index: int, version: str, ranked: list[Ranked], plots: dict[str, Any]) -> dict[str, Any]:
     anchors = {r.name: f"model-{index}-{k}" for k, r in enumerate(ranked)}
+    entries = [r.entry for r in ranked]
     return dict(anchor=f"protocol-{index}", version=version, plots=plots,
                 sentence=rank_metric_sentence(ranked).replace("`", ""),
-                ranking=[_ranking_row(r, anchors[r.name]) for r in ranked],
+                detectable=detectable_sentence([r.test for r in ranked], entries),
+                baselines=reference_rows(entries), samples=entry_samples(entries),
+                ranking=[_ranking_row(r, anchors[r.name], entries) for r in ranked],
                 pairs=[f"{name} ≈ {above}" for name, above in tied_pairs(ranked)],
                 attribution=[dict(model=row["model"], figures=[(interval(row[k][0]), row[k][1]) for k in ATTRIBUTION_KEYS])
                              for row in fig.attribution_rows([r.entry for r in ranked])],
@@ -64,9 +71,17 @@ def interval(figures: fig.Interval) -> dict[str, str]:
                 title=f"95 % interval {100 * figures[1]:.1f}–{100 * figures[2]:.1f}" if bounds else "")
 
 
-def _ranking_row(r: Ranked, anchor: str) -> dict[str, Any]:
+def _ranking_row(r: Ranked, anchor: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
     e, flags = r.entry, fig.flag_names(r.entry)
+    point = e.get("operating_point") or {}
+    mce = corruption_mce(e, entries)
     return dict(ranked=r, anchor=anchor, sort=_sort_value(r.position),
+                tied_title=r.test.title if r.test else TIED_TITLE + " (95 % intervals overlap)",
+                operating=f"{_pct(point.get('robust_sensitivity'))} / {_pct(point.get('robust_specificity'))}"
+                          + (f" @ {100 * point['specificity']:.0f} % spec" if point else ""),
+                flips=f"{_count(point.get('false_reassurance'))} / {_count(point.get('false_alarm'))}",
+                mce=dict(text=f"{100 * mce:.0f}" if mce is not None else "–", sort=_sort_value(mce)),
+                below_text=below_text_only(e, entries),
                 rank=r.group if r.position is not None else f"unranked: {r.reason}",
                 family=fig.field(e, "model", "family"), modalities=fig.modalities(e),
                 trained_by=fig.field(e, "card", "trained_by"), clean=interval(fig.clean_figure(e)),
@@ -110,3 +125,7 @@ def _cell(c: dict[str, Any]) -> dict[str, Any]:
                 classes=f"{_pct(c.get('robust_accuracy_normal'))} / {_pct(c.get('robust_accuracy_abnormal'))}",
                 f1=interval((f1, f1 - f1_hw, f1 + f1_hw)), auc=_pct(c.get("auc")),
                 success=_pct(c.get("attack_success_rate")), flags=c.get("flags") or "")
+
+
+def _count(value: Any) -> str:
+    return f"{fig.num(value):.1f}" if fig.finite(fig.num(value)) else "–"

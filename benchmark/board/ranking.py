@@ -1,6 +1,8 @@
 """Ranking one protocol version's entries: by the rank metric's mean (robust accuracy under the protocol's standard
-evaluation at its ranking ε), descending. A model whose 95 % interval overlaps that of the model ranked directly
-above is marked ≈ (not separable from it); a run of such models shares a rank range, e.g. "2–3". An entry without a
+evaluation at its ranking ε), descending. A model not separable from the model ranked directly above is marked ≈; a
+run of such models shares a rank range, e.g. "2–3". Separable: where both entries carry per-sample evidence on the same
+samples and seeds, the paired test (benchmark.board.paired: McNemar per seed pooled, Holm over the adjacent pairs);
+otherwise, for older entries, their 95 % intervals do not overlap. An entry without a
 rank figure, or with a flag in soundness.UNRANKING_FLAGS, is listed unranked, last, with its reason."""
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmark.board.figures import finite, modalities, rank_figure
+from benchmark.board.paired import AdjacentTest, adjacent_tests
 
 #: The ≈ mark and what it says, on the page.
 TIED_TITLE = "not separable from the model ranked directly above"
@@ -22,6 +25,7 @@ class Ranked:
     group: str  # "3"; "2–3" when not separable from a neighbour; "–" when unranked
     tied_above: bool  # its interval overlaps that of the model ranked directly above
     reason: str = ""  # why an entry is unranked ("" when ranked)
+    test: AdjacentTest | None = None  # the paired test against the model ranked directly above, where both have evidence
 
     @property
     def name(self) -> str:
@@ -33,10 +37,12 @@ def rank_entries(entries: list[dict[str, Any]]) -> list[Ranked]:
     with its reason (`unranked_reason`)."""
     scored = sorted((e for e in entries if not unranked_reason(e)), key=lambda e: (-rank_figure(e)[0], str(e["name"])))
     unranked = sorted((e for e in entries if unranked_reason(e)), key=lambda e: str(e["name"]))
-    tied = [i > 0 and _overlap(rank_figure(scored[i - 1]), rank_figure(e)) for i, e in enumerate(scored)]
+    tests = adjacent_tests(scored)
+    tied = [i > 0 and (not tests[i].separable if tests[i] else _overlap(rank_figure(scored[i - 1]), rank_figure(e)))
+            for i, e in enumerate(scored)]
     starts = [i for i, t in enumerate(tied) if not t] + [len(scored)]
     groups = {i: (start, end - 1) for start, end in zip(starts, starts[1:]) for i in range(start, end)}
-    out = [Ranked(e, i + 1, _group_label(*groups[i]), tied[i]) for i, e in enumerate(scored)]
+    out = [Ranked(e, i + 1, _group_label(*groups[i]), tied[i], test=tests[i]) for i, e in enumerate(scored)]
     return out + [Ranked(e, None, "–", False, unranked_reason(e)) for e in unranked]
 
 

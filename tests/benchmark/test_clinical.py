@@ -78,5 +78,5 @@ def test_evidence_and_tables_are_written(run):
     assert all(a in b for a, b in zip(broken["attack"], broken["broken_by"]))
     clinical = (run / "out" / "clinical.md").read_text()
     for part in ("mCE vs vision_only", "contrast [image]", "typos [text]", "Operating point", "constant: always abnormal",
-                 "Rank under image corruptions"):
+                 "Rank under image and report corruptions"):
         assert part in clinical
