@@ -19,12 +19,12 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from benchmark.artifacts import ArtifactCache
-from benchmark.board.samples_page import write_samples_page
 from benchmark.backends import Backend, Progress, as_backend
+from benchmark.board.samples_page import write_samples_page
 from benchmark.clinical import calibration_split
 from benchmark.data import SplitArrays, load_dataset
-from benchmark.evidence import write_evidence
 from benchmark.engine import Plan, SuiteData, needs_text_resources
+from benchmark.evidence import write_evidence
 from benchmark.grid import expand, expand_transfer
 from benchmark.keys import Keys
 from benchmark.preflight import check_models, suite_models
@@ -137,7 +137,8 @@ def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: 
     write_csv(rows, results_path)
     write_evidence(cells, cell_keys, data.test, ArtifactCache(cache_dir / "attacks"), store.folder)
     write_samples_page(store.folder, f"{suite.name}: broken samples")
-    return RunRecord(rows, data.fingerprint, results_path, write_tables(rows, store.folder, suite.corruption_baseline, data.test.labels), computed=len(committed),
+    tables = write_tables(rows, store.folder, suite.corruption_baseline, data.test.labels)
+    return RunRecord(rows, data.fingerprint, results_path, tables, computed=len(committed),
                      loaded=loaded)
 
 

@@ -229,7 +229,8 @@ def clinical_parts(frame: pd.DataFrame, baseline: str | None, labels: Any) -> li
         reference = reference_attack(frame)
         ranks = rank_comparison(frame, baseline, *reference) if reference else pd.DataFrame()
         if not ranks.empty:
-            parts += ["## Rank under image and report corruptions vs under the strongest image attack (a model it cannot reach keeps its clean accuracy)", "", markdown(ranks, "model"), ""]
+            parts += ["## Rank under image and report corruptions vs under the strongest image attack (a model it "
+                      "cannot reach keeps its clean accuracy)", "", markdown(ranks, "model"), ""]
     operating = operating_table(frame)
     if not operating.empty:
         parts += ["## Operating point: threshold at the suite's specificity on clean held-out samples; sensitivity and "

@@ -7,8 +7,15 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from benchmark.attacks import Target, craft
-from benchmark.attacks.corruption import (ABBREVIATIONS, DICTATION, IMAGE_KINDS, REPORT_KINDS, SEVERITIES,
-                                          image_corruption, report_corruptions)
+from benchmark.attacks.corruption import (
+    ABBREVIATIONS,
+    DICTATION,
+    IMAGE_KINDS,
+    REPORT_KINDS,
+    SEVERITIES,
+    image_corruption,
+    report_corruptions,
+)
 from benchmark.attacks.registry import check
 from wrappers.training import predict_proba
 
