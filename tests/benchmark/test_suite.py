@@ -42,12 +42,14 @@ def test_smoke_suite_loads_as_documented():
                                               "ensemble_fusion"]
     assert all(m.params == {} and m.label == m.name for m in suite.models)
     assert [a.name for a in suite.attacks] == ["none", "FastGradientMethod", "ProjectedGradientDescent", "random_noise",
-                                               "image_replacement"]
+                                               "image_replacement", *["corruption"] * 6]
+    assert [a.modality for a in suite.attacks[5:]] == ["image"] * 4 + ["text"] * 2
+    assert suite.operating_point == 0.95 and suite.corruption_baseline == "vision_only"
     assert suite.epsilons == pytest.approx([0.0313725, 0.2])
     assert suite.dataset.name == "indiana_synth" and suite.dataset.n == 600 and suite.dataset.image_size == 64
     assert suite.attacks[2].params == {"max_iter": 10, "num_random_init": 1}
-    assert [(a.source, a.modality) for a in suite.attacks[1:]] == [("art", "image"), ("art", "image"),
-                                                                   ("mmrb", "image"), ("mmrb", "image")]
+    assert [(a.source, a.modality) for a in suite.attacks[1:5]] == [("art", "image"), ("art", "image"),
+                                                                    ("mmrb", "image"), ("mmrb", "image")]
     assert suite.training_seeds == [0, 1, 2]
     assert (suite.convergence_check.step_factor, suite.convergence_check.restarts) == (2, 1)
 
