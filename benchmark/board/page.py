@@ -20,7 +20,7 @@ from benchmark.board.tables import rank_metric_sentence
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 RANKING_HEAD = ("rank", "model", "family", "modalities", "trained by", "clean", "robust (rank metric)", "text floor",
-                "sens / spec @ op", "abnormal→normal / normal→abnormal", "corruption mCE", "flags", "submitted")
+                "sens / spec @ op", "A→N / N→A", "corruption mCE", "flags", "submitted")
 BASELINE_HEAD = ("reference", "clean", "under any image attack", "what it says")
 ATTRIBUTION_HEAD = ("model", "clean", "best image attack", "best text attack", "best joint attack", "text floor")
 ATTRIBUTION_KEYS = ("clean", "image", "text", "joint", "floor")

@@ -1,6 +1,7 @@
 """Adjacent leaderboard entries compared by a paired test on the same samples and seeds (mmrb.core.paired): McNemar's
 mid-p on the discordant decisions of the rank cell pooled over training seeds, Holm-adjusted over the family of
-adjacent pairs of one protocol version. The page states the smallest difference the protocol can detect."""
+adjacent pairs of one protocol version, and the bootstrap over seeds × samples: two entries are separable when both
+reject. The page states the smallest difference the protocol can detect."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,7 +23,10 @@ class AdjacentTest:
 
     @property
     def separable(self) -> bool:
-        return self.p_holm < ALPHA
+        """Both tests reject: McNemar (Holm-adjusted) and the bootstrap over seeds × samples. McNemar alone treats a
+        sample's decisions under different seeds as independent pairs, which overstates the evidence when the
+        samples, not the seeds, carry the variation; the bootstrap resamples samples and seeds."""
+        return self.p_holm < ALPHA and self.result.p_bootstrap < ALPHA
 
     @property
     def title(self) -> str:
@@ -65,6 +69,7 @@ def detectable_sentence(tests: list[AdjacentTest | None], entries: list[dict[str
     tested = [t.result for t in tests if t is not None]
     discordance = float(np.mean([(r.a_only + r.b_only) / (seeds * n) for r in tested])) if tested else 0.2
     smallest = detectable_difference(n, seeds, max(discordance, 1e-3))
-    return (f"Adjacent models are compared by a paired test (McNemar mid-p on the {n} test samples × {seeds} seeds, "
-            f"Holm-adjusted); at the discordance seen here ({100 * discordance:.0f} % of decisions) the smallest "
-            f"difference it detects with 80 % power at α = 0.05 is {100 * smallest:.1f} points of robust accuracy.")
+    return (f"Adjacent models are compared by paired tests (McNemar mid-p on the {n} test samples × {seeds} seeds, "
+            f"Holm-adjusted, and a bootstrap over seeds × samples); at the discordance seen here "
+            f"({100 * discordance:.0f} % of decisions) the smallest difference McNemar detects with 80 % power at "
+            f"α = 0.05 is {100 * smallest:.1f} points of robust accuracy.")
