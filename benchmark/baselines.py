@@ -54,8 +54,8 @@ def baseline_table(frame: pd.DataFrame, labels: np.ndarray | None = None) -> pd.
 
 
 def below_text_only(frame: pd.DataFrame) -> pd.DataFrame:
-    """Flags: a multimodal model's robust accuracy under an image attack below the clean accuracy of the suite's
-    text-only model (whole interval below its mean)."""
+    """Flags: a multimodal model's robust accuracy under an image attack (not a soundness probe) below the clean
+    accuracy of the suite's text-only model (whole interval below its mean)."""
     white = frame[frame["transfer_source"].fillna("") == ""]
     models = {m: model_modalities(m, white) for m in white["model"].unique()}
     text_only = [m for m, k in models.items() if k == ("text",)]
@@ -66,6 +66,7 @@ def below_text_only(frame: pd.DataFrame) -> pd.DataFrame:
             if set(kind) != {"image", "text"}:
                 continue
             low = white[(white["model"] == model) & (white["modality"] == "image")]
+            low = low[[not _probe(r) for r in low.itertuples()]]  # the probes (text floor, noise) have their own flags
             high = low.get("robust_accuracy_ci_high", low["robust_accuracy"])
             below = low[high < floor]
             if len(below):
@@ -74,6 +75,12 @@ def below_text_only(frame: pd.DataFrame) -> pd.DataFrame:
                                   detail=f"under these image attacks below the text-only model {reference} "
                                          f"({100 * floor:.1f} %): worse than ignoring the image"))
     return pd.DataFrame(flags, columns=["flag", "model", "cells", "detail"])
+
+
+def _probe(row: object) -> bool:
+    from benchmark.attacks.registry import traits
+
+    return traits(str(getattr(row, "attack_source", "mmrb")), str(getattr(row, "attack_name", ""))).probe is not None
 
 
 def operating_table(frame: pd.DataFrame) -> pd.DataFrame:
