@@ -46,7 +46,8 @@ def test_threshold_meets_the_specificity_on_its_own_samples():
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("clinical")
     (root / "tiny.yaml").write_text(SUITE)
-    main(["run", str(root / "tiny.yaml"), "--out", str(root / "out"), "--cache", str(root / "cache"), "--quiet"])
+    main(["run", str(root / "tiny.yaml"), "--out", str(root / "out"), "--cache", str(root / "cache"), "--leaderboard",
+          str(root / "lb"), "--quiet"])
     return root
 
 
@@ -80,3 +81,12 @@ def test_evidence_and_tables_are_written(run):
     for part in ("mCE vs vision_only", "contrast [image]", "typos [text]", "Operating point", "constant: always abnormal",
                  "Rank under image and report corruptions"):
         assert part in clinical
+
+
+def test_the_run_folder_has_a_samples_browser(run):
+    import json
+
+    broken = json.loads((run / "out" / "broken.json").read_text())
+    page = (run / "out" / "samples.html").read_text()
+    assert broken and page.count('<figure class="sample"') == len(broken)
+    assert page.count("data:image/png;base64,") == 3 * len(broken)  # clean, attacked, difference
