@@ -97,8 +97,9 @@ def broken_examples(frame: pd.DataFrame, cells: Sequence[Cell], keys: Sequence[s
                             attack=r.attack + ("" if epsilon is None else f"@{epsilon:.4g}"), label=int(r.label),
                             clean_prediction=int(r.clean_prediction), adversarial_prediction=int(r.adversarial_prediction),
                             report=test.texts[i], adversarial_report=artifact.texts[i] if artifact.texts else test.texts[i],
-                            images=dict(clean=png_uri(clean), adversarial=png_uri(adv),
-                                        difference=png_uri(diff / max(float(diff.max()), 1e-8)))))
+                            images=dict(clean=png_uri(clean)) if artifact.images is None else  # report attacks
+                            dict(clean=png_uri(clean), adversarial=png_uri(adv),
+                                 difference=png_uri(diff / max(float(diff.max()), 1e-8)))))
     return out
 
 
