@@ -29,7 +29,8 @@ COLUMNS = (
     "n_abnormal", "clean_accuracy_abnormal", "robust_accuracy_abnormal",
     "clean_f1", "robust_f1", "auc", "robust_auc", "attack_success_rate",
     "branch_robust_accuracy", "branch_robust_f1", "queries", "compare_with", "agreement_gap",
-    "zero_gradient", "nonfinite_gradient", "zero_gradient_bpda", "stochastic", "sub_attacks",
+    "zero_gradient", "nonfinite_gradient", "zero_gradient_bpda", "stochastic", "naive_robust_accuracy", "masking",
+    "sub_attacks",
     "max_perturbation", "over_budget", "seconds", "params", "error",
 )
 DB_NAME, LOCK_NAME, CSV_NAME = "run.sqlite", ".mmrb.lock", "results.csv"

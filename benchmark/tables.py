@@ -29,6 +29,8 @@ def accuracy_cell(row: pd.Series) -> str:
         text += f" · N {_pct(row['robust_accuracy_normal'])} / A {_pct(row.get('robust_accuracy_abnormal'))}"
     if row.get("not_converged") is True:
         text += f" ‡ (as run: {100 * row['as_run_robust_accuracy']:.1f})"
+    if pd.notna(row.get("naive_robust_accuracy", float("nan"))):  # a defended model: the adaptive figure counts
+        text += f" · naive {100 * row['naive_robust_accuracy']:.1f} (masking {100 * row['masking']:+.1f})"
     return text
 
 
@@ -166,7 +168,9 @@ def write_tables(rows: list[dict[str, Any]], out_dir: str | Path) -> str:
     if not accuracy.empty:
         parts += ["## Robust accuracy (%) per attack: mean over training seeds ± 95 % half-width · per class "
                   "(N normal / A abnormal recall) · gradient attacks after the escalating convergence check · ‡ not "
-                  "converged: the check hit its cap while the figure still fell (the figure as run in brackets)", "",
+                  "converged: the check hit its cap while the figure still fell (the figure as run in brackets) · a "
+                  "defended model: the adaptive figure (BPDA/EOT), then the naive one and the masking (naive − "
+                  "adaptive)", "",
                   markdown(accuracy, "attack [modality]"), ""]
     attribution = attribution_table(frame)
     if not attribution.empty:

@@ -12,7 +12,7 @@ beside the smallest difference the run could detect.
 
 Outputs in the run folder: results.csv (one row per seed × noise × γ × method × domain × attack × ε), tables.md,
 verdicts.md (with the positive control's statement first), spectrum.md, zeroshot.md, search.md, clip_scores.md,
-accuracy_vs_noise_*.png, provenance.json; run.sqlite is the run store (resume). docs/defenses.md.
+accuracy_vs_noise_*.png, provenance.json; run.sqlite is the run store (resume). docs/clip-defenses.md.
 """
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ def defense_head_class(name: str, base: Path | None = None) -> type:
         found = sorted(n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, DefenseHead)
                        and v is not DefenseHead)
         raise ModelError(f"{where} has no DefenseHead subclass {attr!r}; it defines: {', '.join(found) or 'none'} "
-                         "(a defense is a defenses.DefenseHead subclass: docs/defenses.md)")
+                         "(a defense is a defenses.DefenseHead subclass: docs/clip-defenses.md)")
     return cls
 
 

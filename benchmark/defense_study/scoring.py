@@ -72,7 +72,7 @@ def attack_rows(model: Any, attack: AttackSpec, tests: dict[str, Split], suite: 
             cascade = Cascade(target, clean)
             extra: dict[str, Any] = {}
 
-            def once(sub, e=epsilon):
+            def once(sub, e=epsilon, extra=extra):
                 crafted = craft(attack.source, attack.name, dict(attack.params), sub, e, seed)
                 extra.update({k: v for k, v in crafted.params.items() if k.startswith(("clip_score", "target_similarity"))})
                 return crafted
@@ -84,7 +84,8 @@ def attack_rows(model: Any, attack: AttackSpec, tests: dict[str, Split], suite: 
                                          attack.label, **suite.convergence_check.model_dump())
             correct = cascade.robust
             rows.append({"domain": domain, "attack": attack.label, "epsilon": epsilon, "n": n,
-                         "accuracy": float(correct.mean()), "clean_accuracy": float((clean.argmax(1) == labels).mean()), "auc": _auc(labels, cascade.probs[:, 1]),
+                         "accuracy": float(correct.mean()), "clean_accuracy": float((clean.argmax(1) == labels).mean()),
+                         "auc": _auc(labels, cascade.probs[:, 1]),
                          "outcomes": pack(correct), "check_rounds": record.get("rounds", 0),
                          "check_capped": bool(record.get("capped", False)),
                          "attack_seconds": round(time.perf_counter() - start, 2), **extra})

@@ -3,7 +3,7 @@
 A suite declares the two pre-training corpora (the general CLIP's, and the downstream-domain corpus it continues on
 under noise), the noise types with their ratios γ, the downstream ID/OOD data, the defenses (registered names,
 `file.py:Class` references, or `{name, label, params}`), the learning-rate search every defense gets, and the attacks
-with their ε curves. docs/defenses.md explains each field.
+with their ε curves. docs/clip-defenses.md explains each field.
 """
 from __future__ import annotations
 

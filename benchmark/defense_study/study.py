@@ -26,11 +26,10 @@ STUDY_VERSION = 2  # bump when a unit's rows change meaning (keys then differ: a
 
 def unit_key(suite: DefenseSuite, data_fingerprint: str, seed: int, kind: str, ratio: float, entry: DefenseEntry) -> str:
     """Content key of one unit: what decides its rows (the suite's recipes, data, attacks and search, the unit)."""
-    from benchmark.attacks.registry import code_modules
-    from wrappers.cache import code_digest, digest
-
     import benchmark.defense_study.scoring as scoring_module
+    from benchmark.attacks.registry import code_modules
     from benchmark.defense_study import heads as heads_module
+    from wrappers.cache import code_digest, digest
 
     recipe = suite.model_dump(include={"clip", "image_size", "base", "noisy", "noise_attack", "data", "search", "attacks",
                                        "attack_limit", "convergence_check", "spectrum_k"})

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mmrb.core.paired import bootstrap_means, holm, mean_interval, mdd, paired_test, verdict
+from mmrb.core.paired import bootstrap_means, holm, mdd, mean_interval, paired_test, verdict
 
 
 def _outcomes(rng, accuracy, seeds=5, samples=2000, shared=None):
