@@ -282,7 +282,8 @@ class Work:
 def base_row(suite: Suite, cell: Cell, n: int) -> dict[str, Any]:
     """The identity columns of a cell's row (the cell engine fills in the scores, or the error)."""
     attack = cell.attack
-    return dict(suite=suite.name, model=cell.model.label, attack=attack.label, attack_name=attack.name,
+    return dict(suite=suite.name, model=cell.model.label, defense=cell.model.defense.label if cell.model.defense else "",
+                attack=attack.label, attack_name=attack.name,
                 attack_source=attack.source,
                 modality=attack.modality, epsilon=cell.epsilon, seed=cell.seed,
                 transfer_source=cell.source.label if cell.source else "", n=n,

@@ -22,7 +22,7 @@ from mmrb.core.io import atomic_write, folder_lock
 
 #: Columns of results.csv, in order (docs/metrics.md).
 COLUMNS = (
-    "suite", "model", "attack", "attack_name", "attack_source", "modality", "epsilon", "seed", "steps", "transfer_source", "n",
+    "suite", "model", "defense", "attack", "attack_name", "attack_source", "modality", "epsilon", "seed", "steps", "transfer_source", "n",
     "clean_accuracy", "robust_accuracy", "as_run_robust_accuracy",
     "check_rounds", "check_capped", "check_steps", "check_restarts", "check_attacked", "check_seconds",
     "n_normal", "clean_accuracy_normal", "robust_accuracy_normal",

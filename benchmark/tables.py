@@ -156,6 +156,8 @@ def soundness_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_tables(rows: list[dict[str, Any]], out_dir: str | Path) -> str:
+    from benchmark.defense_table import defense_table
+
     """Write aggregate.csv, flags.csv, accuracy.md, table1.md, transfer.md and transfer_*.csv to out_dir; return
     the Markdown shown to the user."""
     out_dir = Path(out_dir)
@@ -176,6 +178,11 @@ def write_tables(rows: list[dict[str, Any]], out_dir: str | Path) -> str:
     if not attribution.empty:
         parts += ["## Per-modality attribution: robust accuracy (%), lowest over the attacks of each modality; "
                   "floor = no image can change the prediction", "", markdown(attribution, "model"), ""]
+    defenses = defense_table(rows)
+    if not defenses.empty:
+        parts += ["## Defenses: adaptive robust accuracy (%; BPDA/EOT for input defenses: the ranked figure), the naive "
+                  "one, and the paired difference to the undefended model over training seeds (mean ± 95 % t; p "
+                  "Holm-corrected over this table)", "", defenses.to_markdown(index=False), ""]
     parts += ["## Soundness flags", "", markdown(flags.set_index("flag"), "flag") if len(flags) else "none raised", ""]
     (out_dir / "accuracy.md").write_text("\n".join(parts))
     table = attack_table(frame)

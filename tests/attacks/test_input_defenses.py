@@ -144,3 +144,21 @@ def test_a_model_card_carries_a_defense_and_a_misspelt_one_is_refused(tmp_path):
     path.write_text(card + "defense: {name: jpeg, params: {qualty: 40}}\n")
     with pytest.raises(SubmissionError, match=r"(?s)card.yaml.*defense.*qualty"):
         load_card(path)
+
+
+def test_the_defense_table_pairs_each_defended_model_with_its_undefended_one_by_seed():
+    from benchmark.defense_table import defense_table
+
+    rows = []
+    for seed, (plain, adaptive, naive) in enumerate([(0.30, 0.32, 0.90), (0.40, 0.41, 0.95), (0.35, 0.38, 0.92)]):
+        common = dict(attack="PGD", epsilon=0.03, seed=seed, transfer_source="", error="")
+        rows.append(dict(model="early_fusion", defense="", robust_accuracy=plain, **common))
+        rows.append(dict(model="early_fusion+jpeg", defense="jpeg", robust_accuracy=adaptive,
+                         naive_robust_accuracy=naive, **common))
+    table = defense_table(rows)
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert (row["model"], row["defense"]) == ("early_fusion", "jpeg")
+    assert row["robust (adaptive)"].startswith("37.0") and row["naive"].startswith("92.3")
+    assert row["vs undefended (pt)"].startswith("+2.0")  # paired by seed: +2, +1, +3
+    assert defense_table([r for r in rows if not r["defense"]]).empty

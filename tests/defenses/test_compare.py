@@ -233,3 +233,13 @@ def test_a_defense_plugin_from_a_file_runs_with_the_suites_parameters(tmp_path):
     frame = pd.read_csv(tmp_path / "out" / "results.csv")
     assert set(frame["method"]) == {"lp", "gated"}
     assert "gated − lp" in (tmp_path / "out" / "verdicts.md").read_text()
+
+
+def test_the_ablation_suite_sets_ran_parameters_from_the_suite():
+    ablation = load_defense_suite(SUITES / "defenses_ablation.yaml")
+    params = {d.label: d.params for d in ablation.defenses}
+    assert params["ran_no_adv"] == {"beta": 0.0} and params["ran_no_mse_cov"] == {"alpha": 0.0}
+    from benchmark.defense_study.heads import build_head
+
+    head = build_head(ablation.defenses[[d.label for d in ablation.defenses].index("ran_strong")], 8, seed=0)
+    assert (head.alpha, head.beta) == (0.1, 0.15)
