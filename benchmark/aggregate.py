@@ -17,7 +17,7 @@ from mmrb.core.stats import seed_interval, t_halfwidth
 GROUP = ("model", "attack", "attack_source", "modality", "epsilon", "transfer_source")
 #: Accuracies and the column holding the number of samples they are proportions of.
 PROPORTIONS = {"clean_accuracy": "n", "robust_accuracy": "n", "as_run_robust_accuracy": "n",
-               "branch_robust_accuracy": "n",
+               "branch_robust_accuracy": "n", "naive_robust_accuracy": "n",
                "clean_accuracy_normal": "n_normal", "robust_accuracy_normal": "n_normal",
                "clean_accuracy_abnormal": "n_abnormal", "robust_accuracy_abnormal": "n_abnormal",
                "clean_sensitivity": "n_abnormal", "robust_sensitivity": "n_abnormal",  # at the operating threshold
@@ -25,7 +25,8 @@ PROPORTIONS = {"clean_accuracy": "n", "robust_accuracy": "n", "as_run_robust_acc
 SPREAD_ONLY = ("clean_f1", "robust_f1", "branch_robust_f1", "auc", "robust_auc", "attack_success_rate")
 MEANS = ("steps", "queries", "agreement_gap", "max_perturbation", "over_budget", "seconds", "zero_gradient",
          "nonfinite_gradient", "zero_gradient_bpda", "stochastic", "n_normal", "n_abnormal", "check_rounds", "check_capped",
-         "check_restarts", "check_attacked", "check_seconds", "threshold", "false_reassurance", "false_alarm")
+         "check_restarts", "check_attacked", "check_seconds", "threshold", "false_reassurance", "false_alarm",
+         "masking")
 #: Largest over the seeds: the budget the convergence check needed.
 MAXIMA = ("check_steps",)
 

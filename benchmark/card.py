@@ -7,6 +7,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from benchmark.defense_spec import InputDefenseSpec
 from mmrb.core.errors import MmrbError
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -35,6 +36,9 @@ class Card(BaseModel):
     data: str = Field(min_length=1, description="data statement: what the model was trained on")
     threat_model: str = Field(min_length=1, description="the robustness claimed, e.g. 'none (standard training)' or "
                                                         "'L∞ image perturbations up to 8/255'")
+    defense: InputDefenseSpec | None = Field(None, description=(
+        "optional: a defense mmrb puts the model behind (jpeg, gaussian_augmentation, ...) or fine-tunes it with "
+        "(pgd_at, trades); attacked naively and adaptively, the adaptive figure ranked (docs/defenses.md)"))
     description: str = ""
     url: str = ""
 

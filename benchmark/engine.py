@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.adaptive_eval import adaptive_pass, defended
 from benchmark.artifacts import Artifact, ArtifactCache
 from benchmark.attacks import Crafted, Target, craft, enforce_budget, pick_worst
 from benchmark.attacks.probes import gradient_health
@@ -131,6 +132,12 @@ class Work:
             try:
                 model = obtain_trained(spec.name, spec.params, self.train_set, self.cache_dir, seed, self.device,
                                        entry=self.plan.models.get(spec.name))
+                if spec.defense is not None:
+                    from wrappers.defended import defend
+                    from wrappers.model_defenses import build_model_defense
+
+                    model = defend(model, build_model_defense(spec.defense.name, spec.defense.params, seed),
+                                   self.train_set, self.cache_dir, self.keys.model(spec, seed), seed)
             except Exception as exc:
                 self._failed_models[spec.label, seed] = exc
                 raise
@@ -211,6 +218,11 @@ class Work:
         if check and self.suite.convergence_check and _checked(cell):
             as_run_prob = adv_prob
             crafted, adv_prob, check_record = self._convergence_check(cell, target, crafted, adv_prob)
+        adaptive = None
+        if check and defended(target.model) and attack.modality in ("image", "joint") \
+                and traits(attack.source, attack.name).gradient:  # naive figure kept; the adaptive one counts
+            crafted, adv_prob, adaptive = adaptive_pass(attack, cell.epsilon, cell.seed, self.suite.convergence_check or None,
+                                                        target, crafted, adv_prob, self.device)
         model = target.model
         branch_prob = None
         if hasattr(model, "branches") and attack.modality in ("image", "text"):
@@ -220,7 +232,7 @@ class Work:
         changes_texts = attack.modality in ("text", "joint")
         meta = dict(steps=crafted.steps, params=crafted.params, over_budget=over_budget,
                     max_perturbation=perturbation_linf(target.images, crafted.images),
-                    seconds=round(time.perf_counter() - start, 3), check=check_record)
+                    seconds=round(time.perf_counter() - start, 3), check=check_record, adaptive=adaptive)
         if attack.modality == "none" and "image" in model.modalities:
             meta.update(gradient_health(model, target.images, target.texts, target.labels))
         return Artifact(run.clean_prob, adv_prob, crafted.images if changes_images else None,
@@ -286,7 +298,8 @@ class Work:
 def base_row(suite: Suite, cell: Cell, n: int) -> dict[str, Any]:
     """The identity columns of a cell's row (the cell engine fills in the scores, or the error)."""
     attack = cell.attack
-    return dict(suite=suite.name, model=cell.model.label, attack=attack.label, attack_name=attack.name,
+    return dict(suite=suite.name, model=cell.model.label, defense=cell.model.defense.label if cell.model.defense else "",
+                attack=attack.label, attack_name=attack.name,
                 attack_source=attack.source,
                 modality=attack.modality, epsilon=cell.epsilon, seed=cell.seed,
                 transfer_source=cell.source.label if cell.source else "", n=n,
@@ -310,6 +323,10 @@ def score(labels: np.ndarray, artifact: Artifact, modality: str) -> dict[str, An
     parts = (meta.get("params") or {}).get("parts") if isinstance(meta.get("params"), dict) else None
     if parts:
         scores["sub_attacks"] = json.dumps(parts, sort_keys=True)
+    adaptive = meta.get("adaptive")
+    if adaptive:
+        scores.update(naive_robust_accuracy=adaptive["naive_robust_accuracy"],
+                      masking=adaptive["naive_robust_accuracy"] - scores["robust_accuracy"])
     if artifact.branch_prob is not None:
         branch = artifact.branch_prob.argmax(1)
         scores.update(branch_robust_accuracy=accuracy(labels, branch), branch_robust_f1=f1_score(labels, branch))

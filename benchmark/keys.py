@@ -18,6 +18,8 @@ from wrappers.cache import code_digest, digest, library_version
 from wrappers.registry import ModelEntry
 from wrappers.training import model_key
 
+ADAPTIVE_VERSION = 1  # how a defended model's cells are attacked adaptively (benchmark.adaptive_eval)
+
 
 @functools.lru_cache(maxsize=64)
 def attack_code(source: str, name: str) -> dict[str, str]:
@@ -51,8 +53,16 @@ class Keys:
 
     def model(self, spec: ModelSpec, seed: int) -> str:
         if (spec.label, seed) not in self._models:
-            self._models[spec.label, seed] = model_key(spec.name, spec.params, self.fingerprint, seed, self.device,
-                                                       entry=self.models.get(spec.name))
+            key = model_key(spec.name, spec.params, self.fingerprint, seed, self.device, entry=self.models.get(spec.name))
+            if spec.defense is not None:  # the trained model behind its input defense (and that defense's code)
+                import importlib
+
+                from wrappers.model_defenses import defense_module
+
+                key = digest({"model": key, "defense": spec.defense.model_dump(), "adaptive": ADAPTIVE_VERSION,
+                              "code": code_digest(importlib.import_module(defense_module(spec.defense.name)),
+                                                  importlib.import_module("defenses.input.base"))})
+            self._models[spec.label, seed] = key
         return self._models[spec.label, seed]
 
     def craft(self, model: ModelSpec, attack: AttackSpec, epsilon: float | None, seed: int, check: bool = True) -> str:

@@ -22,7 +22,7 @@ from mmrb.core.io import atomic_write, folder_lock
 
 #: Columns of results.csv, in order (docs/metrics.md).
 COLUMNS = (
-    "suite", "model", "attack", "attack_name", "attack_source", "modality", "epsilon", "seed", "steps", "transfer_source", "n",
+    "suite", "model", "defense", "attack", "attack_name", "attack_source", "modality", "epsilon", "seed", "steps", "transfer_source", "n",
     "clean_accuracy", "robust_accuracy", "as_run_robust_accuracy",
     "check_rounds", "check_capped", "check_steps", "check_restarts", "check_attacked", "check_seconds",
     "n_normal", "clean_accuracy_normal", "robust_accuracy_normal",
@@ -31,7 +31,8 @@ COLUMNS = (
     "false_reassurance", "false_alarm",
     "clean_f1", "robust_f1", "auc", "robust_auc", "attack_success_rate",
     "branch_robust_accuracy", "branch_robust_f1", "queries", "compare_with", "agreement_gap",
-    "zero_gradient", "nonfinite_gradient", "zero_gradient_bpda", "stochastic", "sub_attacks",
+    "zero_gradient", "nonfinite_gradient", "zero_gradient_bpda", "stochastic", "naive_robust_accuracy", "masking",
+    "sub_attacks",
     "max_perturbation", "over_budget", "seconds", "params", "error",
 )
 DB_NAME, LOCK_NAME, CSV_NAME = "run.sqlite", ".mmrb.lock", "results.csv"

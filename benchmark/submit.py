@@ -76,6 +76,12 @@ def submit(card_path: str | Path, board: str | Path = "leaderboard", protocol: s
     check_protocol_folder(path.parent, suite)
     with registered(entry):
         run = with_models(suite, [card.name], only_given=True)
+        if card.defense is not None:  # the card's model behind (or fine-tuned by) its defense, under the card's name
+            from benchmark.suite import ModelSpec
+
+            spec = ModelSpec(name=card.name, label=card.name, defense=card.defense)
+            targets = {"transfer": run.transfer.model_copy(update={"targets": [spec]})} if run.transfer else {}
+            run = run.model_copy(update={"models": [spec], **targets})
         if progress:  # before any work: what will run and roughly how long
             print(plan_message(card, entry, run), file=sys.stderr, flush=True)
         data = prepare_data(suite, cache)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from benchmark.defense_spec import InputDefenseSpec
 from mmrb.core.errors import SuiteError
 
 MODALITIES = ("none", "image", "text", "joint")
@@ -62,7 +63,8 @@ class ModelSpec(_Strict):
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
     given_label: str | None = Field(None, alias="label", min_length=1, description=(
-        "the name shown in results (default: the name, plus the overrides if any)"))
+        "the name shown in results (default: the name, plus the overrides and the defense if any)"))
+    defense: InputDefenseSpec | None = None
 
     @field_validator("name")
     @classmethod
@@ -83,9 +85,10 @@ class ModelSpec(_Strict):
         """The name shown in results: the `label` given, else the registered name plus overrides if any."""
         if self.given_label:
             return self.given_label
-        if not self.params:
-            return self.name
-        return self.name + "[" + ",".join(f"{k}={v}" for k, v in sorted(_flatten(self.params).items())) + "]"
+        label = self.name
+        if self.params:
+            label += "[" + ",".join(f"{k}={v}" for k, v in sorted(_flatten(self.params).items())) + "]"
+        return label + (f"+{self.defense.label}" if self.defense else "")
 
 
 class AttackSpec(_Strict):

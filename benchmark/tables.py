@@ -31,6 +31,8 @@ def accuracy_cell(row: pd.Series) -> str:
         text += f" · N {_pct(row['robust_accuracy_normal'])} / A {_pct(row.get('robust_accuracy_abnormal'))}"
     if row.get("not_converged") is True:
         text += f" ‡ (as run: {100 * row['as_run_robust_accuracy']:.1f})"
+    if pd.notna(row.get("naive_robust_accuracy", float("nan"))):  # a defended model: the adaptive figure counts
+        text += f" · naive {100 * row['naive_robust_accuracy']:.1f} (masking {100 * row['masking']:+.1f})"
     return text
 
 
@@ -160,6 +162,8 @@ def write_tables(rows: list[dict[str, Any]], out_dir: str | Path, baseline: str 
     """Write aggregate.csv, flags.csv, accuracy.md, table1.md, clinical.md, transfer.md and transfer_*.csv to out_dir;
     return the Markdown shown to the user. `baseline`: the model normalising the mCE; `labels`: the test labels (the
     constant baselines)."""
+    from benchmark.defense_table import defense_table
+
     out_dir = Path(out_dir)
     frame = aggregate(rows)
     flags = soundness_table(frame)
@@ -172,12 +176,19 @@ def write_tables(rows: list[dict[str, Any]], out_dir: str | Path, baseline: str 
     if not accuracy.empty:
         parts += ["## Robust accuracy (%) per attack: mean over training seeds ± 95 % half-width · per class "
                   "(N normal / A abnormal recall) · gradient attacks after the escalating convergence check · ‡ not "
-                  "converged: the check hit its cap while the figure still fell (the figure as run in brackets)", "",
+                  "converged: the check hit its cap while the figure still fell (the figure as run in brackets) · a "
+                  "defended model: the adaptive figure (BPDA/EOT), then the naive one and the masking (naive − "
+                  "adaptive)", "",
                   markdown(accuracy, "attack [modality]"), ""]
     attribution = attribution_table(frame)
     if not attribution.empty:
         parts += ["## Per-modality attribution: robust accuracy (%), lowest over the attacks of each modality; "
                   "floor = no image can change the prediction", "", markdown(attribution, "model"), ""]
+    defenses = defense_table(rows)
+    if not defenses.empty:
+        parts += ["## Defenses: adaptive robust accuracy (%; BPDA/EOT for input defenses: the ranked figure), the naive "
+                  "one, and the paired difference to the undefended model over training seeds (mean ± 95 % t; p "
+                  "Holm-corrected over this table)", "", defenses.to_markdown(index=False), ""]
     parts += ["## Soundness flags", "", markdown(flags.set_index("flag"), "flag") if len(flags) else "none raised", ""]
     (out_dir / "accuracy.md").write_text("\n".join(parts))
     clinical = clinical_parts(frame, baseline, labels)

@@ -36,6 +36,9 @@ class DefenseHead(nn.Module):
     name: ClassVar[str] = ""
     PARAMS: ClassVar[tuple[str, ...]] = ()
     recipe: ClassVar[HeadRecipe] = HeadRecipe()
+    #: the frozen features it reads: "normalised" (unit L2 norm, as CLIP's zero-shot scores) or "raw" (the image
+    #: projection's output, as NMTune's authors feed their tuner)
+    features: ClassVar[str] = "normalised"
 
     def __init__(self, dim: int, n_classes: int = 2) -> None:
         super().__init__()

@@ -1,6 +1,11 @@
 """NMTune (Chen et al., "Understanding and mitigating the label noise in pre-training on downstream tasks",
 ICLR 2024), as its authors' public code defines it.
 
+It reads the raw `encode_image` features f (not L2-normalised), so that at initialisation the residual is small
+beside f and g starts near f (measured on the tiny CLIP: ‖s ⊙ MLP(f)‖/‖f‖ ≈ 0.3, cos(g, f) ≈ 0.95; on normalised
+features the same MLP output is about 3 × ‖f‖ and cos(g, f) ≈ 0.3: a random projection, not a tuner). Trained
+for 30 epochs; its layers keep PyTorch's default initialisation (as the authors' code).
+
 g = f + s ⊙ MLP(f), MLP = Linear(D, 4D) → BatchNorm → ReLU → Linear(4D, D), s a learnable per-dimension
 scale (initialised to 1), then a linear head; trained jointly with
 L = CE + λ_mse · MSE(ĝ, f̂.detach()) + λ_cov · Σ_{i≠j} C(g)_ij² / D − λ_svd · mean(top-5 of s/Σs),
@@ -23,7 +28,8 @@ class NMTune(DefenseHead):
     """Residual feature tuner + linear head with NMTune's consistency, covariance and dominant-spectrum terms."""
 
     PARAMS = ("lambda_mse", "lambda_cov", "lambda_svd", "top_k")
-    recipe = HeadRecipe(lr=1e-3, weight_decay=1e-4, batch_size=64)
+    recipe = HeadRecipe(lr=1e-3, weight_decay=1e-4, epochs=30, batch_size=64)
+    features = "raw"
 
     def __init__(self, dim: int, n_classes: int = 2, lambda_mse: float = 1.0, lambda_cov: float = 0.04,
                  lambda_svd: float = 0.001, top_k: int = 5) -> None:

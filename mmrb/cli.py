@@ -123,17 +123,19 @@ def cmd_board_screenshot(args: argparse.Namespace) -> None:
 
 
 def cmd_compare_defenses(args: argparse.Namespace) -> None:
-    from benchmark.defenses_compare import compare_defenses, load_defense_suite
+    from benchmark.defense_study import compare_defenses, load_defense_suite
 
     suite = load_defense_suite(args.suite)
     out = Path(args.out or Path("runs") / suite.name)
     if out.exists() and not out.is_dir():
         raise MmrbError(f"{out} is a file, not a folder: give --out a folder")
-    frame = compare_defenses(suite, out, args.cache, progress=not args.quiet)
-    print(f"results: {out / 'results.csv'} ({len(frame)} rows); tables: {out / 'tables.md'}, {out / 'zeroshot.md'}")
+    frame = compare_defenses(suite, out, args.cache, progress=not args.quiet, fresh=args.fresh,
+                             base=Path(args.suite).parent)
+    print(f"results: {out / 'results.csv'} ({len(frame)} rows); tables: {out / 'tables.md'}, verdicts: "
+          f"{out / 'verdicts.md'}")
     if not args.quiet:
         print((out / "tables.md").read_text())
-        print((out / "zeroshot.md").read_text())
+        print((out / "verdicts.md").read_text())
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
@@ -227,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("suite", help="defenses suite YAML file, e.g. suites/defenses.yaml")
     compare.add_argument("--out", help="folder for results.csv, tables and plots (default runs/<suite name>)")
     compare.add_argument("--cache", type=Path, default=default_cache(), help="data/model cache (default $MMRB_CACHE or ~/.cache/mmrb)")
+    compare.add_argument("--fresh", action="store_true", help="discard the units already committed in --out")
     compare.add_argument("-q", "--quiet", action="store_true", help="no progress, no tables")
     compare.set_defaults(func=cmd_compare_defenses)
 

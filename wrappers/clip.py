@@ -155,16 +155,20 @@ class ClipDefended(ClipModel):
         return (type(self.head),)
 
     def fit_head(self, data: Any, seed: int) -> list[float]:
-        features = self.encoder.embed_images(data.images)
+        features = self.encoder.embed_images(data.images, normalize=self.head.features == "normalised")
         return fit_head(self.head, features, torch.as_tensor(data.labels), seed, **self.config.get("head_recipe", {}))
+
+    def head_input(self, images: torch.Tensor) -> torch.Tensor:
+        """The frozen CLIP features the head reads: L2-normalised, or raw for a head that asks for them (NMTune)."""
+        return self.encoder.encode_image(images, normalize=self.head.features == "normalised")
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """The tuned features the head classifies (Z for MLP/RAN, g for NMTune, F for LP)."""
-        return self.head.transform(self.encoder.encode_image(images))
+        return self.head.transform(self.head_input(images))
 
     def forward(self, images: torch.Tensor, text: Any = None) -> torch.Tensor:
         self._check_trained()
-        return self.head(self.encoder.encode_image(images))
+        return self.head(self.head_input(images))
 
 
 class ClipFusion(ClipModel):

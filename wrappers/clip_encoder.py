@@ -138,9 +138,10 @@ class ClipEncoder(nn.Module):
             x = F.interpolate(x, size=self.image_size, mode="bilinear", align_corners=False)
         return (x.expand(-1, 3, -1, -1) - self.mean) / self.std
 
-    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """L2-normalised image embeddings of (n, 2, H, W) (or (n, H, W)) images in [0, 1]."""
-        return self.clip.encode_image(self.prepare(images), normalize=True)
+    def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """Image embeddings of (n, 2, H, W) (or (n, H, W)) images in [0, 1]: L2-normalised, or raw (`normalize`
+        False: the projection's output as OpenCLIP's `encode_image` returns it)."""
+        return self.clip.encode_image(self.prepare(images), normalize=normalize)
 
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
         return self.tokenizer(list(texts))
@@ -155,12 +156,15 @@ class ClipEncoder(nn.Module):
         return torch.cat([self.encode_text(self.tokenize(texts[i:i + batch_size])) for i in range(0, len(texts), batch_size)])
 
     @torch.no_grad()
-    def embed_images(self, images: np.ndarray | torch.Tensor, batch_size: int = 128) -> torch.Tensor:
-        """Normalised embeddings of images, batch by batch, in eval mode, without gradients."""
+    def embed_images(self, images: np.ndarray | torch.Tensor, batch_size: int = 128,
+                     normalize: bool = True) -> torch.Tensor:
+        """Embeddings of images (normalised unless `normalize` is False), batch by batch, in eval mode, without
+        gradients."""
         was_training = self.training
         self.eval()
         images = torch.as_tensor(images, dtype=torch.float32)
-        out = torch.cat([self.encode_image(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+        out = torch.cat([self.encode_image(images[i:i + batch_size], normalize)
+                         for i in range(0, len(images), batch_size)])
         self.train(was_training)
         return out
 

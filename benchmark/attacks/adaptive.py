@@ -2,7 +2,8 @@
 
 - BPDA, straight-through: `StraightThrough()` is a torch function mode under which every non-differentiable rounding
   step a model takes on a tensor that needs a gradient (`round`, `floor`, `ceil`, `trunc`, `sign`, function or
-  method form) keeps its forward value but passes the gradient through as the identity: `x + (op(x) − x).detach()`.
+  method form) keeps its forward value but passes the gradient through as the identity: `x + (op(x) − x).detach()`;
+  so does an input defense's NumPy step (`defenses.input.base.through`: JPEG, smoothing, squeezing, noise).
   A model that quantises its image input (e.g. `torch.round(x * 255) / 255`: a zero input gradient) is then attacked
   through the gradient of its twin without the rounding. The forward values are unchanged, so a model without such
   steps is attacked exactly as before; which steps were passed through is counted (`seen`).
@@ -39,6 +40,19 @@ class StraightThrough(TorchFunctionMode):
     def __init__(self) -> None:
         super().__init__()
         self.seen: Counter[str] = Counter()
+        self._defenses: list[contextlib.AbstractContextManager] = []
+
+    def __enter__(self) -> StraightThrough:
+        from defenses.input.base import straight_through
+
+        manager = straight_through(self.seen)  # an input defense's NumPy step also passes the gradient through
+        manager.__enter__()
+        self._defenses.append(manager)
+        return super().__enter__()
+
+    def __exit__(self, *exc: Any) -> Any:
+        self._defenses.pop().__exit__(*exc)
+        return super().__exit__(*exc)
 
     def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: dict | None = None) -> Any:
         out = func(*args, **(kwargs or {}))
@@ -59,6 +73,12 @@ class Adapted(nn.Module):
         super().__init__()
         self.module, self.draws, self.bpda = module, max(1, int(draws)), bpda
         self.seen: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:  # the model contract (modalities, tokenize, config) is the module's
+            return getattr(self.__dict__["_modules"]["module"], name)
 
     def forward(self, *args: Any) -> torch.Tensor:
         mode = StraightThrough() if self.bpda else contextlib.nullcontext()

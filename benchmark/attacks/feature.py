@@ -3,7 +3,9 @@
 x_adv = argmax_{‖x_adv − x‖∞ ≤ ε} cos(f(x_adv), f(x_target)), by PGD with signed gradient steps from x, each
 projected back onto the ε-ball and [0, 1]. x_target comes from another domain (the generated abdominal CT slices
 of `benchmark.data.synth_domains`, standing in for MEDICAT); the paper's Table 1 reports the CLIP score of x_clean
-and of x_adv against the target's caption, which `craft` records in the attack's params.
+and of x_adv against the target's caption, which `craft` records in the attack's params. `space: head` aims at the
+features the model's head classifies (`model.features`: Z of MLP/RAN, g of NMTune) instead of CLIP's: the attack
+adapted to each defense.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from benchmark.attacks import Crafted, Target
 from benchmark.attacks.registry import register_attack
 from mmrb.core.errors import AttackError
 
-PARAMS = ("steps", "alpha", "random_start", "batch_size", "target_seed")
+PARAMS = ("steps", "alpha", "random_start", "batch_size", "target_seed", "space")
 
 
 class FeaturePGD:
@@ -70,10 +72,17 @@ def craft(params: dict, target: Target, epsilon: float | None, seed: int) -> Cra
     if not hasattr(model, "encode_image"):
         raise AttackError(f"mmrb feature_pgd needs an image encoder: model {model.config.get('name')!r} has no "
                           "encode_image(images) (use a CLIP model, e.g. clip_lp)")
+    space = params.get("space", "clip")
+    if space not in ("clip", "head"):
+        raise AttackError(f"mmrb feature_pgd: params.space must be 'clip' (the CLIP image features) or 'head' (the "
+                          f"features the model's head classifies, adapted to each defense); got {space!r}")
+    if space == "head" and not hasattr(model, "features"):
+        raise AttackError(f"mmrb feature_pgd: space 'head' needs a model with features(images) (clip_lp, clip_ran, "
+                          f"...); model {model.config.get('name')!r} has none")
     model.eval()
     n, size = len(target.images), target.images.shape[-1]
     x_target, captions = target_domain(n, params.get("target_seed", seed), size)
-    attack = FeaturePGD(model.encode_image, epsilon, params.get("alpha"), params.get("steps", 10),
+    attack = FeaturePGD(model.encode_image if space == "clip" else model.features, epsilon, params.get("alpha"), params.get("steps", 10),
                         params.get("random_start", False), seed)
     batch = params.get("batch_size", 64)
     clean = torch.as_tensor(target.images, dtype=torch.float32)

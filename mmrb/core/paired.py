@@ -1,31 +1,105 @@
-"""Paired comparisons of two models scored on the same samples and seeds: is model A really above model B?
+"""Paired comparisons on the same test samples and training seeds: is A really above B? McNemar's test on the
+discordant pairs, a two-level bootstrap, Holm's correction, and the smallest difference a run could detect.
 
-Overlapping intervals are a weak test when both models are scored on one test set; a paired test uses only the
-samples on which they disagree. `paired_test` gives McNemar's exact test (and its mid-p) on the discordant pairs
-pooled over seeds, and a bootstrap over seeds × samples of the accuracy difference; `holm` adjusts a family of
-p-values; `detectable_difference` is the smallest accuracy difference the protocol detects (McNemar, normal
-approximation, Connor 1987).
+Overlapping intervals are a weak test when both are scored on one test set; a paired test uses the pairing.
+
+A figure measured on k training seeds × n test samples varies for two reasons: which models training produced
+(the seeds) and which samples the test set happens to hold. `bootstrap_means` resamples both — seeds with
+replacement, and samples with replacement (one draw of samples per replicate, shared by every seed, as every seed
+is scored on the same test set) — so its percentile interval covers both sources of error. Two methods scored on
+the same seeds and samples are compared on their per-(seed, sample) difference with the same resampling
+(`paired_test`): the pairing removes the variance the two share (an easy sample is easy for both), which is what
+makes differences of half a point detectable at all.
+
+p-value: twice the smaller bootstrap tail of the difference re-centred under the null (the shift method); Holm's
+step-down correction (`holm`) keeps the family-wise error at α over a table of comparisons. The minimal detectable
+difference (`mdd`) is (z_{1-α/2} + z_{power}) · SE, SE the bootstrap standard error: a true difference smaller
+than it would be missed more often than 1 − power, so "no difference found" below it means "not detectable".
+`mcnemar` gives the exact and mid-p McNemar tests on the discordant pairs pooled over seeds (which treats a
+sample's seeds as independent pairs: the leaderboard asks both it and the bootstrap to reject), and
+`detectable_difference` McNemar's detectable difference (Connor 1987, normal approximation).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
+REPLICATES = 2000
+
+
+def bootstrap_means(values: np.ndarray, replicates: int = REPLICATES, seed: int = 0) -> np.ndarray:
+    """Bootstrap replicates of the grand mean of `values` (seeds × samples): seeds and samples both resampled with
+    replacement, the sample draw shared across seeds. NaN entries are not allowed."""
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    if not np.isfinite(values).all():
+        raise ValueError("bootstrap_means: values must be finite (one row per seed, one column per sample)")
+    k, n = values.shape
+    rng = np.random.default_rng(seed)
+    seed_weights = rng.multinomial(k, np.full(k, 1 / k), size=replicates) / k  # (R, k), rows sum to 1
+    sample_weights = rng.multinomial(n, np.full(n, 1 / n), size=replicates) / n  # (R, n)
+    return np.einsum("rk,kn,rn->r", seed_weights, values, sample_weights)
+
+
+def percentile_interval(replicates: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """The (low, high) percentile interval of bootstrap replicates."""
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(replicates, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean over seeds × samples with its two-level bootstrap interval."""
+
+    mean: float
+    low: float
+    high: float
+
+
+def mean_interval(values: np.ndarray, confidence: float = 0.95, replicates: int = REPLICATES,
+                  seed: int = 0) -> Interval:
+    """Grand mean of `values` (seeds × samples) and its percentile interval over seeds and samples."""
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    low, high = percentile_interval(bootstrap_means(values, replicates, seed), confidence)
+    return Interval(float(values.mean()), low, high)
+
+
+def mdd(standard_error: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true difference a two-sided test at level α detects with probability `power`."""
+    return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * standard_error)
+
 
 @dataclass(frozen=True)
 class Paired:
-    """A paired comparison: A's accuracy minus B's, its bootstrap interval, the discordant counts and p-values."""
+    """A − B on the same seeds and samples: the mean difference, its bootstrap interval, the bootstrap p-value
+    (uncorrected), the minimal detectable difference of this comparison, and McNemar on the discordant pairs."""
 
     difference: float
-    ci_low: float
-    ci_high: float
-    a_only: int  # pairs A got right and B wrong, pooled over seeds
-    b_only: int
-    p_exact: float
-    p_mid: float
-    p_bootstrap: float
+    low: float
+    high: float
+    p_value: float
+    mdd: float
+    seeds: int
+    samples: int
+    a_only: int = 0  # (seed, sample) pairs A got right and B wrong
+    b_only: int = 0
+    p_exact: float = 1.0
+    p_mid: float = 1.0
+
+    @property
+    def ci_low(self) -> float:
+        return self.low
+
+    @property
+    def ci_high(self) -> float:
+        return self.high
+
+    @property
+    def p_bootstrap(self) -> float:
+        return self.p_value
 
     def separable(self, alpha: float = 0.05) -> bool:
         """Whether the mid-p McNemar test rejects "same accuracy" at level alpha."""
@@ -41,30 +115,39 @@ def mcnemar(a_only: int, b_only: int) -> tuple[float, float]:
     return float(min(1.0, tail)), float(min(1.0, tail - stats.binom.pmf(k, n, 0.5)))
 
 
-def paired_test(a_correct: np.ndarray, b_correct: np.ndarray, draws: int = 2000, seed: int = 0) -> Paired:
-    """Compare two (seeds, samples) boolean arrays of correct decisions on the same samples and seeds."""
-    a, b = np.atleast_2d(np.asarray(a_correct, bool)), np.atleast_2d(np.asarray(b_correct, bool))
+def paired_test(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, replicates: int = REPLICATES,
+                seed: int = 0, draws: int | None = None) -> Paired:
+    """Compare per-(seed, sample) outcomes `a` and `b` (seeds × samples each, 1 = correct) of two methods scored on
+    the same seeds and samples: the two-level bootstrap of their difference (module docstring) and McNemar on the
+    discordant pairs; `draws`: another name for `replicates`."""
+    replicates = draws or replicates
+    a, b = np.atleast_2d(np.asarray(a, dtype=float)), np.atleast_2d(np.asarray(b, dtype=float))
     if a.shape != b.shape:
-        raise ValueError(f"paired samples differ in shape: {a.shape} vs {b.shape}")
-    a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
+        raise ValueError(f"paired_test: both methods must be scored on the same seeds and samples; shapes {a.shape} "
+                         f"and {b.shape}")
+    diff = a - b
+    observed = float(diff.mean())
+    draws_ = bootstrap_means(diff, replicates, seed)
+    low, high = percentile_interval(draws_, confidence)
+    centred = draws_ - draws_.mean()  # the null distribution, by the shift method
+    tail = min(np.mean(centred >= abs(observed)), np.mean(centred <= -abs(observed)))
+    p_value = 1.0 if not np.any(diff) else float(min(1.0, 2 * max(tail, 1 / replicates)))
+    a_only, b_only = int(((a > 0.5) & (b <= 0.5)).sum()), int(((a <= 0.5) & (b > 0.5)).sum())
     exact, mid = mcnemar(a_only, b_only)
-    rng = np.random.default_rng(seed)
-    diff = a.astype(float) - b.astype(float)
-    seeds = rng.integers(diff.shape[0], size=(draws, diff.shape[0]))
-    samples = rng.integers(diff.shape[1], size=(draws, diff.shape[1]))
-    boot = np.array([diff[s][:, i].mean() for s, i in zip(seeds, samples)])
-    low, high = np.quantile(boot, [0.025, 0.975])
-    p_boot = min(1.0, 2 * min((boot <= 0).mean(), (boot >= 0).mean()))
-    return Paired(float(diff.mean()), float(low), float(high), a_only, b_only, exact, mid, float(p_boot))
+    return Paired(observed, low, high, p_value, mdd(float(draws_.std(ddof=1)), 1 - confidence), *a.shape,
+                  a_only, b_only, exact, mid)
 
 
-def holm(pvalues: list[float]) -> list[float]:
-    """Holm's step-down adjustment of a family of p-values (same order as given)."""
-    order = np.argsort(pvalues)
-    adjusted, running = np.empty(len(pvalues)), 0.0
-    for rank, index in enumerate(order):
-        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[index]))
-        adjusted[index] = running
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error control), in the input order."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p)
+    m = len(p)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
     return adjusted.tolist()
 
 
@@ -73,3 +156,12 @@ def detectable_difference(n: int, seeds: int, discordance: float, alpha: float =
     pairs whose share of discordant pairs is `discordance` (Connor 1987, normal approximation)."""
     pairs, za, zb = n * seeds, stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
     return float((za + zb) * np.sqrt(discordance / pairs))
+
+
+def verdict(result: Paired, adjusted_p: float, names: tuple[str, str] = ("A", "B"), alpha: float = 0.05,
+            scale: float = 100.0, unit: str = "pt") -> str:
+    """A plain verdict: which is higher when the corrected test says so, else that no difference was detected and
+    the smallest one this comparison could have detected."""
+    if adjusted_p < alpha:
+        return f"{names[0] if result.difference > 0 else names[1]} higher (p_holm = {adjusted_p:.2g})"
+    return f"no difference detected (p_holm = {adjusted_p:.2g}; detectable: ≥ {scale * result.mdd:.1f} {unit})"

@@ -275,16 +275,18 @@ def test_submit_speaks_before_its_first_training_and_shows_one_bar(tmp_path, cac
 
 
 def test_compare_defenses_checks_each_defense_before_pretraining(tmp_path, monkeypatch):
-    from benchmark.defenses_compare import check_defenses, load_data, load_defense_suite
+    from benchmark.defense_study import compare_defenses, load_defense_suite
+    from benchmark.defense_study.corpora import load_data
+    from benchmark.defense_study.heads import check_defenses
     from wrappers.clip import ClipDefended
 
     suite = load_defense_suite(ROOT / "suites" / "defenses_smoke.yaml")
-    data = load_data(suite, tmp_path / "cache")
-    check_defenses(suite, data)  # the shipped defenses pass
+    test = load_data(suite, tmp_path / "cache").tests["ID"]
+    check_defenses(suite.defenses, suite.clip, suite.image_size, test.images, test.texts, "smoke")  # they pass
     forward = ClipDefended.forward
     monkeypatch.setattr(ClipDefended, "forward", lambda self, images, text=None: forward(self, images, text)[:, :1])
     with pytest.raises(ModelError, match=r"defense 'lp'.*got \(8, 1\).*fix the model's forward"):
-        check_defenses(suite, data)
+        compare_defenses(suite, tmp_path / "out", tmp_path / "cache", progress=False)
     assert not (tmp_path / "cache" / "clip").exists()  # no CLIP was pre-trained
 
 

@@ -1,0 +1,21 @@
+"""Bit-depth reduction (ART's `FeatureSqueezing`; Xu et al. 2018)."""
+from __future__ import annotations
+
+import torch
+
+from defenses.input.base import InputDefense, through
+
+
+class FeatureSqueezing(InputDefense):
+    """Pixel values rounded to `bit_depth` bits, before the model."""
+
+    name = "feature_squeezing"
+
+    def __init__(self, seed: int = 0, bit_depth: int = 4) -> None:
+        from art.defences.preprocessor import FeatureSqueezing as ArtSqueezing
+
+        super().__init__(seed, bit_depth=bit_depth)
+        self._art = ArtSqueezing(clip_values=(0.0, 1.0), bit_depth=int(bit_depth))
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        return through(lambda v: self._art(v)[0], x, self.name)

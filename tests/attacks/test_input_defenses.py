@@ -1,0 +1,164 @@
+"""Input defenses on a model (a suite's `defense:`): each looks robust to a naive gradient attack and loses it under
+mmrb's automatic adaptive pass (BPDA, EOT); the suite refuses a misspelt one before any work."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.adaptive_eval import adaptive_pass
+from benchmark.attacks import Target, craft
+from benchmark.suite import AttackSpec, ConvergenceSpec
+from tests.attacks.test_probes import LinearImageModel
+from wrappers.defended import DefendedModel
+from wrappers.estimators import ImageView
+from wrappers.model_defenses import build_model_defense
+from wrappers.training import predict_proba
+
+SIDE, EPS = 16, 0.1
+PGD = AttackSpec(source="art", name="ProjectedGradientDescent", label="PGD", params={"max_iter": 10})
+
+
+def _setup(name: str, **params):
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0.2, 0.8, size=(40, 2, SIDE, SIDE)).astype(np.float32)
+    texts = ["x"] * 40
+    model = DefendedModel(LinearImageModel(SIDE), build_model_defense(name, params, seed=0)).eval()
+    labels = predict_proba(model, images, texts).argmax(1)  # every sample correct when clean
+    return model, Target(model, images, texts, labels, ImageView(model, images, texts)), labels
+
+
+def _naive(target: Target):
+    crafted = craft(PGD.source, PGD.name, PGD.params, target, EPS, 0)
+    prob = predict_proba(target.model, crafted.images, target.texts)
+    return crafted, prob
+
+
+@pytest.mark.parametrize("name, params", [("jpeg", {"quality": 30}), ("feature_squeezing", {"bit_depth": 3})])
+def test_a_deterministic_defense_looks_robust_naively_and_loses_it_under_bpda(name, params):
+    model, target, labels = _setup(name, **params)
+    crafted, prob = _naive(target)
+    naive = float((prob.argmax(1) == labels).mean())
+    assert naive >= 0.9  # no gradient through the defense: the attack barely moves anything
+    worst, adv_prob, record = adaptive_pass(PGD, EPS, 0, ConvergenceSpec(min_rounds=1, max_rounds=2), target, crafted, prob)
+    adaptive = float((adv_prob.argmax(1) == labels).mean())
+    assert record["naive_robust_accuracy"] == pytest.approx(naive) and record["bpda_passages"] > 0
+    assert adaptive <= naive - 0.5, (naive, adaptive)  # most of it was masking
+    assert np.abs(worst.images - target.images).max() <= EPS + 1e-6
+    scored = predict_proba(model, worst.images, target.texts)  # the figure is the defended model's own
+    assert float((scored.argmax(1) == labels).mean()) == pytest.approx(adaptive)
+
+
+def test_eot_against_gaussian_noise_is_at_or_below_a_single_draw():
+    model, target, labels = _setup("gaussian_augmentation", sigma=0.1)
+    assert model.randomised
+    crafted, prob = _naive(target)
+    figures = {}
+    for draws in (1, 8):
+        _, adv_prob, record = adaptive_pass(PGD, EPS, 0, None, target, crafted, prob, draws=draws)
+        assert record["eot_draws"] == draws
+        figures[draws] = float((adv_prob.argmax(1) == labels).mean())
+    assert figures[8] <= figures[1] + 2 / len(labels), figures
+
+
+def test_the_canonicaliser_maps_synonyms_and_misspellings_before_tokenisation():
+    defense = build_model_defense("canonicaliser", {"synonyms": {"bulky": "enlarged"}})
+    assert defense.texts(["Heart is Bulky, unremarkable lungs", "cardiomegally"]) == \
+        ["heart is enlarged, normal lungs", "cardiomegaly"]
+
+
+def test_a_misspelt_defense_or_parameter_is_refused_before_any_work(tmp_path):
+    from benchmark.suite import load_suite
+    from mmrb.core.errors import SuiteError
+
+    base = ("name: d\ndataset: {name: indiana_synth, n: 40, seed: 0}\nattacks: [{name: none}]\nseeds: [0]\n"
+            "models:\n  - vision_only\n")
+    suite = tmp_path / "d.yaml"
+    suite.write_text(base + "  - {name: vision_only, defense: {name: jpeg, params: {qualty: 50}}}\n")
+    with pytest.raises(SuiteError, match=r"(?s)d.yaml.*models.1 \(vision_only\).defense.*params.qualty: defense jpeg has no parameter "
+                                         r"'qualty'; it takes: quality"):
+        load_suite(suite)
+    suite.write_text(base + "  - {name: vision_only, defense: jepg}\n")
+    with pytest.raises(SuiteError, match=r"(?s)models.1 \(vision_only\).defense.*unknown defense 'jepg'.*jpeg"):
+        load_suite(suite)
+    suite.write_text(base + "  - {name: vision_only, defense: {name: jpeg, params: {quality: 30}}}\n")
+    loaded = load_suite(suite)
+    assert [m.label for m in loaded.models] == ["vision_only", "vision_only+jpeg[quality=30]"]
+    assert not (tmp_path / "cache").exists()
+
+
+def test_the_defended_model_keeps_the_contract_and_its_own_key():
+    from benchmark.keys import Keys
+    from benchmark.suite import suite_from_data
+
+    data = {"name": "k", "dataset": {"name": "indiana_synth", "n": 40, "seed": 0}, "attacks": [{"name": "none"}],
+            "seeds": [0], "models": ["vision_only", {"name": "vision_only", "defense": "jpeg"},
+                                     {"name": "vision_only", "defense": {"name": "jpeg", "params": {"quality": 20}}}]}
+    suite = suite_from_data(data)
+    keys = Keys(suite, "fingerprint", ["a", "b"])
+    assert len({keys.model(m, 0) for m in suite.models}) == 3  # the defense and its parameters are in the key
+    model = DefendedModel(LinearImageModel(SIDE), build_model_defense("jpeg", {}))
+    assert model.modalities == {"image"} and model.config["defense"] == "jpeg[quality=50]"  # the effective setting
+    x = torch.rand(2, 2, SIDE, SIDE, requires_grad=True)
+    (grad,) = torch.autograd.grad(model(x, None).sum(), x)
+    assert (grad == 0).all()  # naive: the gradient stops at the defense
+
+
+@pytest.mark.slow
+def test_pgd_at_raises_the_converged_robust_accuracy_of_a_small_fusion_model(tmp_path):
+    """Early fusion on 300 generated studies (32 px), three seeds: PGD-AT of the image branch (3 epochs at 8/255)
+    against mmrb's PGD at 8/255 with the convergence check; per seed, defended minus undefended robust accuracy,
+    whose 95 % t-interval over the seeds must exclude 0. The fine-tuned model is cached under its own key."""
+    import pandas as pd
+
+    from benchmark.runner import run_suite
+    from benchmark.suite import suite_from_data
+    from mmrb.core.stats import mean_interval
+
+    at = {"name": "pgd_at", "params": {"epsilon": 0.0313725, "steps": 5, "epochs": 3, "lr": 0.001}}
+    suite = suite_from_data({
+        "name": "at", "dataset": {"name": "indiana_synth", "n": 300, "seed": 0, "image_size": 32},
+        "models": ["early_fusion", {"name": "early_fusion", "defense": at}],
+        "attacks": [{"name": "none"}, {"source": "mmrb", "name": "pgd", "label": "PGD", "params": {"steps": 10}}],
+        "epsilons": [0.0313725], "seeds": [0, 1, 2],
+        "convergence_check": {"step_factor": 2, "restarts": 1, "min_rounds": 1, "max_rounds": 2}})
+    run_suite(suite, tmp_path / "out", tmp_path / "cache", progress=False)
+    frame = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert frame["error"].isna().all()
+    pgd = frame[frame["attack"] == "PGD"].pivot(index="seed", columns="model", values="robust_accuracy")
+    defended = [c for c in pgd.columns if c.startswith("early_fusion+pgd_at[")]
+    assert len(defended) == 1
+    mean, half = mean_interval(pgd[defended[0]] - pgd["early_fusion"])
+    assert mean - half > 0, (pgd, mean, half)
+    assert len(list((tmp_path / "cache" / "models").glob("early_fusion-pgd_at-*"))) == 3  # one per seed, cached
+
+
+def test_a_model_card_carries_a_defense_and_a_misspelt_one_is_refused(tmp_path):
+    from benchmark.card import SubmissionError, load_card
+
+    card = ("name: mine\nauthors: [A]\nentry_point: early_fusion\ntrained_by: mmrb\ntokenizer: tiny_bert\n"
+            "data: generated\nthreat_model: none\n")
+    path = tmp_path / "card.yaml"
+    path.write_text(card + "defense: {name: jpeg, params: {quality: 40}}\n")
+    assert load_card(path).defense.label == "jpeg[quality=40]"
+    path.write_text(card + "defense: {name: jpeg, params: {qualty: 40}}\n")
+    with pytest.raises(SubmissionError, match=r"(?s)card.yaml.*defense.*qualty"):
+        load_card(path)
+
+
+def test_the_defense_table_pairs_each_defended_model_with_its_undefended_one_by_seed():
+    from benchmark.defense_table import defense_table
+
+    rows = []
+    for seed, (plain, adaptive, naive) in enumerate([(0.30, 0.32, 0.90), (0.40, 0.41, 0.95), (0.35, 0.38, 0.92)]):
+        common = dict(attack="PGD", epsilon=0.03, seed=seed, transfer_source="", error="")
+        rows.append(dict(model="early_fusion", defense="", robust_accuracy=plain, **common))
+        rows.append(dict(model="early_fusion+jpeg", defense="jpeg", robust_accuracy=adaptive,
+                         naive_robust_accuracy=naive, **common))
+    table = defense_table(rows)
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert (row["model"], row["defense"]) == ("early_fusion", "jpeg")
+    assert row["robust (adaptive)"].startswith("37.0") and row["naive"].startswith("92.3")
+    assert row["vs undefended (pt)"].startswith("+2.0")  # paired by seed: +2, +1, +3
+    assert defense_table([r for r in rows if not r["defense"]]).empty
