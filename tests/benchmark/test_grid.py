@@ -28,16 +28,22 @@ def make_suite(models, attacks, epsilons=(0.1, 0.2)) -> Suite:
 # --- smoke.yaml ----------------------------------------------------------------------------------------------
 
 
-def test_smoke_grid_has_33_cells_per_seed_and_3_seeds():
+IMAGE_CORRUPTIONS = ["gaussian_noise", "blur", "contrast", "jpeg"]  # the default suite's subset, severity 3
+REPORT_CORRUPTIONS = ["typos", "dictation"]
+
+
+def test_smoke_grid_has_57_cells_per_seed_and_3_seeds():
     cells = expand(load_suite(SMOKE), registered_modalities)
     per_model = Counter(c.model.name for c in cells)
-    assert per_model == {"vision_only": 24, "text_only": 3, "early_fusion": 24, "late_fusion": 24, "ensemble_fusion": 24}
-    assert len(cells) == 33 * 3 and Counter(c.seed for c in cells) == {0: 33, 1: 33, 2: 33}
+    # image models: 8 attack cells + 4 image corruptions (+ 2 report corruptions when they read text)
+    assert per_model == {"vision_only": 36, "text_only": 9, "early_fusion": 42, "late_fusion": 42, "ensemble_fusion": 42}
+    assert len(cells) == 57 * 3 and Counter(c.seed for c in cells) == {0: 57, 1: 57, 2: 57}
 
 
-def test_smoke_text_only_gets_only_the_clean_cell():
+def test_smoke_text_only_gets_the_clean_cell_and_the_report_corruptions():
     cells = [c for c in expand(load_suite(SMOKE), registered_modalities) if c.model.name == "text_only"]
-    assert [(c.attack.name, c.epsilon, c.seed) for c in cells] == [("none", None, s) for s in (0, 1, 2)]
+    assert [(c.attack.name, c.attack.params.get("kind"), c.seed) for c in cells] == [
+        cell for s in (0, 1, 2) for cell in [("none", None, s), *[("corruption", k, s) for k in REPORT_CORRUPTIONS]]]
 
 
 def test_smoke_image_model_cells_in_order():
@@ -50,6 +56,7 @@ def test_smoke_image_model_cells_in_order():
         *[("ProjectedGradientDescent", e, seed) for e in eps],
         *[("random_noise", e, seed) for e in eps],
         ("image_replacement", None, seed),  # the floor has no budget: one cell
+        *[("corruption", None, seed) for _ in IMAGE_CORRUPTIONS + REPORT_CORRUPTIONS],  # no ε: a fixed severity
     )]
 
 
