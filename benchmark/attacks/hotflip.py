@@ -87,9 +87,11 @@ def _gradient_view_class() -> type:
                                                                                                   dtype=torch.long)}
             captured = []
 
-            def keep(module, inputs, out) -> None:
+            def keep(module, inputs, out) -> torch.Tensor:
+                out = out if out.requires_grad else out.detach().requires_grad_(True)  # a frozen encoder too
                 out.retain_grad()
                 captured.append(out)
+                return out
 
             hook = encoder.bert.get_input_embeddings().register_forward_hook(keep)
             try:
