@@ -37,3 +37,11 @@ def test_missing_cells_give_no_row_and_transfer_rows_are_ignored():
     assert reliance_table(rows).empty
     transfer = [dict(r, transfer_source="other") for r in _rows("m", 0, 0.9, 0.7, 0.6, 0.2)]
     assert reliance_table(transfer).empty
+
+
+def test_reliance_markdown_lists_the_planted_figure():
+    from benchmark.tables import reliance_markdown
+
+    rows = [r for seed in (0, 1, 2) for r in _rows("early_fusion", seed, 0.9, 0.7, 0.6, 0.2)]
+    assert "+40.0 ± 0.0" in reliance_markdown(rows)
+    assert reliance_markdown(rows[:2]) == ""
