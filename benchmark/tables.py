@@ -14,6 +14,7 @@ import pandas as pd
 from benchmark.aggregate import aggregate, with_interval
 from benchmark.baselines import baseline_table, below_text_only, operating_table
 from benchmark.corruption_summary import corruption_table, rank_comparison
+from benchmark.reliance import reliance_table
 
 
 def _frame(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
@@ -157,6 +158,18 @@ def soundness_table(frame: pd.DataFrame) -> pd.DataFrame:
     return soundness_flags(frame, noise_labels(frame), floor_labels(frame))
 
 
+def reliance_markdown(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> str:
+    """The modality-reliance index per multimodal model and ε (benchmark.reliance) as Markdown; '' where no model has
+    the cells."""
+    table = reliance_table(rows)
+    if table.empty:
+        return ""
+    shown = pd.DataFrame({"model": table["model"], "ε": table["epsilon"].map(lambda e: f"{e:.4g}"),
+                          "reliance": [f"{100 * r:+.1f} ± {100 * h:.1f}" for r, h in zip(table["reliance"], table["reliance_hw"])],
+                          "seeds": table["seeds"]})
+    return shown.to_markdown(index=False)
+
+
 def write_tables(rows: list[dict[str, Any]], out_dir: str | Path, baseline: str | None = None,
                  labels: Any = None) -> str:
     """Write aggregate.csv, flags.csv, accuracy.md, table1.md, clinical.md, transfer.md and transfer_*.csv to out_dir;
@@ -189,6 +202,10 @@ def write_tables(rows: list[dict[str, Any]], out_dir: str | Path, baseline: str 
         parts += ["## Defenses: adaptive robust accuracy (%; BPDA/EOT for input defenses: the ranked figure), the naive "
                   "one, and the paired difference to the undefended model over training seeds (mean ± 95 % t; p "
                   "Holm-corrected over this table)", "", defenses.to_markdown(index=False), ""]
+    reliance = reliance_markdown(rows)
+    if reliance:
+        parts += ["## Modality reliance: the joint attack's drop minus the larger single-modality drop at the same ε "
+                  "(percentage points, mean over seeds ± t half-width)", "", reliance, ""]
     parts += ["## Soundness flags", "", markdown(flags.set_index("flag"), "flag") if len(flags) else "none raised", ""]
     (out_dir / "accuracy.md").write_text("\n".join(parts))
     clinical = clinical_parts(frame, baseline, labels)

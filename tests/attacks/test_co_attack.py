@@ -1,0 +1,55 @@
+"""Co-Attack on tiny trained fusion models: within its joint budget (ε, word fraction), each sample with its own
+report, and stronger than nothing."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmark.attacks import Target, registry
+from benchmark.attacks import co_attack as co
+from benchmark.attacks import hotflip as hf
+from benchmark.data.text_resources import ensure_text_resources
+from mmrb.core.errors import AttackError
+from wrappers.training import predict_logits
+
+EPS, FRACTION = 0.1, 0.1  # the tiny test models shrug off 8/255 on these samples, even under pgd
+
+
+@pytest.fixture(scope="module", autouse=True)
+def nltk_data(tmp_path_factory, one_torch_thread):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MMRB_NLTK_DATA", str(tmp_path_factory.mktemp("nltk_data")))
+        ensure_text_resources()
+        yield
+
+
+@pytest.mark.parametrize("model_name", ["early_fusion", "late_fusion"])
+def test_co_attack_within_joint_budget_each_with_its_own_report(model_name, trained, test_split):
+    model = trained(model_name)
+    idx = np.arange(10)
+    target = Target(model, test_split.images[idx], [test_split.texts[i] for i in idx], test_split.labels[idx])
+    crafted = registry.craft("mmrb", "co_attack", {"word_fraction": FRACTION, "steps": 10}, target, EPS, seed=0)
+    assert np.abs(crafted.images - target.images).max() <= EPS + 1e-6
+    assert crafted.images.min() >= 0 and crafted.images.max() <= 1
+    for original, adv in zip(target.texts, crafted.texts):  # report i stays report i, at most its budget changed
+        assert len(adv.split()) == len(original.split())
+        assert hf.changed_words(original, adv) <= hf.word_budget(original, FRACTION)
+    clean = (predict_logits(model, target.images, target.texts).argmax(1).numpy() == target.labels).mean()
+    robust = (predict_logits(model, crafted.images, crafted.texts).argmax(1).numpy() == target.labels).mean()
+    assert robust < clean, (robust, clean)
+
+
+def test_joint_budget_assertion_refuses_overspend():
+    clean = np.zeros((1, 1, 2, 2), np.float32)
+    with pytest.raises(AttackError, match="budget"):
+        co.assert_joint_budget(clean, clean + 2 * EPS, EPS, ["a b"], ["a b"], FRACTION)
+    with pytest.raises(AttackError, match="budget"):
+        co.assert_joint_budget(clean, clean, EPS, ["a b c d e f g h i j"], ["x y c d e f g h i j"], FRACTION)
+
+
+def test_registered_as_a_gradient_joint_attack():
+    info = registry.info("mmrb", "co_attack")
+    assert info.modality == "joint" and info.gradient and info.steps == "steps" and info.step_size == "step_size"
+    with pytest.raises(AttackError):
+        registry.craft("mmrb", "co_attack", {}, None, None, seed=0)
+
