@@ -8,19 +8,13 @@ import torch
 
 from benchmark.attacks import Target, registry
 from benchmark.attacks import hotflip as hf
-from benchmark.data.text_resources import ensure_text_resources
 from mmrb.core.errors import AttackError
 from wrappers.training import predict_logits
 
 FRACTION = 0.2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def nltk_data(tmp_path_factory, one_torch_thread):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MMRB_NLTK_DATA", str(tmp_path_factory.mktemp("nltk_data")))
-        ensure_text_resources()
-        yield
+pytestmark = pytest.mark.usefixtures("nltk_data", "one_torch_thread")
 
 
 def correct_target(model, split, k: int = 12) -> Target:

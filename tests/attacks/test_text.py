@@ -10,7 +10,6 @@ import torch
 from nltk.corpus import stopwords, wordnet
 
 from benchmark.attacks import text as ta
-from benchmark.data.text_resources import ensure_text_resources
 from mmrb.core.errors import AttackError
 from wrappers.training import predict_logits
 
@@ -28,13 +27,7 @@ REPORTS = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def nltk_data(tmp_path_factory):
-    """WordNet + stopwords built from the Debian packages into a temporary folder (or a clear error)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MMRB_NLTK_DATA", str(tmp_path_factory.mktemp("nltk_data")))
-        ensure_text_resources()
-        yield
+pytestmark = pytest.mark.usefixtures("nltk_data")
 
 
 def half_up(x: float) -> int:
