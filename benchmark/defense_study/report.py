@@ -35,9 +35,7 @@ def _label(domain: str, attack: str, epsilon: float) -> str:
 def outcomes(frame: pd.DataFrame, seeds: Sequence[int], **pick: Any) -> np.ndarray | None:
     """Per-(seed, sample) outcomes of the rows `pick` selects: seeds × samples (several selected rows per seed, e.g.
     several γ, are laid side by side); None when a seed lacks them."""
-    sel = frame
-    for column, value in pick.items():
-        sel = sel[sel[column] == value]
+    sel = _select(frame, **pick)
     per_seed = []
     for seed in seeds:
         rows = sel[sel["seed"] == seed].sort_values(["noise", "ratio"])

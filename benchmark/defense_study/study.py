@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from benchmark.defense_study import corpora
-from benchmark.defense_study.heads import check_defenses, classifier, fit_searched
+from benchmark.defense_study.heads import check_defenses, classifier, defense_head_class, fit_searched
 from benchmark.defense_study.scoring import attack_rows, clean_rows, spectrum_share
 from benchmark.defense_study.spec import DefenseEntry, DefenseSuite
 from mmrb.core.provenance import provenance as make_provenance
@@ -108,8 +108,6 @@ def _zero_shot(spec: str, data: corpora.Data) -> dict[str, float]:
 def _unit_rows(state: dict[str, Any], data: corpora.Data, suite: DefenseSuite, seed: int, entry: DefenseEntry,
                base: Path | None) -> list[dict[str, Any]]:
     """One defense on one CLIP: searched and fit, scored clean on every test set and under every attack."""
-    from benchmark.defense_study.heads import defense_head_class
-
     cls = defense_head_class(entry.name, base)
     normalised = cls.features == "normalised"
     features = {name: torch.nn.functional.normalize(f, dim=1) if normalised else f for name, f in state["raw"].items()}
