@@ -11,6 +11,11 @@ from benchmark.data.synth import write_synthetic_indiana
 from wrappers.training import LabelledSet, obtain_trained
 
 IMAGE_SIZE = 32
+#: The tests' recipes where the tiny preset's default does not learn reliably on this small split (320 studies at
+#: 32 px): early fusion's joint training from scratch stayed at the majority class after its 8 epochs at 2 of 8 seeds
+#: (seed 0 among them, on AVX2 and AVX-512 kernels alike); at 12 epochs it learned at 13 of 13 (88.75-95 % clean).
+#: On the default suite's data (480 studies at 64 px) the 8 epochs learn at every seed measured (91.7-92.5 %).
+TEST_OVERRIDES = {"early_fusion": {"recipe": {"epochs": 12}}}
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +48,9 @@ def test_split(splits) -> SplitArrays:
 
 @pytest.fixture(scope="session")
 def trained(train_set, cache_dir):
-    """name -> tiny model trained with its default recipe on the session's training split."""
-    return lambda name: obtain_trained(name, {}, train_set, cache_dir, seed=0)
+    """name -> tiny model trained with its default recipe (or the tests' recipe, `TEST_OVERRIDES`) on the session's
+    training split."""
+    return lambda name: obtain_trained(name, TEST_OVERRIDES.get(name, {}), train_set, cache_dir, seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -205,7 +205,7 @@ def quantise(images):
 
 @pytest.mark.slow
 def test_an_under_stepped_pgd_raises_rising_with_steps(trained, test_split):
-    """ART PGD with one step at ε = 0.2 on the trained early_fusion (40 samples), escalated with a cap of one round:
+    """ART PGD with one small step at ε = 0.2 on the trained early_fusion (40 samples), escalated with a cap of one round:
     the figure still falls at the cap, flagged; the default schedule (2 to 4 rounds) converges, not flagged."""
     import torch
 
@@ -222,13 +222,14 @@ def test_an_under_stepped_pgd_raises_rising_with_steps(trained, test_split):
     x, texts, y = test_split.images[:40], list(test_split.texts[:40]), test_split.labels[:40]
     target = Target(model, x, texts, y, ImageView(model, x, texts))
     pgd = "ProjectedGradientDescent"
+    weak = {"max_iter": 1, "eps_step": 0.01}  # one small step: far from converged at ε = 0.2
 
     def escalated(**spec: Any) -> dict[str, Any]:
-        crafted = craft("art", pgd, {"max_iter": 1}, target, 0.2, seed=0)
+        crafted = craft("art", pgd, weak, target, 0.2, seed=0)
         probs = predict_proba(model, crafted.images, texts)
         cascade = Cascade(target, probs, crafted.images)
         record = escalate(cascade, lambda p, sub, s: craft("art", pgd, p, sub, 0.2, s), accepted_params("art", pgd), info("art", pgd),
-                          {"max_iter": 1}, 0.2, 0, **spec)
+                          weak, 0.2, 0, **spec)
         row = measured_cell("PGD", 0.2, cascade.robust_accuracy(), len(y),
                             as_run_robust_accuracy=float((probs.argmax(1) == y).mean()),
                             **{f"check_{k}": float(v) for k, v in record.items() if v is not None})

@@ -125,10 +125,12 @@ def test_trained_models_beat_the_majority_class(trained, test_split):
 
 
 def test_checkpoint_round_trip_and_cache_reuse(trained, train_set, cache_dir, test_split):
+    from tests.conftest import TEST_OVERRIDES
     from wrappers.training import model_key
 
     model = trained("early_fusion")
-    key = model_key("early_fusion", {}, train_set.fingerprint, 0)  # the session cache also holds other tests' models
+    overrides = TEST_OVERRIDES.get("early_fusion", {})
+    key = model_key("early_fusion", overrides, train_set.fingerprint, 0)  # the session cache also holds other tests' models
     folders = list((cache_dir / "models").glob(f"early_fusion-{key}"))
     assert len(folders) == 1
     config = json.loads((folders[0] / "config.json").read_text())
@@ -136,7 +138,7 @@ def test_checkpoint_round_trip_and_cache_reuse(trained, train_set, cache_dir, te
     reloaded = load_checkpoint(folders[0])
     x, texts = test_split.images[:5], test_split.texts[:5]
     assert torch.allclose(predict_logits(model, x, texts), predict_logits(reloaded, x, texts), atol=1e-5)
-    again = obtain_trained("early_fusion", {}, train_set, cache_dir, seed=0)
+    again = obtain_trained("early_fusion", overrides, train_set, cache_dir, seed=0)
     assert len(list((cache_dir / "models").glob(f"early_fusion-{key}*"))) == 1
     assert torch.equal(again.head.weight, model.head.weight)
 
