@@ -51,9 +51,13 @@ class Keys:
         self.attacks = {a.label: a for a in suite.attacks}  # label -> spec (worst_case parts, compare_with)
         self._models: dict[tuple[str, int], str] = {}
 
+    def trained(self, spec: ModelSpec, seed: int) -> str:
+        """Key of the trained model of `spec` at `seed`, before any defense."""
+        return model_key(spec.name, spec.params, self.fingerprint, seed, self.device, entry=self.models.get(spec.name))
+
     def model(self, spec: ModelSpec, seed: int) -> str:
         if (spec.label, seed) not in self._models:
-            key = model_key(spec.name, spec.params, self.fingerprint, seed, self.device, entry=self.models.get(spec.name))
+            key = self.trained(spec, seed)
             if spec.defense is not None:  # the trained model behind its input defense (and that defense's code)
                 import importlib
 

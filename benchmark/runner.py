@@ -24,6 +24,7 @@ from benchmark.board.samples_page import write_samples_page
 from benchmark.clinical import calibration_split
 from benchmark.data import SplitArrays, load_dataset
 from benchmark.engine import Plan, SuiteData, needs_text_resources
+from benchmark.costs import write_costs
 from benchmark.evidence import write_evidence
 from benchmark.grid import expand, expand_transfer
 from benchmark.keys import Keys
@@ -136,6 +137,7 @@ def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: 
     rows = store.rows(cell_keys)
     write_csv(rows, results_path)
     write_evidence(cells, cell_keys, data.test, ArtifactCache(cache_dir / "attacks"), store.folder)
+    write_costs(suite.models, suite.training_seeds, keys, cache_dir, store.folder)
     write_samples_page(store.folder, f"{suite.name}: broken samples")
     tables = write_tables(rows, store.folder, suite.corruption_baseline, data.test.labels)
     return RunRecord(rows, data.fingerprint, results_path, tables, computed=len(committed),

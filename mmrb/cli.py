@@ -35,6 +35,30 @@ def cmd_run(args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+def compare_model_defenses(args: argparse.Namespace) -> None:
+    """compare-defenses on a run suite: run it like `mmrb run` (store, resume, backend), then the comparison."""
+    from benchmark.api import evaluate
+    from benchmark.defense_study.fusion import check_defended, write_fusion_reports
+    from benchmark.runner import describe_run
+    from benchmark.suite import load_suite
+
+    check_defended(load_suite(args.suite), args.suite)
+    out = Path(args.out or Path("runs") / Path(args.suite).stem)
+    record = evaluate(args.suite, out=out, cache=args.cache, device=args.device, progress=not args.quiet,
+                      fresh=args.fresh, leaderboard=None, backend=backend_of(args)).record
+    print(describe_run(record))
+    written = write_fusion_reports(record.results_path.parent)
+    print(f"tables: {written['tables']}, verdicts: {written['verdicts']}")
+    if not args.quiet:
+        print(written["tables"].read_text())
+        print(written["verdicts"].read_text())
+    failed = [r for r in record.rows if r["error"]]
+    for row in failed:
+        print(f"  failed: {row['model']} / {row['attack']} / eps={row['epsilon']}: {row['error']}", file=sys.stderr)
+    if failed:
+        raise SystemExit(1)
+
+
 def add_protocol_options(parser: argparse.ArgumentParser, written: str) -> None:
     """Options of the verbs that run the leaderboard protocol (submit, evaluate-entry), the backend's included."""
     parser.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), help="leaderboard folder (default ./leaderboard)")
@@ -124,7 +148,11 @@ def cmd_board_screenshot(args: argparse.Namespace) -> None:
 
 def cmd_compare_defenses(args: argparse.Namespace) -> None:
     from benchmark.defense_study import compare_defenses, load_defense_suite
+    from benchmark.defense_study.fusion import is_run_suite
 
+    if is_run_suite(args.suite):  # defenses on suite models (fusion_defenses.yaml): run, then compare
+        compare_model_defenses(args)
+        return
     suite = load_defense_suite(args.suite)
     out = Path(args.out or Path("runs") / suite.name)
     if out.exists() and not out.is_dir():
@@ -224,13 +252,17 @@ def build_parser() -> argparse.ArgumentParser:
     shot.add_argument("--out", type=Path, default=Path("leaderboard-screenshot.png"), help="PNG to write")
     shot.set_defaults(func=cmd_board_screenshot)
 
-    compare = verbs.add_parser("compare-defenses", help="noisy CLIP pre-training and the defense comparison "
-                               "(LP, MLP, RAN, NMTune) in and out of domain, clean and under attack")
-    compare.add_argument("suite", help="defenses suite YAML file, e.g. suites/defenses.yaml")
+    compare = verbs.add_parser("compare-defenses", help="compare defenses: the CLIP heads (LP, MLP, RAN, NMTune) under "
+                               "noisy pre-training (suites/defenses.yaml), or defenses on suite models, attacked "
+                               "naively and adaptively (suites/fusion_defenses.yaml)")
+    compare.add_argument("suite", help="a defense study (suites/defenses.yaml) or a run suite whose models carry "
+                         "defense: (suites/fusion_defenses.yaml)")
     compare.add_argument("--out", help="folder for results.csv, tables and plots (default runs/<suite name>)")
     compare.add_argument("--cache", type=Path, default=default_cache(), help="data/model cache (default $MMRB_CACHE or ~/.cache/mmrb)")
     compare.add_argument("--fresh", action="store_true", help="discard the units already committed in --out")
     compare.add_argument("-q", "--quiet", action="store_true", help="no progress, no tables")
+    compare.add_argument("--device", default="cpu", help="torch device of a run suite's models: cpu or cuda")
+    add_backend_options(compare)
     compare.set_defaults(func=cmd_compare_defenses)
 
     data = verbs.add_parser("data", help="dataset tools").add_subparsers(dest="data_verb", required=True)

@@ -143,10 +143,10 @@ def obtain_finetuned(model: nn.Module, defense: AdversarialTraining, data: Any, 
 
     from mmrb.core.io import build_lock
     from wrappers.numerics import canonical_numerics
-    from wrappers.training import cache_folder_name, load_verified, save_checkpoint
+    from wrappers.training import load_verified, save_checkpoint
 
     cache_dir = Path(cache_dir)
-    folder = cache_dir / "models" / f"{cache_folder_name(model.config.get('name', 'model'))}-{defense.name}-{key}"
+    folder = finetuned_folder(cache_dir, model.config.get("name", "model"), defense.name, key)
     with build_lock(cache_dir, folder.name), canonical_numerics():
         if folder.exists():
             try:
@@ -157,5 +157,12 @@ def obtain_finetuned(model: nn.Module, defense: AdversarialTraining, data: Any, 
         record = defense.fit(model, data, seed)
         logging.getLogger(__name__).info("%s: %s fine-tuning took %.1f s (loss %.3f)", model.config.get("name"),
                                          defense.name, record["seconds"], record["loss"])
-        save_checkpoint(model, folder, key, cache_dir)
+        save_checkpoint(model, folder, key, cache_dir, seconds=record["seconds"])
     return model.eval()
+
+
+def finetuned_folder(cache_dir: str | Path, name: str, defense: str, key: str) -> Path:
+    """The cache folder of the model `name` fine-tuned by the training defense `defense`, with content `key`."""
+    from wrappers.training import cache_folder_name
+
+    return Path(cache_dir) / "models" / f"{cache_folder_name(name)}-{defense}-{key}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +120,7 @@ def obtain_trained(name: str, overrides: dict[str, Any], data: LabelledSet, cach
     if entry.instance is not None and entry.trained:  # final weights handed over: used as they are
         return entry.instance.to(device).eval()
     key = model_key(name, overrides, data.fingerprint, seed, device, entry)
-    folder = cache_dir / "models" / f"{cache_folder_name(name)}-{key}"
+    folder = model_folder(cache_dir, name, key)
     with build_lock(cache_dir, folder.name), canonical_numerics():  # trained once even when processes share the cache
         return _load_or_train(entry, name, overrides, data, cache_dir, seed, device, key, folder)
 
@@ -133,16 +134,23 @@ def _load_or_train(entry: ModelEntry, name: str, overrides: dict[str, Any], data
         except ModelError as exc:
             log.warning("cache entry %s cannot be used (%s); retraining %s", folder, exc, name)
             model = build_model(name, overrides, data, cache_dir, seed, entry)
+    start = time.perf_counter()
     if hasattr(model, "train_on"):  # models with their own training (CLIP: pre-train, freeze, fit the head)
         log.info("training %s (%s) with its own train_on on %s", name, entry.family, device)
         model.train_on(data, cache_dir, seed)
-        save_checkpoint(model, folder, key, cache_dir)
+        save_checkpoint(model, folder, key, cache_dir, seconds=time.perf_counter() - start)
         return model.to(device).eval()
     recipe = TrainRecipe(**model.config.get("recipe", {}))
     log.info("training %s (%s) for %d epochs on %s", name, entry.family, recipe.epochs, device)
+    branches = 0.0  # the branches' own training cost, as recorded, in place of the time spent obtaining them here
     if entry.family == "early_fusion" and recipe.init_from_unimodal or entry.family in ("late_fusion", "ensemble_fusion"):
+        obtaining = time.perf_counter()
         vision, text = (obtain_trained(cfg["name"], {k: overrides[k] for k in keys if k in overrides}, data, cache_dir, seed)
                         for cfg, keys in zip(model.branch_configs(), (VISION_KEYS, TEXT_KEYS)))
+        start += time.perf_counter() - obtaining
+        branches = sum(training_seconds(model_folder(cache_dir, cfg["name"], model_key(
+            cfg["name"], {k: overrides[k] for k in keys if k in overrides}, data.fingerprint, seed))) or 0.0
+            for cfg, keys in zip(model.branch_configs(), (VISION_KEYS, TEXT_KEYS)))
         if entry.family == "early_fusion":
             model.vision.load_state_dict(vision.encoder.state_dict())
             model.text.load_state_dict(text.encoder.state_dict())
@@ -155,8 +163,23 @@ def _load_or_train(entry: ModelEntry, name: str, overrides: dict[str, Any], data
         fit_late_fusion_head(model, data, recipe, seed)
     elif entry.family != "ensemble_fusion":
         fit(model, batch_logits(model, data), data.labels, recipe, seed)
-    save_checkpoint(model, folder, key, cache_dir)
+    save_checkpoint(model, folder, key, cache_dir, seconds=time.perf_counter() - start + branches)
     return model.eval()
+
+
+def model_folder(cache_dir: str | Path, name: str, key: str) -> Path:
+    """The cache folder of the trained model `name` with content `key`."""
+    return Path(cache_dir) / "models" / f"{cache_folder_name(name)}-{key}"
+
+
+def training_seconds(folder: str | Path) -> float | None:
+    """The wall seconds the cached model in `folder` took to train (its branches' recorded training included), as
+    its manifest records them; None for an entry that is absent or predates the record."""
+    try:
+        value = json.loads((Path(folder) / MANIFEST_FILE).read_text()).get("train_seconds")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def batch_logits(model: nn.Module, data: LabelledSet) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -230,11 +253,12 @@ def fit_late_fusion_head(model: nn.Module, data: LabelledSet, recipe: TrainRecip
     return fit(model.head, lambda idx: model.head(branch[idx]), data.labels, recipe, seed)
 
 
-def save_checkpoint(model: nn.Module, folder: str | Path, key: str = "", cache_dir: Path | None = None) -> Path:
+def save_checkpoint(model: nn.Module, folder: str | Path, key: str = "", cache_dir: Path | None = None,
+                    seconds: float | None = None) -> Path:
     """Write config.json + model.safetensors (+ the text encoder's tokenizer/config folder) and a manifest with
-    the content key, the resolved config, the weights' sha256 and the numerical setting it was trained under (torch
-    threads, deterministic algorithms, torch version; see `canonical_numerics`), atomically (a killed run leaves no
-    half entry)."""
+    the content key, the resolved config, the weights' sha256, the numerical setting it was trained under (torch
+    threads, deterministic algorithms, torch version; see `canonical_numerics`) and the training's wall `seconds`
+    (provenance, not part of the key), atomically (a killed run leaves no half entry)."""
 
     def fill(tmp: Path) -> None:
         config = dict(model.config)
@@ -246,6 +270,8 @@ def save_checkpoint(model: nn.Module, folder: str | Path, key: str = "", cache_d
         save_model(model, str(tmp / WEIGHTS_FILE))
         manifest = {"key": key, "config": _portable(model.config, cache_dir), "weights_sha256": file_digest(tmp / WEIGHTS_FILE),
                     "numerics": current_numerics(model_device(model))}  # provenance
+        if seconds is not None:
+            manifest["train_seconds"] = round(float(seconds), 2)
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
     return write_atomically(Path(folder), fill)
