@@ -22,9 +22,9 @@ from benchmark.artifacts import ArtifactCache
 from benchmark.backends import Backend, Progress, as_backend
 from benchmark.board.samples_page import write_samples_page
 from benchmark.clinical import calibration_split
+from benchmark.costs import write_costs
 from benchmark.data import SplitArrays, load_dataset
 from benchmark.engine import Plan, SuiteData, needs_text_resources
-from benchmark.costs import write_costs
 from benchmark.evidence import write_evidence
 from benchmark.grid import expand, expand_transfer
 from benchmark.keys import Keys

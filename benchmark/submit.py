@@ -312,7 +312,7 @@ def make_entry(card: Card, entry, suite: Suite, record, digests: dict[str, Any])
                                            "robust_accuracy": rank["robust_accuracy"],
                                            "ci_low": rank["robust_accuracy_ci_low"],
                                            "ci_high": rank["robust_accuracy_ci_high"],
-                                           "not_converged": rank["not_converged"]},
+                                           "not_converged": rank["not_converged"], **naive_figure(documents, rank)},
         "clean": None if clean is None else {"accuracy": clean["clean_accuracy"], "ci_low": clean["clean_accuracy_ci_low"],
                                              "ci_high": clean["clean_accuracy_ci_high"]},
         "floor": None if floor is None else {"robust_accuracy": floor["robust_accuracy"],
@@ -322,6 +322,18 @@ def make_entry(card: Card, entry, suite: Suite, record, digests: dict[str, Any])
         "cells": documents,
         **extras(record, suite, documents, rank),
     })
+
+
+def naive_figure(documents: list[dict[str, Any]], rank: dict[str, Any]) -> dict[str, Any]:
+    """For a defended model (docs/defenses.md): the figure a non-adaptive evaluation would have published at the rank
+    ε — the lowest naive figure of the gradient attacks at that ε (the rank cell's own where it has one; the standard
+    evaluation adapts by itself) — and the attack that gave it; {} for an undefended model."""
+    naive = [c for c in documents if c.get("naive_robust_accuracy") is not None and not c["transfer_source"]
+             and c["epsilon"] is not None and abs(c["epsilon"] - rank["epsilon"]) < 1e-9]
+    if not naive:
+        return {}
+    cell = rank if rank.get("naive_robust_accuracy") is not None else min(naive, key=lambda c: c["naive_robust_accuracy"])
+    return {"naive_robust_accuracy": cell["naive_robust_accuracy"], "naive_attack": cell["attack"]}
 
 
 def extras(record, suite: Suite, documents: list[dict[str, Any]], rank: dict[str, Any] | None) -> dict[str, Any]:

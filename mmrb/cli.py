@@ -153,6 +153,10 @@ def cmd_compare_defenses(args: argparse.Namespace) -> None:
     if is_run_suite(args.suite):  # defenses on suite models (fusion_defenses.yaml): run, then compare
         compare_model_defenses(args)
         return
+    if args.backend != "local":
+        raise MmrbError(f"{args.suite}: --backend {args.backend} runs the comparison of defenses on suite models "
+                        "(a run suite such as suites/fusion_defenses.yaml); a head-defense study runs locally: "
+                        "drop --backend")
     suite = load_defense_suite(args.suite)
     out = Path(args.out or Path("runs") / suite.name)
     if out.exists() and not out.is_dir():

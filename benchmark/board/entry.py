@@ -76,6 +76,8 @@ class RankFigure(_Block):
     ci_low: Figure = None
     ci_high: Figure = None
     not_converged: bool | None = None  # absent: read from the cell of `attack` at `epsilon`
+    naive_robust_accuracy: Figure = None  # a defended model: the naive figure beside the adaptive one ranked
+    naive_attack: str | None = None  # the attack whose naive figure that is (benchmark.submit.naive_figure)
 
 
 class CleanFigure(_Block):
@@ -142,6 +144,8 @@ class Cell(BaseModel):
     robust_specificity: Figure = None
     false_reassurance: Count = None
     false_alarm: Count = None
+    naive_robust_accuracy: Figure = None  # a defended model (docs/defenses.md): the naive attack's figure; the
+    masking: Figure = None  # adaptive one is robust_accuracy; masking = naive − adaptive
 
 
 #: The fields of a cell, in the order cells.csv lists them.

@@ -133,6 +133,27 @@ def lowered(entry: dict[str, Any]) -> str:
     return f" (outside evaluation {block['lowered_by']}; as submitted {100 * num(block.get('submitted_robust_accuracy')):.1f})"
 
 
+def naive(entry: dict[str, Any]) -> str:
+    """' · naive X (masking +Y)' for a defended entry whose rank cell was also attacked naively (docs/defenses.md):
+    the figure a non-adaptive evaluation would have published, beside the adaptive one that is ranked."""
+    block = entry.get("rank") or {}
+    value, ranked = num(block.get("naive_robust_accuracy")), num(block.get("robust_accuracy"))
+    if not finite(value):
+        return ""
+    gap = f"masking {100 * (value - ranked):+.1f}" if finite(ranked) else ""
+    what = "; ".join(x for x in (str(block.get("naive_attack") or ""), gap) if x)
+    return f" · naive {100 * value:.1f}" + (f" ({what})" if what else "")
+
+
+def defense(entry: dict[str, Any]) -> str:
+    """The defense a card put its model behind or fine-tuned it with, as its label ('' for none)."""
+    block = (entry.get("card") or {}).get("defense") or {}
+    if not isinstance(block, dict) or not block.get("name"):
+        return ""
+    params = block.get("params") or {}
+    return block["name"] + (f"[{','.join(f'{k}={v}' for k, v in sorted(params.items()))}]" if params else "")
+
+
 def interval_text(figures: Interval, digits: int = 1) -> str:
     """`mean ± half-width` in percent; '–' when the mean is missing."""
     mean, low, high = figures

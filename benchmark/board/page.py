@@ -25,8 +25,8 @@ BASELINE_HEAD = ("reference", "clean", "under any image attack", "what it says")
 ATTRIBUTION_HEAD = ("model", "clean", "best image attack", "best text attack", "best joint attack", "text floor")
 ATTRIBUTION_KEYS = ("clean", "image", "text", "joint", "floor")
 FLAG_HEAD = ("flag", "cell", "detail")
-CELL_HEAD = ("attack", "source", "modality", "ε", "transfer from", "n", "seeds", "clean", "robust", "normal / abnormal",
-             "F1 (abnormal)", "AUC", "attack success", "flags")
+CELL_HEAD = ("attack", "source", "modality", "ε", "transfer from", "n", "seeds", "clean", "robust", "naive (masking)",
+             "normal / abnormal", "F1 (abnormal)", "AUC", "attack success", "flags")
 
 
 @functools.cache
@@ -85,7 +85,8 @@ def _ranking_row(r: Ranked, anchor: str, entries: list[dict[str, Any]]) -> dict[
                 rank=r.group if r.position is not None else f"unranked: {r.reason}",
                 family=fig.field(e, "model", "family"), modalities=fig.modalities(e),
                 trained_by=fig.field(e, "card", "trained_by"), clean=interval(fig.clean_figure(e)),
-                robust=interval(fig.rank_figure(e)), not_converged=fig.rank_not_converged(e), lowered=fig.lowered(e),
+                robust=interval(fig.rank_figure(e)), not_converged=fig.rank_not_converged(e),
+                lowered=fig.lowered(e) + fig.naive(e),
                 floor=interval(fig.floor_figure(e)), n_flags=len(e.get("flags") or []), flags=", ".join(flags) or "none",
                 date=fig.field(e, "provenance", "date")[:10])
 
@@ -94,6 +95,8 @@ def _model(r: Ranked, anchor: str, curves: str) -> dict[str, Any]:
     e, card, provenance = r.entry, r.entry.get("card") or {}, r.entry.get("provenance") or {}
     authors = card.get("authors") or []
     facts = [("family", fig.field(e, "model", "family")), ("modalities", fig.modalities(e)),
+             ("defense", fig.defense(e) + (" (robust figures adaptive: BPDA/EOT; naive beside them)" if fig.defense(e)
+                                          else "")),
              ("trained by", card.get("trained_by")),
              ("authors", ", ".join(map(str, authors)) if isinstance(authors, list) else authors),
              ("entry point", card.get("entry_point")), ("weights", card.get("weights")), ("tokenizer", card.get("tokenizer")),
@@ -122,6 +125,8 @@ def _cell(c: dict[str, Any]) -> dict[str, Any]:
                 transfer=c.get("transfer_source") or "", n=c.get("n", ""), seeds=c.get("seeds", ""),
                 clean=interval(fig.robust(c, "clean_accuracy")), robust=interval(fig.robust(c)),
                 not_converged=c.get("not_converged") is True,
+                naive=(f"{_pct(c.get('naive_robust_accuracy'))} ({100 * fig.num(c.get('masking')):+.1f})"
+                       if fig.finite(fig.num(c.get("naive_robust_accuracy"))) else "–"),
                 classes=f"{_pct(c.get('robust_accuracy_normal'))} / {_pct(c.get('robust_accuracy_abnormal'))}",
                 f1=interval((f1, f1 - f1_hw, f1 + f1_hw)), auc=_pct(c.get("auc")),
                 success=_pct(c.get("attack_success_rate")), flags=c.get("flags") or "")

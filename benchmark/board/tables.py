@@ -99,7 +99,7 @@ def markdown_ranking(ranked: list[Ranked]) -> str:
                      "family": md(fig.field(e, "model", "family")), "modalities": md(fig.modalities(e)),
                      "trained by": md(fig.field(e, "card", "trained_by")), "clean": fig.interval_text(fig.clean_figure(e)),
                      "robust (rank metric)": fig.interval_text(fig.rank_figure(e))
-                     + (" ‡" if fig.rank_not_converged(e) else "") + md(fig.lowered(e)),
+                     + (" ‡" if fig.rank_not_converged(e) else "") + md(fig.lowered(e) + fig.naive(e)),
                      "text floor": fig.interval_text(fig.floor_figure(e)),
                      "flags": f"{len(e.get('flags') or [])}: {', '.join(map(md, flags))}" if flags else "none",
                      "submitted": md(fig.field(e, "provenance", "date")[:10])})

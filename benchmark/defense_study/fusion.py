@@ -170,7 +170,7 @@ def verdict_table(results: pd.DataFrame, samples: pd.DataFrame, alpha: float = 0
     conditions = _conditions(results)
     for base, members in _groups(results).items():
         for (da, la), (db, lb) in combinations(members, 2):
-            for i, (attack, epsilon) in enumerate(conditions):
+            for attack, epsilon in conditions:
                 a, _ = correct(samples, la, attack, epsilon)
                 b, _ = correct(samples, lb, attack, epsilon)
                 if a.size == 0 or a.shape != b.shape:

@@ -298,3 +298,24 @@ def test_screenshot_without_chromium_names_the_install(monkeypatch, board, tmp_p
     with pytest.raises(BoardError, match="apt-get install chromium"):
         screenshot(board / HTML_NAME, tmp_path / "shot.png")
 
+
+
+def test_a_defended_entry_shows_its_naive_figure_beside_the_ranked_adaptive_one(tmp_path):
+    """A model behind JPEG: the adaptive rank figure (BPDA) is the one ranked, below its twin without the defense
+    would be if the naive one counted; the naive figure and the masking sit beside it on the page and in the
+    README, and the defense is among the model's facts."""
+    defended = make_entry("jpeg_fusion", "1", 0.30, 0.05)
+    defended["card"]["defense"] = {"name": "jpeg", "params": {"quality": 50}}
+    defended["rank"].update(naive_robust_accuracy=0.95, naive_attack="PGD")
+    standard = next(c for c in defended["cells"] if c["attack"] == "standard")
+    standard.update(naive_robust_accuracy=0.95, masking=0.65)
+    plain = make_entry("plain_fusion", "1", 0.40, 0.05)
+    directory = write_entries(tmp_path, {"1": [("jpeg_fusion", defended), ("plain_fusion", plain)]})
+    build_board(directory)
+    rows = readme_sections((directory / README_NAME).read_text())["1"]
+    assert [r[1] for r in rows] == ["plain_fusion", "jpeg_fusion"]  # ranked by the adaptive figure, not the naive one
+    assert "30.0" in rows[1][6] and "naive 95.0 (PGD; masking +65.0)" in rows[1][6] and "naive" not in rows[0][6]
+    page = (directory / HTML_NAME).read_text()
+    assert page.count("naive 95.0 (PGD; masking +65.0)") == 1  # the ranking row
+    assert "<tr><th>defense</th><td>jpeg[quality=50] (robust figures adaptive" in page
+    assert '<td class="num">95.0 (+65.0)</td>' in page  # the standard cell's naive figure and masking

@@ -220,3 +220,21 @@ def test_an_outside_evaluation_that_finds_lower_sets_the_ranked_figure(tmp_path,
                                                                               "params": {"stepz": 3}}}))
     with pytest.raises(EvaluationError, match=r"stronger.yaml: field 'attack.params.stepz'"):
         evaluate_entry(the_card, spec, board, cache_dir, protocol=weak)
+
+
+def test_a_defended_card_publishes_the_naive_figure_beside_the_ranked_adaptive_one(tmp_path, submission, cache_dir):
+    """A card behind feature squeezing: every gradient attack is run naively and adaptively; the entry's rank figure
+    is the adaptive one (the standard evaluation, which adapts by itself), and beside it the lowest naive figure at
+    the rank ε with its attack (FGSM here); each naively attacked cell carries both figures and the masking."""
+    board, proto = tmp_path / "board", protocol(tmp_path)
+    defense = {"name": "feature_squeezing", "params": {"bit_depth": 3}}
+    outcome = submit(card(submission, name="tiny_squeezed", defense=defense), board, proto, cache_dir)
+    entry = json.loads(outcome.path.read_text())
+    assert entry["card"]["defense"]["name"] == "feature_squeezing"
+    rank = entry["rank"]
+    fgsm = {c["epsilon"]: c for c in entry["cells"] if c["attack"] == "FGSM"}
+    assert set(fgsm) == {0.01, 0.03} and all(c["naive_robust_accuracy"] >= c["robust_accuracy"] for c in fgsm.values())
+    assert all(c["masking"] == pytest.approx(c["naive_robust_accuracy"] - c["robust_accuracy"]) for c in fgsm.values())
+    assert rank["naive_attack"] == "FGSM" and rank["naive_robust_accuracy"] == fgsm[0.03]["naive_robust_accuracy"]
+    standard = next(c for c in entry["cells"] if c["attack"] == "standard" and c["epsilon"] == 0.03)
+    assert rank["robust_accuracy"] == standard["robust_accuracy"] <= rank["naive_robust_accuracy"]
