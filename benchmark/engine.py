@@ -287,10 +287,12 @@ class Work:
         return crafted
 
     def _transfer(self, cell: Cell) -> Artifact:
-        """Score on the target images crafted once on the source (the white-box diagonal included)."""
+        """Score on the target the inputs crafted once on the source (the white-box diagonal included): the perturbed
+        images and/or reports, the clean ones for what the attack left alone."""
         crafted = self.transfer_craft(cell.source, cell.attack, cell.epsilon, cell.seed)
         run, start = self.model(cell.model, cell.seed), time.perf_counter()
-        adv_prob = predict_proba(run.target.model, crafted.images, run.target.texts)
+        adv_prob = predict_proba(run.target.model, run.target.images if crafted.images is None else crafted.images,
+                                 run.target.texts if crafted.texts is None else crafted.texts)
         meta = dict(crafted.meta, seconds=round(time.perf_counter() - start, 3), craft_seconds=crafted.meta["seconds"])
         return Artifact(run.clean_prob, adv_prob, None, None, None, None, meta)
 

@@ -57,17 +57,18 @@ def dropped_pairs(suite: Suite, modalities_of: Callable[[str], frozenset[str]]) 
 
 def expand_transfer(suite: Suite, modalities_of: Callable[[str], frozenset[str]]) -> list[Cell]:
     """Transfer cells ordered seed, source, attack, ε, target: each (seed, source, attack, ε) is crafted once for its
-    targets (all trained with the same seed)."""
+    targets (all trained with the same seed). The source must read every modality the attack perturbs; a target one of
+    them (a joint pair scored on an image-only model is its image's transfer)."""
     spec = suite.transfer
     if spec is None:
         return []
     cells = []
     for seed in suite.training_seeds:
         for source in spec.sources:
-            if "image" not in modalities_of(source.name):
-                continue
             for attack in spec.attacks:
+                if not applies(attack, modalities_of(source.name)):
+                    continue
                 for eps in budgets(attack, spec.epsilons or suite.epsilons):
                     cells.extend(Cell(target, attack, eps, source, seed) for target in spec.targets
-                                 if applies(attack, modalities_of(target.name)))
+                                 if NEEDS[attack.modality] & modalities_of(target.name))
     return cells

@@ -15,6 +15,7 @@ from benchmark.aggregate import aggregate, with_interval
 from benchmark.baselines import baseline_table, below_text_only, operating_table
 from benchmark.corruption_summary import corruption_table, rank_comparison
 from benchmark.reliance import reliance_table
+from mmrb.core.stats import mean_interval
 
 
 def _frame(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
@@ -149,6 +150,27 @@ def transfer_matrices(rows: Iterable[dict[str, Any]], metric: str = "robust_f1")
     return out
 
 
+def transfer_gains(rows: Iterable[dict[str, Any]]) -> dict[str, pd.DataFrame]:
+    """What each transfer attack adds over the first one the suite lists (e.g. SGA over PGD): per target (rows) and
+    source (columns), attack − reference robust accuracy in points, paired by training seed (mean ± t half-width;
+    negative: the attack transfers better). Keyed 'ATTACK − REFERENCE, ε=…'."""
+    frame = pd.DataFrame([r for r in rows if r.get("transfer_source") and not r.get("error")])
+    if frame.empty or frame["attack"].nunique() < 2:
+        return {}
+    labels = list(dict.fromkeys(frame["attack"]))
+    reference, keys = labels[0], ["model", "transfer_source", "seed", "epsilon"]
+    base = frame[frame["attack"] == reference].set_index(keys)["robust_accuracy"]
+    out = {}
+    for label in labels[1:]:
+        other = frame[frame["attack"] == label].set_index(keys)["robust_accuracy"]
+        paired = (other - base).dropna().reset_index()
+        for epsilon, group in paired.groupby("epsilon", sort=True):
+            cells = group.groupby(["model", "transfer_source"], sort=False)["robust_accuracy"].apply(
+                lambda d: "{:+.1f} ± {:.1f}".format(*(100 * v for v in mean_interval(d.to_numpy(dtype=float)))))
+            out[f"{label} − {reference}, ε={float(epsilon):.4g}"] = cells.unstack("transfer_source").fillna("–")
+    return out
+
+
 def soundness_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The soundness flags of an aggregated frame (benchmark.soundness), one row per flag."""
     from benchmark.soundness import soundness_flags
@@ -225,6 +247,10 @@ def write_tables(rows: list[dict[str, Any]], out_dir: str | Path, baseline: str 
         transfer_parts += [f"## Transfer: {name} — robust F1 (%), mean ± 95 % half-width; rows black-box target, "
                            "columns generator", "",
                            markdown(matrix, "black-box \\ generator"), ""]
+    for name, gain in transfer_gains(rows).items():
+        transfer_parts += [f"## Transfer gain: {name} — robust accuracy difference (pt), paired by training seed, mean "
+                           "± 95 % half-width; negative: the first attack transfers better; rows black-box target, "
+                           "columns generator", "", markdown(gain, "black-box \\ generator"), ""]
     if transfer_parts:
         (out_dir / "transfer.md").write_text("\n".join(transfer_parts))
     return "\n".join(parts + transfer_parts)

@@ -56,6 +56,68 @@ def assert_joint_budget(clean: np.ndarray, adv: np.ndarray, epsilon: float, text
     hotflip.assert_budget(texts, adv_texts, fraction, "co_attack")
 
 
+def rescaled(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """`x` resized by `scale` and back to its own size (bilinear, differentiable): SGA's scale-set augmentation for
+    models that take one input size. Scale 1 is the identity."""
+    if scale == 1:
+        return x
+    size = x.shape[-2:]
+    small = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+    return F.interpolate(small, size=size, mode="bilinear", align_corners=False)
+
+
+def guided_pgd(model: torch.nn.Module, clean: np.ndarray, labels: np.ndarray, epsilon: float, steps: int, size: float,
+               seed: int, guides: list[dict[str, torch.Tensor]], anchor: dict[str, torch.Tensor],
+               scored: dict[str, torch.Tensor], weight: float = 1.0, random_start: bool = True,
+               scales: tuple[float, ...] = (1.0,), start: np.ndarray | None = None) -> np.ndarray:
+    """L∞ PGD on the images (sign steps of `size`, projected on ε around `clean` and [0, 1]) maximising, averaged over
+    every report set in `guides` (tokenized, one report per sample) and every image scale in `scales`, the negative
+    true-class margin plus `weight` × the cosine distance of the fused representation from the clean pair's (`clean`
+    with the `anchor` reports, scale 1). Per sample the iterate of lowest true-class margin with the `scored` reports
+    at scale 1 is returned. `start`: the first iterate (e.g. an earlier stage's), else `clean` (+ uniform noise of
+    size ε with `random_start`, drawn from `seed`). BPDA through rounding steps, like mmrb's pgd."""
+    device = next(model.parameters()).device
+    on = lambda tokens: {k: v.to(device) for k, v in tokens.items()}  # noqa: E731
+    shared = len(guides) == 1 and guides[0] is scored and tuple(scales) == (1.0,)  # one forward scores and steps
+    guides, anchor, scored = [on(g) for g in guides], on(anchor), on(scored)
+    x0 = torch.as_tensor(clean, device=device)
+    y = torch.as_tensor(np.asarray(labels), device=device, dtype=torch.long)
+    mode = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            _, reference = _represent(model, x0, anchor)
+        if start is not None:
+            x = torch.as_tensor(start, device=device)
+        elif random_start:
+            gen = torch.Generator(device="cpu").manual_seed(int(seed))
+            x = (x0 + (torch.rand(x0.shape, generator=gen) * 2 - 1).to(device) * epsilon).clamp(0, 1)
+        else:
+            x = x0.clone()
+        best, best_margin = x0.clone(), torch.full((len(x0),), float("inf"), device=device)
+        for step in range(steps + 1):
+            x = x.detach().requires_grad_(step < steps)
+            with torch.enable_grad():
+                terms = [(_represent(model, rescaled(x, scale), tokens), scale) for tokens in guides for scale in scales] \
+                    if step < steps or shared else []
+                if shared:
+                    margin = true_margin(terms[0][0][0].detach(), y)
+                else:
+                    with torch.no_grad():
+                        margin = true_margin(_represent(model, x, scored)[0], y)
+                better = margin < best_margin  # per sample, the iterate of lowest true-class margin is kept
+                best[better], best_margin[better] = x.detach()[better], margin[better]
+                if step == steps:
+                    break
+                loss = sum((-true_margin(logits, y) + weight * (1 - F.cosine_similarity(rep, reference, dim=1))).sum()
+                           for (logits, rep), _ in terms)
+                grad, = torch.autograd.grad(loss / len(terms), x)
+            x = torch.min(torch.max(x.detach() + size * grad.sign(), x0 - epsilon), x0 + epsilon).clamp(0, 1)
+    finally:
+        model.train(mode)
+    return best.cpu().numpy().astype(np.float32)
+
+
 @register_attack("co_attack", modality="joint", gradient=True, white_box=True, params=tuple(DEFAULTS),
                  defaults=DEFAULTS, steps="steps", step_size="step_size", random_start=("random_start", True))
 def co_attack(params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
@@ -70,36 +132,10 @@ def co_attack(params: dict[str, Any], target: Target, epsilon: float | None, see
     size = float(p["step_size"] or 2.5 * epsilon / steps)
     text = hotflip.hotflip({"word_fraction": fraction, "top_n": p["top_n"]}, target, None, seed)
     clean = np.asarray(target.images, dtype=np.float32)
-    device = next(model.parameters()).device
-    x0 = torch.as_tensor(clean, device=device)
-    y = torch.as_tensor(np.asarray(target.labels), device=device, dtype=torch.long)
-    tokens = {k: v.to(device) for k, v in model.tokenize(list(target.texts)).items()}
-    adv_tokens = {k: v.to(device) for k, v in model.tokenize(text.texts).items()}
-    mode = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            _, anchor = _represent(model, x0, tokens)
-        gen = torch.Generator(device="cpu").manual_seed(int(seed))
-        noise = (torch.rand(x0.shape, generator=gen) * 2 - 1).to(device) * epsilon if p["random_start"] else 0.0
-        x = (x0 + noise).clamp(0, 1)
-        best, best_margin = x0.clone(), torch.full((len(x0),), float("inf"), device=device)
-        for step in range(steps + 1):
-            x = x.detach().requires_grad_(step < steps)
-            with torch.enable_grad():
-                logits, rep = _represent(model, x, adv_tokens)
-                margin = true_margin(logits.detach(), y)  # per sample, the iterate of lowest true-class margin is kept
-                better = margin < best_margin
-                best[better], best_margin[better] = x.detach()[better], margin[better]
-                if step == steps:
-                    break
-                distance = 1 - F.cosine_similarity(rep, anchor, dim=1)
-                loss = (-true_margin(logits, y) + float(p["weight"]) * distance).sum()
-                grad, = torch.autograd.grad(loss, x)
-            x = torch.min(torch.max(x.detach() + size * grad.sign(), x0 - epsilon), x0 + epsilon).clamp(0, 1)
-    finally:
-        model.train(mode)
-    adv = best.cpu().numpy().astype(np.float32)
+    adv_tokens = model.tokenize(text.texts)
+    adv = guided_pgd(model, clean, target.labels, epsilon, steps, size, seed, guides=[adv_tokens],
+                     anchor=model.tokenize(list(target.texts)), scored=adv_tokens, weight=float(p["weight"]),
+                     random_start=bool(p["random_start"]))
     assert_joint_budget(clean, adv, epsilon, target.texts, text.texts, fraction)
     queries = (text.queries if text.queries is not None else 0) + steps
     return Crafted(adv, list(text.texts), steps, {**p, "step_size": size}, np.asarray(queries, dtype=np.int64))
