@@ -47,8 +47,8 @@ def adaptive_pass(attack: AttackSpec, epsilon: float | None, seed: int, converge
     draws = draws or (EOT_DRAWS if model.randomised else 1)
     adapted = Adapted(model, draws, bpda=True)
     view = ImageView(adapted, target.images, target.texts, device=device)
-    cascade = Cascade(Target(adapted, target.images, target.texts, target.labels, view), adv_prob, crafted.images,
-                      crafted.texts)
+    adapted_target = Target(adapted, target.images, target.texts, target.labels, view, target.corpus)
+    cascade = Cascade(adapted_target, adv_prob, crafted.images, crafted.texts)
     cascade.run(f"adaptive {attack.label}", lambda sub: craft(attack.source, attack.name, attack.params, sub,
                                                                epsilon, seed), epsilon)
     record: dict[str, Any] = {}

@@ -99,7 +99,7 @@ class CellResult:
 def compute(work: Work, cell: Cell, key: str) -> CellResult:
     """Score one cell with `work` (the one function every backend calls)."""
     before = work.loaded
-    row = work.row(cell)
+    row = work.row(cell, key)
     return CellResult(cell, key, row, work.loaded > before)
 
 
@@ -143,7 +143,7 @@ class Work:
                 raise
             test = self.test
             view = ImageView(model, test.images, test.texts, device=self.device) if "image" in model.modalities else None
-            target = Target(model, test.images, test.texts, test.labels, view)
+            target = Target(model, test.images, test.texts, test.labels, view, corpus=self.train_set.texts)
             self._models[spec.label, seed] = TrainedModel(spec, target, predict_proba(model, test.images, test.texts),
                                                           self._threshold(model))
         return self._models[spec.label, seed]
@@ -164,12 +164,12 @@ class Work:
         if craft is not None:
             self._failed_crafts[craft] = exc
 
-    def row(self, cell: Cell) -> dict[str, Any]:
-        """Score one cell; any failure inside it (an mmrb error, or a library's own exception) becomes the row's
-        `error` instead of ending the run."""
+    def row(self, cell: Cell, key: str | None = None) -> dict[str, Any]:
+        """Score one cell (its artifact stored under `key`, the driver's, where given); any failure inside it (an mmrb
+        error, or a library's own exception) becomes the row's `error` instead of ending the run."""
         row = base_row(self.suite, cell, len(self.test.labels))
         try:
-            artifact = self.artifact(cell, count=True)
+            artifact = self.artifact(cell, count=True, key=key)
             row.update(score(self.test.labels, artifact, cell.attack.modality))
             threshold = self.model(cell.model, cell.seed).threshold if self.suite.operating_point else None
             if threshold is not None:
@@ -191,9 +191,12 @@ class Work:
             return None
         return robust - accuracy(self.test.labels, other_artifact.adv_prob.argmax(1))
 
-    def artifact(self, cell: Cell, count: bool = False) -> Artifact:
-        """What the cell produced: from the attack cache, or computed now (and cached); `count` a cache hit."""
-        key = self.keys.cell(cell)
+    def artifact(self, cell: Cell, count: bool = False, key: str | None = None) -> Artifact:
+        """What the cell produced: from the attack cache, or computed now (and cached); `count` a cache hit. `key`:
+        the key the driver computed when the run began, so that the artifact is where the driver (the run store, the
+        per-sample evidence) looks for it even if a source file changed on disk since (the attack code digest reads
+        the files); computed here where not given."""
+        key = key or self.keys.cell(cell)
         found = self.artifacts.load(key)
         self.loaded += count and found is not None
         if found is None:

@@ -24,6 +24,8 @@ class Target:
     texts: Sequence[str]
     labels: np.ndarray
     view: Any = None  # wrappers.estimators.ImageView, or None for a model without image input
+    # the training reports, for attacks that model the report distribution (BERT-Attack's masked LM); None: unknown
+    corpus: Sequence[str] | None = None
 
     def with_texts(self, texts: Sequence[str]) -> Target:
         """The same samples with other texts (a new view is bound to them)."""

@@ -1,18 +1,23 @@
 """Co-Attack (Zhang et al., ACM MM 2022): the text first, then an image perturbation crafted against the adversarial
 text so the two add up, under one stated joint budget (image L∞ ε, word fraction).
 
-1. Text: HotFlip word swaps (`benchmark.attacks.hotflip`), the gradient taken through the fused model with each
-   report's own image, at most `round_half_up(word_fraction × n_words)` words per report.
+1. Text (`text_attack`): HotFlip word swaps (`benchmark.attacks.hotflip`), the gradient taken through the fused model
+   with each report's own image, or BERT-Attack's masked-LM substitutions (`benchmark.attacks.bert_attack`, the
+   paper's own text step; needs no BERT in the model, so it runs on the CLIP models); `auto` (the default) takes
+   HotFlip where the model has a BERT text encoder, else BERT-Attack. At most `round_half_up(word_fraction ×
+   n_words)` words per report.
 2. Image: PGD on the clean image with the adversarial text, maximising the classification loss plus `weight` × the
    cosine distance of the fused representation (the input of the model's `head`; its logits for a model without one)
    from the clean pair's (the paper's eq. 5, with the classifier's loss added as for a classifier).
-Both budgets are asserted on the output. params: `word_fraction` (0.1), `top_n` (5), `steps` (20), `step_size`
-(2.5·ε/steps), `random_start` (true), `weight` (1.0).
+Both budgets are asserted on the output. params: `word_fraction` (0.1), `text_attack` (auto), `top_n` (5, HotFlip's
+candidates per word), `max_candidates` (48, BERT-Attack's), `steps` (20), `step_size` (2.5·ε/steps), `random_start`
+(true), `weight` (1.0).
 """
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -25,8 +30,35 @@ from benchmark.attacks.probes import true_margin
 from benchmark.attacks.registry import register_attack
 from mmrb.core.errors import AttackError
 
-DEFAULTS: dict[str, Any] = {"word_fraction": 0.1, "top_n": 5, "steps": 20, "step_size": None, "random_start": True,
-                            "weight": 1.0}
+DEFAULTS: dict[str, Any] = {"word_fraction": 0.1, "text_attack": "auto", "top_n": 5, "max_candidates": 48, "steps": 20,
+                            "step_size": None, "random_start": True, "weight": 1.0}
+#: The text steps a joint attack can take (`text_attack`); auto: HotFlip on a model with a BERT, else BERT-Attack.
+TEXT_ATTACKS = ("auto", "hotflip", "bert_attack")
+
+
+def text_attack_problems(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """An unknown `text_attack`, before any work."""
+    choice = params.get("text_attack", "auto")
+    if choice not in TEXT_ATTACKS:
+        return [("params.text_attack", f"one of {', '.join(TEXT_ATTACKS)}; got {choice!r}")]
+    return []
+
+
+def text_step(p: dict[str, Any], target: Target, seed: int) -> Crafted:
+    """The joint attack's word substitutions on `target` (its images bound): HotFlip or BERT-Attack (`text_attack`),
+    with the joint budget's word fraction."""
+    from benchmark.attacks import bert_attack
+
+    choice = p.get("text_attack", "auto")
+    if choice == "auto":
+        choice = "hotflip" if any(hasattr(m, "bert") and hasattr(m, "tokenizer") for m in target.model.modules()) \
+            else "bert_attack"
+    if choice == "hotflip":
+        crafted = hotflip.hotflip({"word_fraction": p["word_fraction"], "top_n": p["top_n"]}, target, None, seed)
+    else:
+        crafted = bert_attack.bert_attack({"word_fraction": p["word_fraction"], "max_candidates": p["max_candidates"]},
+                                          target, None, seed)
+    return replace(crafted, params={**crafted.params, "text_attack": choice})
 
 
 @contextlib.contextmanager
@@ -119,7 +151,7 @@ def guided_pgd(model: torch.nn.Module, clean: np.ndarray, labels: np.ndarray, ep
 
 
 @register_attack("co_attack", modality="joint", gradient=True, white_box=True, params=tuple(DEFAULTS),
-                 defaults=DEFAULTS, steps="steps", step_size="step_size", random_start=("random_start", True))
+                 defaults=DEFAULTS, check=text_attack_problems, steps="steps", step_size="step_size", random_start=("random_start", True))
 def co_attack(params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
     """Text first, then the image against the adversarial text (module docstring); each sample keeps its own report."""
     if epsilon is None or not np.isfinite(epsilon) or epsilon <= 0:
@@ -130,7 +162,7 @@ def co_attack(params: dict[str, Any], target: Target, epsilon: float | None, see
     p = {**DEFAULTS, **params}
     fraction, steps = float(p["word_fraction"]), int(p["steps"])
     size = float(p["step_size"] or 2.5 * epsilon / steps)
-    text = hotflip.hotflip({"word_fraction": fraction, "top_n": p["top_n"]}, target, None, seed)
+    text = text_step(p, target, seed)
     clean = np.asarray(target.images, dtype=np.float32)
     adv_tokens = model.tokenize(text.texts)
     adv = guided_pgd(model, clean, target.labels, epsilon, steps, size, seed, guides=[adv_tokens],
@@ -138,4 +170,5 @@ def co_attack(params: dict[str, Any], target: Target, epsilon: float | None, see
                      random_start=bool(p["random_start"]))
     assert_joint_budget(clean, adv, epsilon, target.texts, text.texts, fraction)
     queries = (text.queries if text.queries is not None else 0) + steps
-    return Crafted(adv, list(text.texts), steps, {**p, "step_size": size}, np.asarray(queries, dtype=np.int64))
+    return Crafted(adv, list(text.texts), steps, {**p, "text_attack": text.params["text_attack"], "step_size": size},
+                   np.asarray(queries, dtype=np.int64))

@@ -135,17 +135,13 @@ def _hotflip_attack(view, top_n: int, max_words: int):
                                  EmbeddingGradientSwap(view, top_n), GreedyWordSwapWIR(wir_method="delete"))
 
 
-@register_attack("hotflip", modality="text", bounded=False, white_box=True, params=("word_fraction", "top_n"),
-                 defaults=DEFAULTS)
-def hotflip(params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
-    """Gradient-chosen word swaps on each report, its own image bound, at most its word budget."""
-    fraction, top_n = float(params.get("word_fraction", 0.1)), int(params.get("top_n", 5))
-    ta.ensure_text_resources()
+def per_report(target: Target, fraction: float, seed: int, view, build) -> tuple[list[str], np.ndarray]:
+    """Each report attacked by the TextAttack `Attack` that `build(view, budget)` makes for its word budget, its own
+    image bound in `view`, seeded per sample from (seed, i): the adversarial reports (a failed search keeps its best
+    swaps: the budget is spent either way, like PGD's last iterate) and the model queries per sample."""
     from textattack.attack_results import SkippedAttackResult
     from textattack.shared.utils import set_seed
 
-    images = target.images if "image" in target.model.modalities else None
-    view = _gradient_view_class()(target.model, images, batch_size=32)
     adv, queries = [], np.zeros(len(target.texts), dtype=np.int64)
     with ta._restored_global_rngs():
         for i, (text, label) in enumerate(zip(target.texts, target.labels)):
@@ -153,14 +149,25 @@ def hotflip(params: dict[str, Any], target: Target, epsilon: float | None, seed:
             if budget == 0:
                 adv.append(text)
                 continue
-            attack = _hotflip_attack(view, top_n, budget)
+            attack = build(view, budget)
             view.bind(i)
             set_seed(ta._example_seed(seed, i))
             result = attack.attack(text, int(label))
             queries[i] = attack.goal_function.num_queries
-            # a failed search still returns its best swaps (the budget is spent either way, like PGD's last iterate)
             skipped = isinstance(result, SkippedAttackResult)
             adv.append(text if skipped else result.perturbed_result.attacked_text.text)
+    return adv, queries
+
+
+@register_attack("hotflip", modality="text", bounded=False, white_box=True, params=("word_fraction", "top_n"),
+                 defaults=DEFAULTS)
+def hotflip(params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
+    """Gradient-chosen word swaps on each report, its own image bound, at most its word budget."""
+    fraction, top_n = float(params.get("word_fraction", 0.1)), int(params.get("top_n", 5))
+    ta.ensure_text_resources()
+    images = target.images if "image" in target.model.modalities else None
+    view = _gradient_view_class()(target.model, images, batch_size=32)
+    adv, queries = per_report(target, fraction, seed, view, lambda v, budget: _hotflip_attack(v, top_n, budget))
     assert_budget(target.texts, adv, fraction, "hotflip")
     return Crafted(target.images, adv, 1, {"word_fraction": fraction, "top_n": top_n}, queries)
 

@@ -10,13 +10,15 @@ pair's, as in mmrb's Co-Attack (`benchmark.attacks.co_attack.guided_pgd`). Three
    and `paraphrases` WordNet synonym paraphrases of it: the paper's caption set, the generated reports having one
    caption each);
 2. text, guided by the adversarial image: HotFlip word swaps (`benchmark.attacks.hotflip`) chosen by the embedding
-   gradient with the stage-1 image, at most `round_half_up(word_fraction × n_words)` words per report;
+   gradient with the stage-1 image, or BERT-Attack on a model without a BERT (`text_attack`, as Co-Attack's), at
+   most `round_half_up(word_fraction × n_words)` words per report;
 3. image, guided by the adversarial report: PGD from the stage-1 image, averaged over the scales, with the
    adversarial report.
 
 Budgets (image L∞ ε, word fraction) are asserted on the output; each sample keeps its own report. Crafted on a
 source model and scored on every target (a `transfer:` section), the pair shows what set-level guidance adds to
-transfer beside plain PGD. params: `word_fraction` (0.1), `top_n` (5), `steps` (10 per image stage), `step_size`
+transfer beside plain PGD. params: `word_fraction` (0.1), `text_attack` (auto), `top_n` (5), `max_candidates` (48),
+`steps` (10 per image stage), `step_size`
 (2.5·ε/steps), `random_start` (true), `weight` (1.0), `scales` ([0.5, 0.75, 1.25, 1.5]; 1 is always in the set),
 `paraphrases` (2), `paraphrase_fraction` (0.2).
 """
@@ -27,21 +29,22 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.attacks import Crafted, Target, hotflip
-from benchmark.attacks.co_attack import assert_joint_budget, guided_pgd
+from benchmark.attacks import Crafted, Target
+from benchmark.attacks.co_attack import assert_joint_budget, guided_pgd, text_attack_problems, text_step
 from benchmark.attacks.registry import register_attack
 from benchmark.attacks.text import synonym_swap
 from benchmark.data.text_resources import ensure_text_resources
 from mmrb.core.errors import AttackError
 
-DEFAULTS: dict[str, Any] = {"word_fraction": 0.1, "top_n": 5, "steps": 10, "step_size": None, "random_start": True,
+DEFAULTS: dict[str, Any] = {"word_fraction": 0.1, "text_attack": "auto", "top_n": 5, "max_candidates": 48, "steps": 10,
+                            "step_size": None, "random_start": True,
                             "weight": 1.0, "scales": [0.5, 0.75, 1.25, 1.5], "paraphrases": 2,
                             "paraphrase_fraction": 0.2}
 
 
 def _problems(params: dict[str, Any]) -> list[tuple[str, str]]:
     scales = params.get("scales", DEFAULTS["scales"])
-    found = []
+    found = text_attack_problems(params)
     if not isinstance(scales, list) or not scales or not all(
             isinstance(s, (int, float)) and not isinstance(s, bool) and 0.25 <= s <= 4 for s in scales):
         found.append(("params.scales", f"a non-empty list of image scales in [0.25, 4], e.g. [0.5, 0.75, 1.25, 1.5]; "
@@ -80,12 +83,13 @@ def sga(params: dict[str, Any], target: Target, epsilon: float | None, seed: int
     stage = dict(weight=float(p["weight"]), scales=scales)
     first = guided_pgd(model, clean, target.labels, epsilon, steps, size, seed, guides=guides, anchor=tokens,
                        scored=tokens, random_start=bool(p["random_start"]), **stage)
-    text = hotflip.hotflip({"word_fraction": fraction, "top_n": p["top_n"]}, replace(target, images=first), None, seed)
+    text = text_step(p, replace(target, images=first), seed)
     adv_tokens = model.tokenize(text.texts)
     adv = guided_pgd(model, clean, target.labels, epsilon, steps, size, seed, guides=[adv_tokens], anchor=tokens,
                      scored=adv_tokens, start=first, **stage)
     assert_joint_budget(clean, adv, epsilon, texts, text.texts, fraction)
     forwards = steps * len(scales) * (len(guides) + 1)
     queries = (text.queries if text.queries is not None else 0) + forwards
-    return Crafted(adv, list(text.texts), 2 * steps, {**p, "step_size": size, "scales": list(scales)},
+    return Crafted(adv, list(text.texts), 2 * steps, {**p, "text_attack": text.params["text_attack"], "step_size": size,
+                                                      "scales": list(scales)},
                    np.asarray(queries, dtype=np.int64))

@@ -166,7 +166,7 @@ def _markdown(table: dict[str, dict[str, str]]) -> str:
 def verdict_table(results: pd.DataFrame, samples: pd.DataFrame, alpha: float = 0.05) -> tuple[str, pd.DataFrame]:
     """Every two defenses of a model (the undefended one included), in every condition: A − B [95 % interval] on
     the same seeds and samples, p, Holm-adjusted p over the whole family, the MDD and the verdict."""
-    found = []
+    found, left_out = [], []
     conditions = _conditions(results)
     for base, members in _groups(results).items():
         for (da, la), (db, lb) in combinations(members, 2):
@@ -174,6 +174,7 @@ def verdict_table(results: pd.DataFrame, samples: pd.DataFrame, alpha: float = 0
                 a, _ = correct(samples, la, attack, epsilon)
                 b, _ = correct(samples, lb, attack, epsilon)
                 if a.size == 0 or a.shape != b.shape:
+                    left_out.append(f"{da} − {db} ({_name(attack, epsilon)})")
                     continue
                 found.append({"model": base, "comparison": f"{da} − {db}", "condition": _name(attack, epsilon),
                               "result": paired.paired_test(a, b, seed=len(found)), "names": (da, db)})
@@ -188,7 +189,10 @@ def verdict_table(results: pd.DataFrame, samples: pd.DataFrame, alpha: float = 0
                     f"not detectable (≥ {100 * f['result'].mdd:.1f} pt would be)" if p >= alpha else
                     f"{f['names'][0] if f['result'].difference > 0 else f['names'][1]} higher")}
         for f, p in zip(found, adjusted)])
-    return table.to_markdown(index=False), table
+    note = (f"\n\n{len(left_out)} comparisons left out: samples.csv lacks one side's per-sample decisions for some "
+            f"seeds (a failed cell, or its attack-cache entry is gone): {'; '.join(left_out[:6])}"
+            f"{' …' if len(left_out) > 6 else ''}") if left_out else ""
+    return table.to_markdown(index=False) + note, table
 
 
 def plot_curves(results: pd.DataFrame, out: Path) -> list[Path]:

@@ -47,3 +47,25 @@ def test_registered_as_a_gradient_joint_attack():
     with pytest.raises(AttackError):
         registry.craft("mmrb", "co_attack", {}, None, None, seed=0)
 
+
+
+def test_co_attack_on_a_clip_model_takes_bert_attack_for_its_text_step(train_set, test_split, cache_dir):
+    """A CLIP fusion model has no BERT (HotFlip's gradient view needs one): `text_attack: auto` takes BERT-Attack, whose
+    masked LM is trained on the training reports; both budgets hold and each sample keeps its own report."""
+    from wrappers.training import obtain_trained
+
+    model = obtain_trained("clip_fusion", {}, train_set, cache_dir, seed=0)  # (a 2-epoch CLIP predicts one class here)
+    idx = np.arange(6)
+    target = Target(model, test_split.images[idx], [test_split.texts[i] for i in idx], test_split.labels[idx],
+                    corpus=train_set.texts)
+    params = {"word_fraction": FRACTION, "steps": 5, "max_candidates": 8}
+    crafted = registry.craft("mmrb", "co_attack", params, target, EPS, seed=0)
+    assert crafted.params["text_attack"] == "bert_attack"
+    assert np.abs(crafted.images - target.images).max() <= EPS + 1e-6
+    for original, adv in zip(target.texts, crafted.texts):
+        assert len(adv.split()) == len(original.split())
+        assert hf.changed_words(original, adv) <= hf.word_budget(original, FRACTION)
+    clean = (predict_logits(model, target.images, target.texts).argmax(1).numpy() == target.labels).mean()
+    robust = (predict_logits(model, crafted.images, crafted.texts).argmax(1).numpy() == target.labels).mean()
+    assert robust < clean, (robust, clean)
+    assert registry.check("mmrb", "co_attack", {"text_attack": "pwws"})[0][0] == "params.text_attack"

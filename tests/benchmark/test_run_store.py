@@ -155,3 +155,21 @@ def test_library_error_in_a_cell_is_that_cells_row(tmp_path):
     rows = pd.DataFrame(record.rows).set_index("attack")
     assert rows.loc["none", "error"] == ""
     assert "ValueError" in rows.loc["bad", "error"] and "max_iter" in rows.loc["bad", "error"]
+
+
+def test_artifacts_stay_under_the_drivers_keys_when_the_attack_code_changes_mid_run(tmp_path, monkeypatch):
+    """The attack-code digest reads the source files: an edit while a run goes on changes it. Cells must still store
+    their artifacts under the key the driver computed when the run began, or the run's per-sample evidence
+    (samples.csv, the paired tests) would silently miss them. Here every digest differs from the last."""
+    import itertools
+
+    import benchmark.keys
+
+    calls = itertools.count()
+    real = benchmark.keys.attack_code
+    monkeypatch.setattr(benchmark.keys, "attack_code", lambda source, name: {**real(source, name), "edit": next(calls)})
+    suite = write_suite(tmp_path / "resume.yaml", models=["vision_only"], seeds=[0])
+    record = run_suite(load_suite(suite), tmp_path / "out", tmp_path / "cache", progress=False)
+    samples = pd.read_csv(tmp_path / "out" / "samples.csv")
+    assert record.computed == 5
+    assert len(samples.groupby(["attack", "epsilon"], dropna=False)) == 5  # every cell's per-sample rows
