@@ -351,11 +351,29 @@ def extras(record, suite: Suite, documents: list[dict[str, Any]], rank: dict[str
     corruption = corruption_figure(aggregate(record.rows), model, suite.corruption_baseline)
     if corruption is not None:
         out["corruption"] = corruption
+    reliance = entry_reliance(record.rows, model, rank_by.epsilon)
+    if reliance is not None:
+        out["reliance"] = reliance
     if rank is not None and suite.operating_point is not None and rank.get("robust_sensitivity") is not None:
         out["operating_point"] = {"specificity": suite.operating_point,
                                   **{k: rank.get(k) for k in ("robust_sensitivity", "robust_specificity",
                                                               "false_reassurance", "false_alarm")}}
     return out
+
+
+def entry_reliance(rows: list[dict[str, Any]], model: str, epsilon: float) -> dict[str, Any] | None:
+    """The modality-reliance index of the run's model from its per-seed rows (benchmark.reliance), at the rank ε where
+    a joint cell is there, else at the largest ε of its joint cells; None for a model without both modalities' cells."""
+    from benchmark.reliance import reliance_table
+
+    table = reliance_table(rows)
+    table = table[table["model"] == model] if not table.empty else table
+    if table.empty:
+        return None
+    at_rank = table[np.isclose(table["epsilon"].astype(float), epsilon)]
+    row = (at_rank if not at_rank.empty else table.sort_values("epsilon")).iloc[-1]
+    return {"epsilon": float(row["epsilon"]), "index": float(row["reliance"]), "halfwidth": _json_value(row["reliance_hw"]),
+            "joint_drop": float(row["joint_drop"]), "single_drop": float(row["single_drop"]), "seeds": int(row["seeds"])}
 
 
 def _json_value(value: Any) -> Any:

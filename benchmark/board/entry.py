@@ -192,6 +192,18 @@ class OperatingPoint(_Block):
     false_alarm: Count = None
 
 
+class Reliance(_Block):
+    """The modality-reliance index (benchmark.reliance) at `epsilon`: the joint attack's drop minus the larger of the
+    two single-modality drops, mean over the training seeds ± the seed t-interval half-width."""
+
+    epsilon: float
+    index: Figure = None
+    halfwidth: Figure = None
+    joint_drop: Figure = None
+    single_drop: Figure = None
+    seeds: Count = None
+
+
 class Entry(_Block):
     """One model's entry in one protocol version's leaderboard."""
 
@@ -210,6 +222,8 @@ class Entry(_Block):
     evidence: Evidence | None = None  # absent in entries made before the per-sample evidence
     corruption: Corruption | None = None
     operating_point: OperatingPoint | None = None
+    reliance: Reliance | None = None  # absent in entries made before the index was recorded (the board then computes
+    # a point estimate from the cells' seed means)
 
     @field_validator("entry_version")
     @classmethod

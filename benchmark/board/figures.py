@@ -45,6 +45,10 @@ GLOSSARY = {
                         "held-out samples at the protocol's specificity (benchmark.clinical)",
     "A→N / N→A": "decisions the rank attack flipped per seed at that threshold: abnormal studies called normal "
                  "(false reassurance) and normal studies called abnormal (a false alarm)",
+    "modality reliance (pt)": "what attacking both modalities at once reveals: the joint attack's drop from clean minus "
+                              "the larger of the image attack's (same ε) and the text attack's drop, in points (mean "
+                              "± seed half-width; benchmark.reliance). Positive: the model leans on both modalities; "
+                              "near 0: one modality carries the decision",
     "corruption mCE": "corruption error summed over 5 severities, relative to the protocol's named baseline model, "
                       "mean over corruption kinds (%; 100 = the baseline, lower is better)",
 }
@@ -106,8 +110,36 @@ def attribution_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             cell = min(attacks, key=lambda c: robust(c)[0]) if attacks else None
             row[modality] = (robust(cell), cell_label(cell)) if cell else ((math.nan,) * 3, "")
         row["floor"] = (floor_figure(entry), "")
+        row["reliance"] = reliance(entry)
         rows.append(row)
     return rows
+
+
+def reliance(entry: dict[str, Any]) -> tuple[Interval, str]:
+    """The entry's modality-reliance index as (interval, how it was obtained): the recorded one (mean ± seed
+    half-width, benchmark.reliance), or for an entry made before it was recorded a point estimate from the cells' seed
+    means — (clean − joint) − max(clean − strongest image attack at the joint's ε, clean − strongest text attack), at the
+    rank ε where a joint cell is there; nan where the entry has no joint cell or not both single-modality attacks."""
+    block = entry.get("reliance")
+    missing: Interval = (math.nan,) * 3
+    if isinstance(block, dict) and finite(num(block.get("index"))):
+        value, hw = num(block["index"]), num(block.get("halfwidth"))
+        bounds = (value - hw, value + hw) if finite(hw) else (math.nan, math.nan)
+        return (value, *bounds), f"at ε {num(block.get('epsilon')):.4g}, {block.get('seeds')} seeds"
+    clean, joints, texts = clean_figure(entry)[0], own_attacks(entry, "joint"), own_attacks(entry, "text")
+    joints = [c for c in joints if finite(num(c.get("epsilon")))]
+    if not finite(clean) or not joints or not texts:
+        return missing, ""
+    rank_eps = num((entry.get("rank") or {}).get("epsilon"))
+    at_rank = [c for c in joints if finite(rank_eps) and math.isclose(num(c["epsilon"]), rank_eps, abs_tol=1e-9)]
+    eps = num((at_rank or sorted(joints, key=lambda c: num(c["epsilon"])))[-1]["epsilon"])
+    images = [c for c in own_attacks(entry, "image") if finite(num(c.get("epsilon")))
+              and math.isclose(num(c["epsilon"]), eps, abs_tol=1e-9)]
+    if not images:
+        return missing, ""
+    joint = min(robust(c)[0] for c in joints if math.isclose(num(c["epsilon"]), eps, abs_tol=1e-9))
+    single = max(clean - min(robust(c)[0] for c in images), clean - min(robust(c)[0] for c in texts))
+    return (clean - joint - single, math.nan, math.nan), f"at ε {eps:.4g}, from the seed means (no interval recorded)"
 
 
 def rank_not_converged(entry: dict[str, Any]) -> bool:

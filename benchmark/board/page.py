@@ -22,8 +22,9 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 RANKING_HEAD = ("rank", "model", "family", "modalities", "trained by", "clean", "robust (rank metric)", "text floor",
                 "sens / spec @ op", "A→N / N→A", "corruption mCE", "flags", "submitted")
 BASELINE_HEAD = ("reference", "clean", "under any image attack", "what it says")
-ATTRIBUTION_HEAD = ("model", "clean", "best image attack", "best text attack", "best joint attack", "text floor")
-ATTRIBUTION_KEYS = ("clean", "image", "text", "joint", "floor")
+ATTRIBUTION_HEAD = ("model", "clean", "best image attack", "best text attack", "best joint attack", "text floor",
+                    "modality reliance (pt)")
+ATTRIBUTION_KEYS = ("clean", "image", "text", "joint", "floor", "reliance")
 FLAG_HEAD = ("flag", "cell", "detail")
 CELL_HEAD = ("attack", "source", "modality", "ε", "transfer from", "n", "seeds", "clean", "robust", "naive (masking)",
              "normal / abnormal", "F1 (abnormal)", "AUC", "attack success", "flags")

@@ -319,3 +319,44 @@ def test_a_defended_entry_shows_its_naive_figure_beside_the_ranked_adaptive_one(
     assert page.count("naive 95.0 (PGD; masking +65.0)") == 1  # the ranking row
     assert "<tr><th>defense</th><td>jpeg[quality=50] (robust figures adaptive" in page
     assert '<td class="num">95.0 (+65.0)</td>' in page  # the standard cell's naive figure and masking
+
+
+def test_every_multimodal_entry_shows_its_modality_reliance(tmp_path):
+    """The attribution table carries the modality-reliance index: the recorded one (mean ± seed half-width) where the
+    entry has it, else the point estimate from its cells' seed means ((0.9 − 0.4) − max(0.9 − 0.5, 0.9 − 0.6) = 10.0
+    points here), and nothing for an entry without a joint cell."""
+    recorded = make_entry("recorded_fusion", "1", 0.30, 0.05)
+    recorded["reliance"] = {"epsilon": EPS, "index": 0.128, "halfwidth": 0.098, "joint_drop": 0.5, "single_drop": 0.372,
+                            "seeds": 3}
+    from_means = make_entry("older_fusion", "1", 0.60, 0.05)
+    image_only = make_entry("image_model", "1", 0.35, 0.05)
+    image_only["cells"] = [c for c in image_only["cells"] if c["modality"] in ("none", "image")]
+    for entry in (recorded, from_means):  # the text floor is mmrb's probe, not a text attack
+        next(c for c in entry["cells"] if c["attack"] == "floor")["attack_source"] = "mmrb"
+    directory = write_entries(tmp_path, {"1": [("recorded_fusion", recorded), ("older_fusion", from_means),
+                                               ("image_model", image_only)]})
+    build_board(directory)
+    page = (directory / HTML_NAME).read_text()
+    assert "<th scope=\"col\"" in page and "modality reliance (pt)</th>" in page
+    rows = {m: page.split(f"<tr><td>{m}</td>", 1)[1].split("</tr>", 1)[0] for m in ("recorded_fusion", "older_fusion",
+                                                                                     "image_model")}
+    assert "12.8 ± 9.8" in rows["recorded_fusion"] and "3 seeds" in rows["recorded_fusion"]
+    assert ">10.0 <span class=\"attack\">(at ε 0.03137, from the seed means" in rows["older_fusion"]
+    assert rows["image_model"].rstrip().endswith("<td class=\"num\" data-sort=\"\">–</td>")
+
+
+def test_a_submission_records_the_reliance_index_of_its_seeds():
+    from benchmark.reliance import reliance_table
+    from benchmark.submit import entry_reliance
+
+    rows = [{"model": "m", "seed": seed, "modality": modality, "epsilon": eps, "robust_accuracy": value}
+            for seed, shift in enumerate((0.0, 0.05, -0.05))
+            for modality, eps, value in (("none", None, 0.9), ("image", EPS, 0.5 + shift), ("image", 0.2, 0.2), ("text", None, 0.6),
+                                         ("joint", EPS, 0.3 + 2 * shift), ("joint", 0.2, 0.1))]
+    found = entry_reliance(rows, "m", EPS)
+    expected = reliance_table(rows).query("epsilon == @EPS").iloc[0]
+    assert found["epsilon"] == EPS and found["seeds"] == 3
+    assert found["index"] == pytest.approx(expected["reliance"]) and found["halfwidth"] == pytest.approx(expected["reliance_hw"])
+    assert found["index"] == pytest.approx(0.2)  # (0.9 − 0.3) − (0.9 − 0.5), the shifts cancel in the mean
+    assert entry_reliance(rows, "m", 0.5)["epsilon"] == 0.2  # no joint cell at that ε: the largest there is
+    assert entry_reliance([r for r in rows if r["modality"] != "joint"], "m", EPS) is None
