@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.costs import COSTS_NAME
+from benchmark.defense_study.report import paired_table
 from benchmark.evidence import SAMPLES_NAME
 from mmrb.core import paired
 from mmrb.core.stats import format_interval, mean_interval
@@ -180,15 +181,7 @@ def verdict_table(results: pd.DataFrame, samples: pd.DataFrame, alpha: float = 0
                               "result": paired.paired_test(a, b, seed=len(found)), "names": (da, db)})
     if not found:
         return "(no comparison: no model of this suite carries a defense)", pd.DataFrame()
-    adjusted = paired.holm([f["result"].p_value for f in found])
-    table = pd.DataFrame([{
-        "model": f["model"], "comparison": f["comparison"], "condition": f["condition"],
-        "A − B (pt)": f"{100 * f['result'].difference:+.2f} [{100 * f['result'].low:+.2f}, {100 * f['result'].high:+.2f}]",
-        "p": f"{f['result'].p_value:.2g}", "p (Holm)": f"{p:.2g}", "MDD (pt)": f"{100 * f['result'].mdd:.2f}",
-        "verdict": ("the same decision on every sample" if f["result"].a_only == f["result"].b_only == 0 else
-                    f"not detectable (≥ {100 * f['result'].mdd:.1f} pt would be)" if p >= alpha else
-                    f"{f['names'][0] if f['result'].difference > 0 else f['names'][1]} higher")}
-        for f, p in zip(found, adjusted)])
+    table = paired_table(found, alpha, same_decision=True)
     note = (f"\n\n{len(left_out)} comparisons left out: samples.csv lacks one side's per-sample decisions for some "
             f"seeds (a failed cell, or its attack-cache entry is gone): {'; '.join(left_out[:6])}"
             f"{' …' if len(left_out) > 6 else ''}") if left_out else ""

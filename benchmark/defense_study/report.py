@@ -117,27 +117,33 @@ def verdict_table(frame: pd.DataFrame, seeds: Sequence[int], methods: Sequence[s
         a, b = outcomes(frame, seeds, **c["a"]), outcomes(frame, seeds, **c["b"])
         if a is None or b is None or a.shape != b.shape:
             continue
-        result = paired.paired_test(a, b, seed=i)
+        a_name, _, rest = c["comparison"].partition(" − ")
         rows.append({"family": c["family"], "comparison": c["comparison"], "condition": c["condition"],
-                     "result": result, "names": tuple(c["comparison"].split(" − ", 1)[0:2])})
+                     "result": paired.paired_test(a, b, seed=i), "names": (a_name, rest.split(" (", 1)[0])})
     if not rows:
         return "(no comparison: a single method and no noise)", pd.DataFrame()
-    adjusted = paired.holm([r["result"].p_value for r in rows])
-    table = pd.DataFrame([{
-        "family": r["family"], "comparison": r["comparison"], "condition": r["condition"],
-        "A − B (pt)": f"{100 * r['result'].difference:+.2f} [{100 * r['result'].low:+.2f}, {100 * r['result'].high:+.2f}]",
-        "p": f"{r['result'].p_value:.2g}", "p (Holm)": f"{p:.2g}", "MDD (pt)": f"{100 * r['result'].mdd:.2f}",
-        "verdict": _verdict(r, p, alpha)} for r, p in zip(rows, adjusted)])
+    table = paired_table(rows, alpha)
     return table.to_markdown(index=False), table
 
 
-def _verdict(row: dict[str, Any], adjusted: float, alpha: float) -> str:
-    result = row["result"]
+def paired_table(found: list[dict[str, Any]], alpha: float = 0.05, same_decision: bool = False) -> pd.DataFrame:
+    """Paired comparisons -> their verdict table. Each of `found` holds its leading columns, `result` (a
+    `mmrb.core.paired` result) and `names` (A, B); the table adds A − B [95 % interval] in points, p, the Holm-adjusted
+    p over every row, the MDD and the verdict (`same_decision`: say so where A and B decided every sample alike)."""
+    adjusted = paired.holm([f["result"].p_value for f in found])
+    return pd.DataFrame([{
+        **{k: v for k, v in f.items() if k not in ("result", "names")},
+        "A − B (pt)": f"{100 * f['result'].difference:+.2f} [{100 * f['result'].low:+.2f}, {100 * f['result'].high:+.2f}]",
+        "p": f"{f['result'].p_value:.2g}", "p (Holm)": f"{p:.2g}", "MDD (pt)": f"{100 * f['result'].mdd:.2f}",
+        "verdict": _verdict(f["result"], p, alpha, *f["names"], same_decision=same_decision)}
+        for f, p in zip(found, adjusted)])
+
+
+def _verdict(result: Any, adjusted: float, alpha: float, a: str, b: str, same_decision: bool = False) -> str:
+    if same_decision and result.a_only == result.b_only == 0:
+        return "the same decision on every sample"
     if adjusted >= alpha:
         return f"not detectable (≥ {100 * result.mdd:.1f} pt would be)"
-    comparison = row["comparison"]
-    a, _, rest = comparison.partition(" − ")
-    b = rest.split(" (", 1)[0]
     return f"{a if result.difference > 0 else b} higher"
 
 

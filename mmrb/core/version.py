@@ -7,4 +7,6 @@ __version__ = "0.1.0"
 #: per-class figures, the floor and soundness flags. 3: converged by construction — the escalating convergence check
 #: (the converged figure published), the standard evaluation at AutoAttack's budget (cascaded, BPDA/EOT), the floor's
 #: unbounded attack escalated, masking-flagged models unranked, outside evaluations.
-PROTOCOL_VERSION = "3"
+#: 4: the clinical track — the corruption subset (mCE against vision_only), the operating point at 95 % specificity
+#: and the rank cell's per-sample evidence (adjacent entries separated by a paired test).
+PROTOCOL_VERSION = "4"
