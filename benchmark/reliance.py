@@ -70,3 +70,12 @@ def reliance_table(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> pd.DataFram
                     "joint_drop": float(group["joint_drop"].mean()), "single_drop": float(group["single_drop"].mean()),
                     "seeds": len(group)})
     return pd.DataFrame(out, columns=COLUMNS)
+
+
+def at_epsilon(found: list[dict[str, Any]], epsilon: float) -> dict[str, Any] | None:
+    """Of per-ε reliance entries (dicts with `epsilon`), the one at `epsilon` where there is one, else the one at the
+    largest ε; None for none (the choice the leaderboard makes: the rank ε first)."""
+    if not found:
+        return None
+    at = [f for f in found if np.isclose(float(f["epsilon"]), epsilon)]
+    return at[-1] if at else max(found, key=lambda f: float(f["epsilon"]))

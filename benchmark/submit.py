@@ -364,14 +364,12 @@ def extras(record, suite: Suite, documents: list[dict[str, Any]], rank: dict[str
 def entry_reliance(rows: list[dict[str, Any]], model: str, epsilon: float) -> dict[str, Any] | None:
     """The modality-reliance index of the run's model from its per-seed rows (benchmark.reliance), at the rank ε where
     a joint cell is there, else at the largest ε of its joint cells; None for a model without both modalities' cells."""
-    from benchmark.reliance import reliance_table
+    from benchmark.reliance import at_epsilon, reliance_table
 
     table = reliance_table(rows)
-    table = table[table["model"] == model] if not table.empty else table
-    if table.empty:
+    row = at_epsilon(table[table["model"] == model].to_dict("records") if not table.empty else [], epsilon)
+    if row is None:
         return None
-    at_rank = table[np.isclose(table["epsilon"].astype(float), epsilon)]
-    row = (at_rank if not at_rank.empty else table.sort_values("epsilon")).iloc[-1]
     return {"epsilon": float(row["epsilon"]), "index": float(row["reliance"]), "halfwidth": _json_value(row["reliance_hw"]),
             "joint_drop": float(row["joint_drop"]), "single_drop": float(row["single_drop"]), "seeds": int(row["seeds"])}
 

@@ -249,7 +249,7 @@ def write_tables(rows: list[dict[str, Any]], out_dir: str | Path, baseline: str 
                            markdown(matrix, "black-box \\ generator"), ""]
     for name, gain in transfer_gains(rows).items():
         transfer_parts += [f"## Transfer gain: {name} — robust accuracy difference (pt), paired by training seed, mean "
-                           "± 95 % half-width; negative: the first attack transfers better; rows black-box target, "
+                           "± 95 % half-width; negative: the attack transfers better than the reference; rows black-box target, "
                            "columns generator", "", markdown(gain, "black-box \\ generator"), ""]
     if transfer_parts:
         (out_dir / "transfer.md").write_text("\n".join(transfer_parts))

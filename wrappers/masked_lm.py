@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 
 from mmrb.core.errors import ModelError
-from wrappers.cache import digest
 from wrappers.numerics import canonical_numerics
 from wrappers.text import TINY_BERT_CONFIG, make_tiny_bert
 
@@ -78,11 +77,10 @@ def train_masked_lm(corpus: Sequence[str], seed: int = 0, epochs: int = MLM_DEFA
 
 
 @functools.lru_cache(maxsize=4)
-def _cached(key: str, corpus: tuple[str, ...], seed: int, epochs: int):
+def _cached(corpus: tuple[str, ...], seed: int, epochs: int):
     return train_masked_lm(corpus, seed, epochs)
 
 
 def masked_lm_of(corpus: Sequence[str], seed: int = 0, epochs: int = MLM_DEFAULTS["epochs"]):
     """The reports' masked LM, trained once per process for this corpus, seed and epochs."""
-    corpus = tuple(corpus)
-    return _cached(digest([list(corpus), seed, epochs]), corpus, seed, epochs)
+    return _cached(tuple(corpus), seed, epochs)

@@ -51,14 +51,26 @@ def text_step(p: dict[str, Any], target: Target, seed: int) -> Crafted:
 
     choice = p.get("text_attack", "auto")
     if choice == "auto":
-        choice = "hotflip" if any(hasattr(m, "bert") and hasattr(m, "tokenizer") for m in target.model.modules()) \
-            else "bert_attack"
+        choice = "hotflip" if hotflip.bert_encoder(target.model) is not None else "bert_attack"
     if choice == "hotflip":
         crafted = hotflip.hotflip({"word_fraction": p["word_fraction"], "top_n": p["top_n"]}, target, None, seed)
     else:
         crafted = bert_attack.bert_attack({"word_fraction": p["word_fraction"], "max_candidates": p["max_candidates"]},
                                           target, None, seed)
     return replace(crafted, params={**crafted.params, "text_attack": choice})
+
+
+def joint_setup(name: str, params: dict[str, Any], defaults: dict[str, Any], target: Target,
+                epsilon: float | None) -> tuple[dict[str, Any], float, int, float]:
+    """A joint attack's checks and budget: AttackError unless ε > 0 and the model reads an image and a report; the
+    params over `defaults`, the word fraction, the steps and the step size (2.5·ε/steps unless given)."""
+    if epsilon is None or not np.isfinite(epsilon) or epsilon <= 0:
+        raise AttackError(f"mmrb {name} needs an image budget ε > 0, got {epsilon!r}")
+    if not {"image", "text"} <= set(target.model.modalities):
+        raise AttackError(f"mmrb {name} attacks both modalities; the model must take an image and a report")
+    p = {**defaults, **params}
+    steps = int(p["steps"])
+    return p, float(p["word_fraction"]), steps, float(p["step_size"] or 2.5 * epsilon / steps)
 
 
 @contextlib.contextmanager
@@ -154,14 +166,8 @@ def guided_pgd(model: torch.nn.Module, clean: np.ndarray, labels: np.ndarray, ep
                  defaults=DEFAULTS, check=text_attack_problems, steps="steps", step_size="step_size", random_start=("random_start", True))
 def co_attack(params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
     """Text first, then the image against the adversarial text (module docstring); each sample keeps its own report."""
-    if epsilon is None or not np.isfinite(epsilon) or epsilon <= 0:
-        raise AttackError(f"mmrb co_attack needs an image budget ε > 0, got {epsilon!r}")
+    p, fraction, steps, size = joint_setup("co_attack", params, DEFAULTS, target, epsilon)
     model = target.model
-    if not {"image", "text"} <= set(model.modalities):
-        raise AttackError("mmrb co_attack attacks both modalities; the model must take an image and a report")
-    p = {**DEFAULTS, **params}
-    fraction, steps = float(p["word_fraction"]), int(p["steps"])
-    size = float(p["step_size"] or 2.5 * epsilon / steps)
     text = text_step(p, target, seed)
     clean = np.asarray(target.images, dtype=np.float32)
     adv_tokens = model.tokenize(text.texts)

@@ -42,9 +42,14 @@ def assert_budget(texts: Sequence[str], adversarial: Sequence[str], fraction: fl
                               f"{word_budget(t, fraction)} (word_fraction {fraction})")
 
 
+def bert_encoder(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The model's BERT encoder (a module with `bert` and `tokenizer`), None for a model without one."""
+    return next((m for m in model.modules() if hasattr(m, "bert") and hasattr(m, "tokenizer")), None)
+
+
 def text_encoder(model: torch.nn.Module) -> torch.nn.Module:
-    """The model's BERT encoder (a module with `bert` and `tokenizer`), or AttackError for a model without one."""
-    found = next((m for m in model.modules() if hasattr(m, "bert") and hasattr(m, "tokenizer")), None)
+    """The model's BERT encoder, or AttackError for a model without one."""
+    found = bert_encoder(model)
     if found is None:
         raise AttackError(f"{type(model).__name__} has no BERT text encoder: gradient text attacks need one")
     return found

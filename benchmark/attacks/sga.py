@@ -30,11 +30,10 @@ from typing import Any
 import numpy as np
 
 from benchmark.attacks import Crafted, Target
-from benchmark.attacks.co_attack import assert_joint_budget, guided_pgd, text_attack_problems, text_step
+from benchmark.attacks.co_attack import assert_joint_budget, guided_pgd, joint_setup, text_attack_problems, text_step
 from benchmark.attacks.registry import register_attack
 from benchmark.attacks.text import synonym_swap
 from benchmark.data.text_resources import ensure_text_resources
-from mmrb.core.errors import AttackError
 
 DEFAULTS: dict[str, Any] = {"word_fraction": 0.1, "text_attack": "auto", "top_n": 5, "max_candidates": 48, "steps": 10,
                             "step_size": None, "random_start": True,
@@ -66,14 +65,8 @@ def report_set(texts: list[str], paraphrases: int, fraction: float, seed: int) -
 def sga(params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
     """Image against the report set and scales, text against the adversarial image, image against the adversarial
     text (module docstring); each sample keeps its own report."""
-    if epsilon is None or not np.isfinite(epsilon) or epsilon <= 0:
-        raise AttackError(f"mmrb sga needs an image budget ε > 0, got {epsilon!r}")
+    p, fraction, steps, size = joint_setup("sga", params, DEFAULTS, target, epsilon)
     model = target.model
-    if not {"image", "text"} <= set(model.modalities):
-        raise AttackError("mmrb sga attacks both modalities; the model must take an image and a report")
-    p = {**DEFAULTS, **params}
-    fraction, steps = float(p["word_fraction"]), int(p["steps"])
-    size = float(p["step_size"] or 2.5 * epsilon / steps)
     scales = tuple(dict.fromkeys([1.0, *map(float, p["scales"])]))
     ensure_text_resources()
     clean, texts = np.asarray(target.images, dtype=np.float32), list(target.texts)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pandas as pd
+
 from benchmark.board.entry import probe_of
+from benchmark.reliance import at_epsilon, seed_reliance
 from mmrb.core.stats import format_interval
 
 Interval = tuple[float, float, float]  # (mean, ci_low, ci_high); NaN where missing
@@ -126,20 +129,15 @@ def reliance(entry: dict[str, Any]) -> tuple[Interval, str]:
         value, hw = num(block["index"]), num(block.get("halfwidth"))
         bounds = (value - hw, value + hw) if finite(hw) else (math.nan, math.nan)
         return (value, *bounds), f"at ε {num(block.get('epsilon')):.4g}, {block.get('seeds')} seeds"
-    clean, joints, texts = clean_figure(entry)[0], own_attacks(entry, "joint"), own_attacks(entry, "text")
-    joints = [c for c in joints if finite(num(c.get("epsilon")))]
-    if not finite(clean) or not joints or not texts:
+    means = [c for c in cells(entry) if c.get("modality") == "none" and finite(robust(c)[0])]
+    means += [c for modality in ("image", "text", "joint") for c in own_attacks(entry, modality)]
+    frame = pd.DataFrame([{"modality": c["modality"], "epsilon": num(c.get("epsilon")), "robust_accuracy": robust(c)[0]}
+                          for c in means])
+    found = at_epsilon(seed_reliance(frame) if len(frame) else [], num((entry.get("rank") or {}).get("epsilon")))
+    if found is None:
         return missing, ""
-    rank_eps = num((entry.get("rank") or {}).get("epsilon"))
-    at_rank = [c for c in joints if finite(rank_eps) and math.isclose(num(c["epsilon"]), rank_eps, abs_tol=1e-9)]
-    eps = num((at_rank or sorted(joints, key=lambda c: num(c["epsilon"])))[-1]["epsilon"])
-    images = [c for c in own_attacks(entry, "image") if finite(num(c.get("epsilon")))
-              and math.isclose(num(c["epsilon"]), eps, abs_tol=1e-9)]
-    if not images:
-        return missing, ""
-    joint = min(robust(c)[0] for c in joints if math.isclose(num(c["epsilon"]), eps, abs_tol=1e-9))
-    single = max(clean - min(robust(c)[0] for c in images), clean - min(robust(c)[0] for c in texts))
-    return (clean - joint - single, math.nan, math.nan), f"at ε {eps:.4g}, from the seed means (no interval recorded)"
+    return (found["reliance"], math.nan, math.nan), \
+        f"at ε {found['epsilon']:.4g}, from the seed means (no interval recorded)"
 
 
 def rank_not_converged(entry: dict[str, Any]) -> bool:
