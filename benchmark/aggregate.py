@@ -63,8 +63,22 @@ def aggregate(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
             values = _values(group, metric)
             if len(values):
                 row[metric] = float(values.max())
+        row.update(_worst_seed_recalls(group))
         out.append(publish_converged(row))
     return pd.DataFrame(out)
+
+
+def _worst_seed_recalls(group: pd.DataFrame) -> dict[str, float]:
+    """The worst training seed's smaller class recall and balanced accuracy on clean data (the soundness check of
+    one-class and chance-level models reads them: a seed mean can hide one degenerate training)."""
+    columns = ["clean_accuracy_normal", "clean_accuracy_abnormal"]
+    if not set(columns) <= set(group.columns):
+        return {}
+    recalls = group[columns].apply(pd.to_numeric, errors="coerce").dropna()
+    if recalls.empty:
+        return {}
+    return {"worst_seed_min_recall": float(recalls.min(axis=1).min()),
+            "worst_seed_balanced_accuracy": float(recalls.mean(axis=1).min())}
 
 
 def _values(group: pd.DataFrame, metric: str) -> np.ndarray:

@@ -19,15 +19,20 @@ from mmrb.core.errors import MmrbError
 
 FLAGS = ("rising_with_eps", "rising_with_steps", "black_box_stronger", "floor_not_reached",
          "library_disagreement", "masked_gradients", "masking_unresolved", "randomised_model", "noise_as_strong",
-         "constant_prediction")
+         "constant_prediction", "chance_level")
 #: Flags under which a model's rank figure cannot be trusted: the leaderboard lists it unranked, with the flag's detail.
-UNRANKING_FLAGS = ("masking_unresolved", "constant_prediction")
+UNRANKING_FLAGS = ("masking_unresolved", "constant_prediction", "chance_level")
+#: A class recall on clean data below this (at any training seed) marks a (nearly) one-class model.
+RECALL_FLOOR = 0.10
+#: One-sided normal quantile of the chance-level check (95 %).
+CHANCE_Z = 1.645
 COLUMNS = ("flag", "model", "cells", "detail")
 REQUIRED = ("model", "attack", "modality", "epsilon", "robust_accuracy", "robust_accuracy_ci_low",
             "robust_accuracy_ci_high")
 OPTIONAL = ("attack_source", "attack_name", "transfer_source", "compare_with", "agreement_gap", "as_run_robust_accuracy",
             "zero_gradient", "nonfinite_gradient", "zero_gradient_bpda", "stochastic", "clean_accuracy", "not_converged",
-            "check_rounds", "check_steps", "check_restarts")
+            "check_rounds", "check_steps", "check_restarts", "n_normal", "n_abnormal", "worst_seed_min_recall",
+            "worst_seed_balanced_accuracy")
 CELL_SEPARATOR = ", "
 #: Float slack for "beyond the interval": bounds that touch up to rounding do not raise a flag.
 TOL = 1e-9
@@ -69,7 +74,8 @@ def _prepared(frame: pd.DataFrame) -> pd.DataFrame:
             frame[column] = np.nan
     for column in ("epsilon", "robust_accuracy", "robust_accuracy_ci_low", "robust_accuracy_ci_high",
                    "agreement_gap", "as_run_robust_accuracy", "zero_gradient", "nonfinite_gradient",
-                   "zero_gradient_bpda", "stochastic", "clean_accuracy", "check_rounds", "check_steps", "check_restarts"):
+                   "zero_gradient_bpda", "stochastic", "clean_accuracy", "check_rounds", "check_steps", "check_restarts",
+                   "n_normal", "n_abnormal", "worst_seed_min_recall", "worst_seed_balanced_accuracy"):
         frame[column] = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
     for column in ("transfer_source", "attack_source", "attack_name", "compare_with"):
         frame[column] = frame[column].fillna("").astype(str)
@@ -256,19 +262,43 @@ def _noise_as_strong(image: pd.DataFrame, noise: pd.DataFrame) -> list[dict[str,
     return out
 
 
+def chance_bound(n_normal: float, n_abnormal: float) -> float:
+    """The balanced accuracy a model without skill stays at or below with 95 % probability on `n_normal` +
+    `n_abnormal` test samples: 0.5 + z · sqrt((1/n_normal + 1/n_abnormal) / 16), the largest spread (a guesser that
+    says "abnormal" half the time)."""
+    return 0.5 + CHANCE_Z * float(np.sqrt((1 / n_normal + 1 / n_abnormal) / 16))
+
+
 def _constant_prediction(data: pd.DataFrame) -> list[dict[str, str]]:
-    """On clean data (the `none` cells) a class is never recognised: its recall is 0 % (and the other's 100 %,
-    for a model that predicts one class only). Its accuracy is then the class balance, not what it learned."""
+    """On clean data (the `none` cells), at the seed mean or at any training seed: a class recall below
+    `RECALL_FLOOR` (`constant_prediction`: the model (nearly) always predicts the other class, so its accuracy is the
+    class balance), else a balanced accuracy within what a model without skill reaches (`chance_level`,
+    `chance_bound`). Both leave the model unranked: its figures measure no learned decision."""
     out = []
     clean = data[(data["modality"] == "none") & (data["transfer_source"] == "")]
     for _, row in clean.iterrows():
         recalls = {name: pd.to_numeric(row.get(f"clean_accuracy_{name}"), errors="coerce")
                    for name in ("normal", "abnormal")}
-        never = [name for name, value in recalls.items() if pd.notna(value) and value <= TOL]
-        if never:
-            shown = ", ".join(f"{name} {_pct(value)}" for name, value in recalls.items() if pd.notna(value))
+        if any(pd.isna(value) for value in recalls.values()):
+            continue
+        shown = ", ".join(f"{name} {_pct(value)}" for name, value in recalls.items())
+        worst_recall = np.nanmin([min(recalls.values()), row["worst_seed_min_recall"]])
+        balanced = float(np.mean(list(recalls.values())))
+        worst_balanced = np.nanmin([balanced, row["worst_seed_balanced_accuracy"]])
+        seeds = "" if worst_recall == min(recalls.values()) else " at one of its training seeds"
+        if worst_recall < RECALL_FLOOR - TOL:
             out.append(_flag("constant_prediction", row["model"], [_label(row)],
-                             f"clean recall of class {' and '.join(never)} is 0 % (recall: {shown}): the model "
-                             f"(nearly) always predicts one class; its {_pct(row['robust_accuracy'])} clean accuracy "
-                             f"is the class balance"))
+                             f"a clean class recall is {_pct(worst_recall)}{seeds}, below {_pct(RECALL_FLOOR)} "
+                             f"(seed-mean recall: {shown}): the model (nearly) always predicts one class; its "
+                             f"{_pct(row['robust_accuracy'])} clean accuracy is mostly the class balance"))
+            continue
+        if pd.isna(row["n_normal"]) or pd.isna(row["n_abnormal"]) or min(row["n_normal"], row["n_abnormal"]) < 1:
+            continue
+        bound = chance_bound(row["n_normal"], row["n_abnormal"])
+        if worst_balanced <= bound + TOL:
+            seeds = "" if worst_balanced == balanced else " at one of its training seeds"
+            out.append(_flag("chance_level", row["model"], [_label(row)],
+                             f"clean balanced accuracy {_pct(worst_balanced)}{seeds} is within chance (a model "
+                             f"without skill reaches up to {_pct(bound)} on {int(row['n_normal'])} + "
+                             f"{int(row['n_abnormal'])} test samples, 95 %); seed-mean recall: {shown}"))
     return out

@@ -198,7 +198,8 @@ def model_device(model: nn.Module) -> torch.device:
 
 def fit(module: nn.Module, logits_of: Callable[[torch.Tensor], torch.Tensor], labels: np.ndarray,
         recipe: TrainRecipe, seed: int) -> list[float]:
-    """Adam + cross-entropy on `module`'s trainable parameters over shuffled mini-batches; mean loss per epoch."""
+    """Adam + cross-entropy on `module`'s trainable parameters over shuffled mini-batches; mean loss per epoch.
+    Then the BatchNorm statistics are recomputed on the training data (`recalibrate_batchnorm`)."""
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=1) if recipe.scheduler == "plateau" else None
@@ -217,8 +218,36 @@ def fit(module: nn.Module, logits_of: Callable[[torch.Tensor], torch.Tensor], la
         losses.append(total / len(labels))
         if scheduler is not None:
             scheduler.step(losses[-1])
+    recalibrate_batchnorm(module, logits_of, len(labels), recipe.batch_size)
     module.eval()
     return losses
+
+
+class _Rows(nn.Module):
+    """`logits_of` as a module of row indices, for `torch.optim.swa_utils.update_bn` (which calls model(batch))."""
+
+    def __init__(self, module: nn.Module, logits_of: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.module, self.logits_of = module, logits_of
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.logits_of(idx)
+
+
+def recalibrate_batchnorm(module: nn.Module, logits_of: Callable[[torch.Tensor], torch.Tensor], n: int,
+                          batch_size: int) -> None:
+    """Recompute the running statistics of `module`'s trained BatchNorm layers as exact averages over one pass of the
+    `n` training rows, with the final weights (precise BN, as SWA's `update_bn` does after averaging).
+
+    The running statistics training leaves are an exponential average over the last few batches, taken while the
+    weights still moved: on the tests' 320 studies the tiny image model predicted one class in eval mode at 4 of 6
+    seeds (AVX2 kernels; 2 of 6 with torch's default ones) although it fitted its training batches; recomputed, it
+    learned at 12 of 12 (70-79 % clean, 80 test studies, majority 66 %). Frozen BatchNorm layers (a pretrained
+    encoder that is not trained) keep theirs: then nothing is recomputed."""
+    layers = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not layers or not all(p.requires_grad for layer in layers for p in layer.parameters()):
+        return
+    torch.optim.swa_utils.update_bn(torch.arange(n).split(batch_size), _Rows(module, logits_of))
 
 
 @torch.no_grad()

@@ -35,8 +35,8 @@ GLOSSARY = {
                   "replaced by every other test image, a blank and a saturated image and an unbounded PGD image "
                   "(ε = 1, escalated until it stops breaking samples); no image attack can go below it",
     "flags": "soundness flags (the Carlini et al. checklist, automated): cells whose figure an attack could still "
-             "lower, masked gradients, or a model that predicts one class (constant_prediction); details in each "
-             "model's section",
+             "lower, masked gradients, or a model that (nearly) predicts one class (constant_prediction) or is no better "
+             "than chance (chance_level); details in each model's section",
     "best image attack": "the lowest robust accuracy over the image attacks (any ε)",
     "best text attack": "the lowest robust accuracy over the text attacks",
     "best joint attack": "the lowest robust accuracy over the joint (image + text) attacks",

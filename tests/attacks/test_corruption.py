@@ -17,7 +17,7 @@ from benchmark.attacks.corruption import (
     report_corruptions,
 )
 from benchmark.attacks.registry import check
-from wrappers.training import predict_proba
+from wrappers.training import obtain_trained, predict_proba
 
 GREY = np.full((40, 2, 32, 32), 0.5, dtype=np.float32)
 RAMP = np.broadcast_to(np.linspace(0.2, 0.8, 32, dtype=np.float32), (6, 2, 32, 32)).copy()
@@ -90,11 +90,26 @@ def test_the_registry_refuses_unknown_kinds_and_severities():
     assert check("mmrb", "corruption", {"kind": "blur", "severity": 2}) == []
 
 
-def test_corruptions_lower_a_trained_model_more_at_higher_severity(trained, test_split):
-    model = trained("vision_only")
-    target = Target(model, test_split.images, test_split.texts, test_split.labels)
-    accuracy = []
-    for severity in (1, 5):
-        crafted = craft("mmrb", "corruption", {"kind": "contrast", "severity": severity}, target, None, 0)
-        accuracy.append((predict_proba(model, crafted.images, crafted.texts).argmax(1) == test_split.labels).mean())
-    assert accuracy[1] < accuracy[0]
+def test_corruptions_lower_a_trained_model_more_at_higher_severity(train_set, cache_dir, test_split):
+    """Contrast at severity 1 and 5 on the image model of three training seeds, in balanced accuracy (a model that
+    a heavy corruption pushes to one class keeps the class balance as its accuracy: 66 % here, above what a mild
+    one leaves). Per seed severity 5 costs at least 10 points; the seed mean falls from severity 1 to 5. Measured
+    (seeds 0-2, AVX2 / torch's default kernels): severity 5 costs 15-20 points; severity 1 - 5: +13 / +9 points on
+    the seed mean, from -1 to +21 per seed (one seed's severity 1 already leaves chance)."""
+    def balanced(model, images) -> float:
+        predicted = predict_proba(model, images, test_split.texts).argmax(1)
+        return float(np.mean([(predicted[test_split.labels == k] == k).mean() for k in (0, 1)]))
+
+    falls = []
+    for seed in (0, 1, 2):
+        model = obtain_trained("vision_only", {}, train_set, cache_dir, seed=seed)
+        target = Target(model, test_split.images, test_split.texts, test_split.labels)
+        crafted = {severity: craft("mmrb", "corruption", {"kind": "contrast", "severity": severity}, target, None, 0)
+                   for severity in (1, 5)}
+        distance = {k: float(np.abs(c.images - test_split.images).mean()) for k, c in crafted.items()}
+        assert 0 < distance[1] < distance[5]
+        clean, mild, severe = (balanced(model, images) for images in (test_split.images, crafted[1].images,
+                                                                          crafted[5].images))
+        assert severe < clean - 0.1, (seed, clean, severe)
+        falls.append(mild - severe)
+    assert np.mean(falls) > 0, falls

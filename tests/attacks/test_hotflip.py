@@ -35,14 +35,19 @@ def scores(model, target: Target, texts) -> tuple[float, float]:
 
 @pytest.mark.parametrize("model_name", ["text_only", "early_fusion"])
 def test_hotflip_within_budget_and_beats_random_swap(model_name, trained, test_split):
+    """Against the random swap's expected effect (the mean of 5 draws), not one draw: on early fusion one random
+    draw left 75 % of 12 samples correct where HotFlip left 91.7 %, while over 6 draws on 24 samples random swaps
+    left 91.7 % (true-class probability 0.83) and HotFlip 79.2 % (0.71), measured on AVX2."""
     model = trained(model_name)
-    target = correct_target(model, test_split)
+    target = correct_target(model, test_split, k=24)
     flipped = registry.craft("mmrb", "hotflip", {"word_fraction": FRACTION}, target, None, seed=0)
-    control = registry.craft("mmrb", "random_word_swap", {"word_fraction": FRACTION}, target, None, seed=0)
-    for crafted in (flipped, control):
+    controls = [registry.craft("mmrb", "random_word_swap", {"word_fraction": FRACTION}, target, None, seed=s)
+                for s in range(5)]
+    for crafted in (flipped, *controls):
         assert all(hf.changed_words(t, a) <= hf.word_budget(t, FRACTION) for t, a in zip(target.texts, crafted.texts))
     assert any(t != a for t, a in zip(target.texts, flipped.texts)), "hotflip changed nothing"
-    hot, rand = scores(model, target, flipped.texts), scores(model, target, control.texts)
+    hot = scores(model, target, flipped.texts)
+    rand = tuple(np.mean([scores(model, target, control.texts) for control in controls], axis=0))
     assert hot[0] <= rand[0] and hot[1] < rand[1], (hot, rand)
     if model_name == "text_only":  # a text-only model has nothing else to lean on: some flips must succeed
         assert hot[0] < 1.0, hot

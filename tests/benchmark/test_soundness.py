@@ -12,6 +12,9 @@ from benchmark.soundness import FLAGS, cell_label, flags_by_cell, soundness_flag
 from mmrb.core.errors import MmrbError
 
 NOISE, FLOOR = ["random_noise"], ["image_replacement"]
+#: Clean recalls of a model that learned (seed mean and worst seed), on 40 normal + 80 abnormal test samples.
+LEARNED = {"clean_accuracy_normal": 0.8, "clean_accuracy_abnormal": 0.9, "n_normal": 40, "n_abnormal": 80,
+           "worst_seed_min_recall": 0.75, "worst_seed_balanced_accuracy": 0.8}
 #: A PGD cell whose escalating convergence check hit its cap while the figure still fell.
 CAPPED = {"not_converged": True, "as_run_robust_accuracy": 0.5, "check_rounds": 4, "check_steps": 160, "check_restarts": 10}
 
@@ -29,7 +32,7 @@ def sound_rows() -> list[dict[str, Any]]:
     floor reached at ε = 1, libraries agree, healthy gradients, noise far weaker than every attack."""
     return [
         cell("none", None, 0.9, source="mmrb", modality="none", zero_gradient=0.0, nonfinite_gradient=0.0,
-             zero_gradient_bpda=0.0, stochastic=0.0),
+             zero_gradient_bpda=0.0, stochastic=0.0, **LEARNED),
         cell("FGSM", 0.03, 0.75), cell("FGSM", 0.2, 0.5),
         cell("PGD", 0.03, 0.7), cell("PGD", 0.2, 0.3, as_run_robust_accuracy=0.32, not_converged=False, check_rounds=2,
              check_steps=40, check_restarts=3), cell("PGD", 1.0, 0.1),
@@ -96,6 +99,18 @@ RAISED = [
     ("noise within PGD's interval",
      edited({"random_noise ε=0.2": {"robust_accuracy": 0.33}}), "noise_as_strong",
      "FGSM ε=0.2, PGD ε=0.2, PGD_ta ε=0.2, Square ε=0.2, random_noise ε=0.2"),
+    ("a class recall of 0 %: one class only",
+     edited({"none": {"clean_accuracy_normal": 0.0, "clean_accuracy_abnormal": 1.0, "worst_seed_min_recall": 0.0,
+                      "worst_seed_balanced_accuracy": 0.5}}), "constant_prediction", "none"),
+    ("recalls 100 % and 3.8 % (issue 34's image model): nearly one class",
+     edited({"none": {"clean_accuracy_normal": 1.0, "clean_accuracy_abnormal": 0.038, "worst_seed_min_recall": 0.038,
+                      "worst_seed_balanced_accuracy": 0.519}}), "constant_prediction", "none"),
+    ("sound seed mean, one seed predicting one class",
+     edited({"none": {"worst_seed_min_recall": 0.02, "worst_seed_balanced_accuracy": 0.51}}), "constant_prediction",
+     "none"),
+    ("both classes recognised, balanced accuracy 57 % (chance reaches 58.0 % on 40 + 80)",
+     edited({"none": {"clean_accuracy_normal": 0.34, "clean_accuracy_abnormal": 0.8, "worst_seed_min_recall": 0.3,
+                      "worst_seed_balanced_accuracy": 0.57}}), "chance_level", "none"),
     ("noise within FGSM's interval, above PGD's",
      edited({"random_noise ε=0.03": {"robust_accuracy": 0.78}}), "noise_as_strong", "FGSM ε=0.03, random_noise ε=0.03"),
 ]
@@ -123,6 +138,14 @@ NOT_RAISED = [
     ("an attack at ε=1 whose interval reaches the floor", edited({"PGD ε=1": {"robust_accuracy": 0.15}})),
     ("libraries 2 pp apart (the limit)", edited({"PGD_ta ε=0.2": {"agreement_gap": -0.02}})),
     ("noise just above FGSM's interval", edited({"random_noise ε=0.2": {"robust_accuracy": 0.56}})),
+    ("a class recall of 10 % (the floor), balanced accuracy 55 % above chance on 400 + 800 (52.5 %)",
+     edited({"none": {"clean_accuracy_normal": 0.10, "clean_accuracy_abnormal": 1.0, "worst_seed_min_recall": 0.10,
+                      "worst_seed_balanced_accuracy": 0.55, "n_normal": 400, "n_abnormal": 800}})),
+    ("balanced accuracy 58 %, just above chance on 40 + 80 samples",
+     edited({"none": {"clean_accuracy_normal": 0.36, "clean_accuracy_abnormal": 0.8, "worst_seed_min_recall": 0.36,
+                      "worst_seed_balanced_accuracy": 0.58}})),
+    ("recalls without the worst-seed columns (results written before them)",
+     edited({"none": {"worst_seed_min_recall": np.nan, "worst_seed_balanced_accuracy": np.nan}})),
 ]
 
 
@@ -292,3 +315,14 @@ def test_a_frame_read_back_from_csv_gives_the_same_flags(tmp_path):
     read = soundness_flags(pd.read_csv(tmp_path / "aggregate.csv"), NOISE, FLOOR)
     pd.testing.assert_frame_equal(read, flags_of(rows))
     assert sorted(read["flag"]) == ["masked_gradients", "rising_with_steps"]
+
+
+def test_chance_bound_is_what_a_guesser_reaches():
+    """The bound holds 95 % of the balanced accuracies of a model that guesses "abnormal" half the time."""
+    from benchmark.soundness import chance_bound
+
+    rng = np.random.default_rng(0)
+    n0, n1 = 40, 80
+    draws = (rng.binomial(n0, 0.5, 20_000) / n0 + rng.binomial(n1, 0.5, 20_000) / n1) / 2
+    assert abs(np.mean(draws <= chance_bound(n0, n1)) - 0.95) < 0.02
+    assert chance_bound(400, 800) < chance_bound(n0, n1) < 0.6

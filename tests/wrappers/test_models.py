@@ -99,29 +99,30 @@ def test_fusion_models_combine_branches_as_the_paper(trained, test_split):
 
 
 def test_trained_models_beat_the_majority_class(trained, test_split):
-    """The text, early and late fusion models beat the majority class. The image-only model on these 32 px generated
-    images does not always (under canonical training it predicts the majority class at seeds 0 and 1), nor does the
-    ensemble, which adds its logits: when they do not, they must be constant predictors, which the
-    `constant_prediction` flag reports and the leaderboard leaves unranked."""
-    from benchmark.soundness import soundness_flags
+    """The text, early and late fusion models beat the majority class (they reach 85-95 %). The image-only model
+    on these 32 px generated images reaches 69-78 % against a majority of 66 % (recomputed BatchNorm statistics; 14
+    seed x kernel draws), and the ensemble adds its logits: each either beats the majority class or is flagged
+    (`constant_prediction` or `chance_level`), so that the leaderboard leaves it unranked, on any machine."""
+    import pandas as pd
 
-    majority = max(test_split.labels.mean(), 1 - test_split.labels.mean())
+    from benchmark.soundness import UNRANKING_FLAGS, soundness_flags
+
+    labels = test_split.labels
+    majority = max(labels.mean(), 1 - labels.mean())
     for name in ("vision_only", "text_only", "early_fusion", "late_fusion", "ensemble_fusion"):
-        model = trained(name)
-        predicted = predict_logits(model, test_split.images, test_split.texts).argmax(1).numpy()
-        acc = (predicted == test_split.labels).mean()
-        if name in ("vision_only", "ensemble_fusion") and acc <= majority:
-            recalls = [float((predicted[test_split.labels == k] == k).mean()) for k in (0, 1)]
-            row = {"model": name, "attack": "none", "modality": "none", "epsilon": None, "attack_source": "mmrb",
-                   "robust_accuracy": acc, "robust_accuracy_ci_low": acc, "robust_accuracy_ci_high": acc,
-                   "clean_accuracy": acc, "clean_accuracy_normal": recalls[0], "clean_accuracy_abnormal": recalls[1],
-                   "robust_accuracy_normal": recalls[0], "robust_accuracy_abnormal": recalls[1]}
-            import pandas as pd
-
-            flags = soundness_flags(pd.DataFrame([row]), [], [])
-            assert "constant_prediction" in set(flags["flag"]), (name, recalls)
+        predicted = predict_logits(trained(name), test_split.images, test_split.texts).argmax(1).numpy()
+        acc = (predicted == labels).mean()
+        if name not in ("vision_only", "ensemble_fusion"):
+            assert acc > majority + 0.1, (name, acc, majority)
             continue
-        assert acc > majority, name
+        recalls = [float((predicted[labels == k] == k).mean()) for k in (0, 1)]
+        row = {"model": name, "attack": "none", "modality": "none", "epsilon": None, "attack_source": "mmrb",
+               "robust_accuracy": acc, "robust_accuracy_ci_low": acc, "robust_accuracy_ci_high": acc,
+               "clean_accuracy": acc, "clean_accuracy_normal": recalls[0], "clean_accuracy_abnormal": recalls[1],
+               "n_normal": int((labels == 0).sum()), "n_abnormal": int((labels == 1).sum()),
+               "worst_seed_min_recall": min(recalls), "worst_seed_balanced_accuracy": float(np.mean(recalls))}
+        flagged = set(soundness_flags(pd.DataFrame([row]), [], [])["flag"]) & set(UNRANKING_FLAGS)
+        assert acc > majority or flagged, (name, acc, majority, recalls)
 
 
 def test_checkpoint_round_trip_and_cache_reuse(trained, train_set, cache_dir, test_split):
