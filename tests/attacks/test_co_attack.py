@@ -49,6 +49,7 @@ def test_registered_as_a_gradient_joint_attack():
 
 
 
+@pytest.mark.e2e
 def test_co_attack_on_a_clip_model_takes_bert_attack_for_its_text_step(train_set, test_split, cache_dir):
     """A CLIP fusion model has no BERT (HotFlip's gradient view needs one): `text_attack: auto` takes BERT-Attack, whose
     masked LM is trained on the training reports; both budgets hold and each sample keeps its own report."""

@@ -104,6 +104,7 @@ def test_the_defended_model_keeps_the_contract_and_its_own_key():
     assert (grad == 0).all()  # naive: the gradient stops at the defense
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_pgd_at_raises_the_converged_robust_accuracy_of_a_small_fusion_model(tmp_path):
     """Early fusion on 300 generated studies (32 px), three seeds: PGD-AT of the image branch (3 epochs at 8/255)

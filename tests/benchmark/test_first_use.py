@@ -218,6 +218,7 @@ TinyGated.forward = forward
 '''
 
 
+@pytest.mark.e2e
 def test_ctrl_c_is_one_line_and_exit_130_and_the_same_command_resumes(tmp_path, cache_dir):
     path = write_plugin(tmp_path, "interrupter", "interrupter_model")
     path.write_text(path.read_text() + INTERRUPTER)

@@ -30,6 +30,7 @@ def run_gate(tmp_path: Path, suite: dict, cache: Path, name: str = "suite.yaml")
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_a_raised_expectation_fails_readably_and_a_noise_level_miss_passes(tmp_path, cache_dir):
     from benchmark.aggregate import aggregate
@@ -92,6 +93,7 @@ def test_the_most_specific_expectation_wins_and_only_the_whole_interval_fails():
     assert judge({}, "robust_accuracy", Bound(min=0.1), "w") == "w: the cell has no robust_accuracy figure"
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_speed_tests_record_adversarial_examples_per_second(tmp_path, cache_dir):
     import json

@@ -29,6 +29,7 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")
 
 
+@pytest.mark.e2e
 def test_paper_table1_runs_every_row(tmp_path, cache):
     suite = load_suite(shrunk("paper_table1.yaml", tmp_path))
     record = run_suite(suite, tmp_path / "out", cache, progress=False)

@@ -37,6 +37,8 @@ SUITE = {
 }
 N_CELLS = 2 * (3 * 4 + 2)  # seeds × (models × attacks + transfer targets)
 
+pytestmark = pytest.mark.e2e  # the Ray backend end to end: a cluster per module (README: `-m e2e`)
+
 
 def scores(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns=["seconds"])

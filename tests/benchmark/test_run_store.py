@@ -84,6 +84,7 @@ def kill_then_resume(args: tuple[str, ...], out: Path, at_least: int, n_cells: i
     return before, after
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_sigkill_mid_suite_then_resume_loses_and_recomputes_nothing(tmp_path):
     suite = write_suite(tmp_path / "resume.yaml")

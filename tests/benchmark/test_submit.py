@@ -13,7 +13,7 @@ from benchmark.submit import submit
 from mmrb.cli import main
 from tests.plugins.tiny_plugin import tiny_suite, write_plugin
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def protocol(tmp_path, **leaderboard) -> str:

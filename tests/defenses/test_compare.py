@@ -164,6 +164,7 @@ def _committed(folder: Path) -> int:
         return 0
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_smoke_suite_end_to_end_then_a_kill_resumes_without_recomputing(tmp_path, capsys):
     out, cache = tmp_path / "out", tmp_path / "cache"
