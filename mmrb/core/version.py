@@ -9,4 +9,6 @@ __version__ = "0.1.0"
 #: unbounded attack escalated, masking-flagged models unranked, outside evaluations.
 #: 4: the clinical track — the corruption subset (mCE against vision_only), the operating point at 95 % specificity
 #: and the rank cell's per-sample evidence (adjacent entries separated by a paired test).
-PROTOCOL_VERSION = "4"
+#: 5: trained BatchNorm statistics recomputed on the training data after training (the image models of protocol 4
+#: could predict one class in eval mode at some seeds), near-constant and chance-level models unranked.
+PROTOCOL_VERSION = "5"
