@@ -13,9 +13,9 @@ import pandas as pd
 from torch import nn
 
 from benchmark import default_cache
-from benchmark.backends import Backend
-from benchmark.runner import RunRecord, run_suite
-from benchmark.suite import ModelSpec, Suite, load_suite, suite_from_data
+from benchmark.run.backends import Backend
+from benchmark.run.runner import RunRecord, run_suite
+from benchmark.spec.suite import ModelSpec, Suite, load_suite, suite_from_data
 from mmrb.core.errors import ModelError, SuiteError
 from wrappers.registry import ModelEntry, model_entry, registered
 
@@ -29,7 +29,7 @@ class Evaluation(NamedTuple):
 
     @property
     def cells(self) -> pd.DataFrame:
-        from benchmark.aggregate import aggregate
+        from benchmark.evaluation.aggregate import aggregate
 
         return aggregate(self.record.rows)
 
@@ -46,12 +46,12 @@ def evaluate(suite: str | Path | Mapping[str, Any] | Suite, models: Mapping[str,
     used as they are for every training seed (the seeds then vary only the attacks' randomness); `trained=False`:
     mmrb trains a copy per seed with the object's `config["recipe"]`, like a registered model, starting from weights
     re-initialised from the training seed (`reinitialised`): two calls give the same figures, and the second
-    resumes. Every model is checked on a batch before any work (benchmark.preflight). Results go to `out` (default
+    resumes. Every model is checked on a batch before any work (benchmark.run.preflight). Results go to `out` (default
     `runs/<suite name>`, which must hold this suite's results or none; committed cells there are resumed; `fresh`:
     discarded), models and attacks are cached in `cache` (default $MMRB_CACHE or ~/.cache/mmrb); `progress`: the
     plan line and a progress bar on stderr (False: silent); `leaderboard`: a folder to merge the aggregated cells
     into (none by default). `backend`: where cells run, "local" (default: this process) or "ray" /
-    `benchmark.backends.RayBackend(address=..., num_cpus=..., num_gpus=...)` (Ray tasks; the same results)."""
+    `benchmark.run.backends.RayBackend(address=..., num_cpus=..., num_gpus=...)` (Ray tasks; the same results)."""
     cache = Path(cache) if cache is not None else default_cache()
     with provided_models(models or {}, trained):
         given = list(models or {})
@@ -59,7 +59,7 @@ def evaluate(suite: str | Path | Mapping[str, Any] | Suite, models: Mapping[str,
         out = Path(out) if out is not None else Path("runs") / suite.name
         record = run_suite(suite, out, cache, device=device, progress=progress, fresh=fresh, backend=backend)
     if leaderboard is not None:
-        from benchmark.board.suite_boards import provenance, publish
+        from benchmark.run.suite_boards import provenance, publish
 
         publish(record.rows, provenance(suite.name, suite.content_hash, record.data_fingerprint, suite.seed), leaderboard)
     return Evaluation(pd.read_csv(record.results_path, keep_default_na=False, na_values=[""]), record)
@@ -77,7 +77,7 @@ def as_suite(suite: str | Path | Mapping[str, Any] | Suite, default_models: Sequ
         return suite_from_data(data)
     if isinstance(suite, (str, Path)):
         return load_suite(suite, default_models)
-    raise SuiteError(f"a suite is a YAML path, a mapping or a benchmark.suite.Suite, not {type(suite).__name__}")
+    raise SuiteError(f"a suite is a YAML path, a mapping or a benchmark.spec.suite.Suite, not {type(suite).__name__}")
 
 
 def with_models(suite: Suite, names: list[str], only_given: bool = False) -> Suite:

@@ -2,7 +2,7 @@
 
 Options: --mmrb-suite PATH (repeatable; default suites/smoke.yaml), --mmrb-out DIR (run folders, default runs/gate:
 finished cells are resumed, so an unchanged re-run takes seconds), --mmrb-cache DIR, --mmrb-device,
---mmrb-backend local|ray and --mmrb-address (cells as Ray tasks, see benchmark.backends), and
+--mmrb-backend local|ray and --mmrb-address (cells as Ray tasks, see benchmark.run.backends), and
 --mmrb-speed (time each attack on a small batch with pytest-benchmark: adversarial examples per second)."""
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ SUITES = pytest.StashKey[list]()
 
 def pytest_configure(config: pytest.Config) -> None:
     """Load and validate the gate's suites before collection: a bad suite is a usage error naming the field."""
-    from benchmark.suite import load_suite
+    from benchmark.spec.suite import load_suite
     from mmrb.core.errors import MmrbError
 
     paths = [Path(p) for p in config.getoption("--mmrb-suite")] or [DEFAULT_SUITE]
@@ -55,5 +55,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def gate_suites(config: pytest.Config) -> list:
-    """The validated suites of this session (benchmark.suite.Suite)."""
+    """The validated suites of this session (benchmark.spec.suite.Suite)."""
     return config.stash[SUITES]

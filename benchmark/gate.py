@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.grid import Cell, expand, expand_transfer
-from benchmark.suite import Bound, Suite
+from benchmark.spec.grid import Cell, expand, expand_transfer
+from benchmark.spec.suite import Bound, Suite
 
 #: ε values written in `expect` keys ('PGD@0.0314') match a cell's ε within this tolerance.
 EPS_TOLERANCE = 5e-4

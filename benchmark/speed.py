@@ -6,7 +6,7 @@ from pathlib import Path
 
 from benchmark import default_cache
 from benchmark.gate import CellKey
-from benchmark.suite import Suite
+from benchmark.spec.suite import Suite
 
 BATCH = 8
 
@@ -23,7 +23,7 @@ def time_attack(suite: Suite, key: CellKey, cache: str | Path | None, device: st
     (returns the number of adversarial examples), or None for cells that craft nothing here (clean, transfer,
     worst case: its parts are timed)."""
     from benchmark.attacks import Target, craft
-    from benchmark.runner import prepare_data
+    from benchmark.run.runner import prepare_data
     from wrappers.estimators import ImageView
     from wrappers.training import obtain_trained
 

@@ -33,9 +33,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def gate_runs(request: pytest.FixtureRequest):
     """suite index -> (suite, aggregated cells by key, per-cell errors), each suite run once per session."""
-    from benchmark.aggregate import aggregate
     from benchmark.api import evaluate
-    from benchmark.backends import backend_from
+    from benchmark.evaluation.aggregate import aggregate
+    from benchmark.run.backends import backend_from
 
     config = request.config
     out, cache = Path(config.getoption("--mmrb-out")), config.getoption("--mmrb-cache")

@@ -1,11 +1,12 @@
-"""Fine-tuning methods on frozen features (LP, MLP, RAN, NMTune): one file each, one registry.
+"""Every defense mmrb knows, in one home, in two layers around the models (`.importlinter`):
 
-Adding a defense is one file with a `DefenseHead` subclass decorated by `@register_defense("name")` and one
-import line below; `mmrb compare-defenses` and CLIP models (`defense` in their config) then take it by name.
+- inside a model, below `wrappers`: `heads/` (fine-tuning heads on frozen features: LP, MLP, RAN, NMTune; their
+  registry) and `input/` (input transforms: JPEG, smoothing, squeezing, noise, TVM, the report canonicaliser);
+- acting on a model, above `wrappers`: `registry` (the defenses a suite model may carry, readable without torch),
+  `defended` (a model behind its input defense), `adversarial_training` (PGD-AT, TRADES fine-tuning) and `adaptive`
+  (how an attack sees through a defense: BPDA, EOT).
+
+The benchmark's use of them sits in its own layers: the suite's `defense:` field (`benchmark.spec.defense`), the
+adaptive evaluation of a defended cell (`benchmark.run.adaptive`), the defense table
+(`benchmark.evaluation.defense_table`) and the defense comparison (`benchmark.studies.defenses`).
 """
-from defenses import lp, mlp, nmtune, ran  # noqa: F401  (importing registers the defenses)
-from defenses.head import DefenseHead, HeadRecipe, fit_head
-from defenses.registry import create_defense, defense_class, list_defenses, register_defense
-
-__all__ = ["DefenseHead", "HeadRecipe", "create_defense", "defense_class", "fit_head", "list_defenses",
-           "register_defense"]

@@ -1,46 +1,72 @@
-"""Defense registry in the style of timm: `register_defense`, `create_defense`, `list_defenses`."""
+"""The defenses a suite model can carry (`models: [{name: early_fusion, defense: {name: jpeg, params:
+{quality: 50}}}]`): the one registry line of each, readable without importing torch (suite validation stays free
+of it), and `build_model_defense` that imports its file. Two kinds: `input` defenses transform the model's input
+(ART's preprocessing defences on the image, a canonicaliser on the report; `defenses/input/`); `training` defenses
+fine-tune the trained model adversarially (PGD-AT, TRADES; `defenses/adversarial_training.py`), cached like any
+trained model.
+
+A model behind an input defense is attacked twice by every gradient attack on its image: naively (the defense a black box to the
+gradient, as a deployed model would be attacked by someone who ignores it) and adaptively (BPDA through the defense's
+non-differentiable steps, EOT over a randomised one); the adaptive figure is the one published and ranked, the gap
+is shown as masking (docs/defenses.md).
+"""
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Callable
+import importlib
+from dataclasses import dataclass
 from typing import Any
 
 from mmrb.core.errors import ModelError, unknown_name
 
-_DEFENSES: dict[str, type] = {}
+
+@dataclass(frozen=True)
+class ModelDefenseInfo:
+    """Where a defense lives (`module:Class`), the parameters it takes, its kind (input, training), the input it
+    changes, and whether it draws afresh on every call (then attacked with EOT)."""
+
+    target: str
+    params: tuple[str, ...]
+    modality: str = "image"
+    randomised: bool = False
+    kind: str = "input"
 
 
-def register_defense(name: str) -> Callable[[type], type]:
-    """Register a head class (a `defenses.head.DefenseHead`) under `name`."""
+MODEL_DEFENSES: dict[str, ModelDefenseInfo] = {
+    "jpeg": ModelDefenseInfo("defenses.input.jpeg:Jpeg", ("quality",)),
+    "spatial_smoothing": ModelDefenseInfo("defenses.input.smoothing:SpatialSmoothing", ("window_size",)),
+    "feature_squeezing": ModelDefenseInfo("defenses.input.squeezing:FeatureSqueezing", ("bit_depth",)),
+    "gaussian_augmentation": ModelDefenseInfo("defenses.input.gaussian:GaussianNoise", ("sigma",), randomised=True),
+    "total_var_min": ModelDefenseInfo("defenses.input.tvm:TotalVariation", ("prob", "lamb", "max_iter"), randomised=True),
+    "canonicaliser": ModelDefenseInfo("defenses.input.canonical:Canonicaliser", ("cutoff", "synonyms"), "text"),
+    "pgd_at": ModelDefenseInfo("defenses.adversarial_training:PgdAT", ("epsilon", "steps", "epochs", "lr", "part"),
+                               kind="training"),
+    "trades": ModelDefenseInfo("defenses.adversarial_training:Trades", ("epsilon", "steps", "epochs", "lr", "beta", "part"),
+                               kind="training"),
+}
 
-    def decorate(cls: type) -> type:
-        if name in _DEFENSES:
-            raise ModelError(f"defense {name!r} is registered twice")
-        cls.name = name
-        _DEFENSES[name] = cls
-        return cls
 
-    return decorate
+def model_defense_problems(name: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, message) for an unknown defense name or parameter, found without importing anything."""
+    if name not in MODEL_DEFENSES:
+        return [("name", str(unknown_name("defense", name, MODEL_DEFENSES)))]
+    accepted = MODEL_DEFENSES[name].params
+    return [(f"params.{p}", f"defense {name} has no parameter {p!r}; it takes: {', '.join(accepted) or 'none'}")
+            for p in sorted(set(params) - set(accepted))]
 
 
-def defense_class(name: str) -> type:
-    """The class registered as `name`, or raise naming the closest registered names."""
+def build_model_defense(name: str, params: dict[str, Any], seed: int = 0):
+    """The defense object (defenses.input.base.InputDefense) of `name` with `params`, its draws seeded by `seed`."""
+    problems = model_defense_problems(name, params)
+    if problems:
+        raise ModelError("; ".join(message for _, message in problems))
+    module, _, attr = MODEL_DEFENSES[name].target.partition(":")
+    cls = getattr(importlib.import_module(module), attr)
     try:
-        return _DEFENSES[name]
-    except KeyError:
-        raise unknown_name("defense", name, _DEFENSES) from None
+        return cls(seed=seed, **params)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"defense {name}: bad params {params} ({exc})") from None
 
 
-def create_defense(name: str, dim: int, n_classes: int = 2, **params: Any):
-    """A fresh head of defense `name` on `dim`-d frozen features; `params` are its loss weights and sizes."""
-    cls = defense_class(name)
-    try:
-        return cls(dim, n_classes, **params)
-    except TypeError as exc:
-        raise ModelError(f"defense {name!r}: bad params {sorted(params)} ({exc}); it takes: "
-                         f"{', '.join(cls.PARAMS) or 'none'}") from None
-
-
-def list_defenses(pattern: str = "*") -> list[str]:
-    """Registered defense names matching a shell-style pattern, sorted."""
-    return sorted(n for n in _DEFENSES if fnmatch.fnmatch(n, pattern))
+def defense_module(name: str) -> str:
+    """The module that implements defense `name` (its code goes into the defended model's key)."""
+    return MODEL_DEFENSES[name].target.partition(":")[0]

@@ -21,8 +21,8 @@ from mmrb.core.version import PROTOCOL_VERSION, __version__
 #: public name -> the module that defines it
 _EXPORTS = {
     "Evaluation": "benchmark.api", "evaluate": "benchmark.api",
-    "LocalBackend": "benchmark.backends", "RayBackend": "benchmark.backends",
-    "load_suite": "benchmark.suite",
+    "LocalBackend": "benchmark.run.backends", "RayBackend": "benchmark.run.backends",
+    "load_suite": "benchmark.spec.suite",
     "create_model": "wrappers", "list_models": "wrappers", "register_model": "wrappers",
     "ImageView": "wrappers.estimators",
     "MultimodalModel": "wrappers.protocol", "check_model": "wrappers.protocol",

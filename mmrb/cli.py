@@ -12,7 +12,7 @@ from mmrb.core.errors import MmrbError
 
 def cmd_run(args: argparse.Namespace) -> None:
     from benchmark.api import evaluate
-    from benchmark.runner import describe_run
+    from benchmark.run.runner import describe_run
 
     import_all(args.imports)
     board = None if args.no_leaderboard else args.leaderboard
@@ -26,7 +26,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     for row in failed:
         print(f"  failed: {row['model']} / {row['attack']} / eps={row['epsilon']}: {row['error']}", file=sys.stderr)
     if board is not None:
-        from benchmark.board.suite_boards import CSV_NAME, MD_NAME
+        from benchmark.run.suite_boards import CSV_NAME, MD_NAME
 
         print(f"leaderboard: {board / CSV_NAME}, {board / MD_NAME}")
         if not args.quiet:
@@ -38,9 +38,9 @@ def cmd_run(args: argparse.Namespace) -> None:
 def compare_model_defenses(args: argparse.Namespace) -> None:
     """compare-defenses on a run suite: run it like `mmrb run` (store, resume, backend), then the comparison."""
     from benchmark.api import evaluate
-    from benchmark.defense_study.fusion import check_defended, write_fusion_reports
-    from benchmark.runner import describe_run
-    from benchmark.suite import load_suite
+    from benchmark.run.runner import describe_run
+    from benchmark.spec.suite import load_suite
+    from benchmark.studies.defenses.fusion import check_defended, write_fusion_reports
 
     check_defended(load_suite(args.suite), args.suite)
     out = Path(args.out or Path("runs") / Path(args.suite).stem)
@@ -88,7 +88,7 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
 
 
 def backend_of(args: argparse.Namespace):
-    from benchmark.backends import backend_from
+    from benchmark.run.backends import backend_from
 
     return backend_from(args.backend, args.address, args.num_cpus, args.num_gpus, args.torch_threads, args.max_retries,
                         args.local_cpus)
@@ -103,7 +103,7 @@ def import_all(references: list[str]) -> None:
 
 
 def cmd_submit(args: argparse.Namespace) -> None:
-    from benchmark.submit import submit
+    from benchmark.submission.submit import submit
 
     for card in args.cards:
         outcome = submit(card, board=args.leaderboard, protocol=args.protocol, cache=args.cache, device=args.device,
@@ -115,7 +115,7 @@ def cmd_submit(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate_entry(args: argparse.Namespace) -> None:
-    from benchmark.evaluations import evaluate_entry
+    from benchmark.submission.evaluations import evaluate_entry
 
     path, summary = evaluate_entry(args.card, args.evaluation, board=args.leaderboard, cache=args.cache,
                                    device=args.device, progress=not args.quiet, backend=backend_of(args),
@@ -147,8 +147,8 @@ def cmd_board_screenshot(args: argparse.Namespace) -> None:
 
 
 def cmd_compare_defenses(args: argparse.Namespace) -> None:
-    from benchmark.defense_study import compare_defenses, load_defense_suite
-    from benchmark.defense_study.fusion import is_run_suite
+    from benchmark.studies.defenses import compare_defenses, load_defense_suite
+    from benchmark.studies.defenses.fusion import is_run_suite
 
     if is_run_suite(args.suite):  # defenses on suite models (fusion_defenses.yaml): run, then compare
         compare_model_defenses(args)
@@ -184,14 +184,14 @@ def cmd_text_resources(args: argparse.Namespace) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> None:
-    from benchmark.catalogue import model_rows
+    from benchmark.spec.catalogue import model_rows
 
     pattern = "" if args.pattern == "*" else args.pattern
     print_table(("name", "family", "modalities", "preset", "from"), model_rows(pattern, args.imports))
 
 
 def cmd_attacks(args: argparse.Namespace) -> None:
-    from benchmark.catalogue import list_attacks
+    from benchmark.spec.catalogue import list_attacks
 
     sources = tuple(args.source) if args.source else None  # every source of the attack registry
     rows = list_attacks(args.pattern, sources)

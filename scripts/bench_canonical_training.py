@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 import wrappers.training as training
-from benchmark.runner import prepare_data
-from benchmark.suite import load_suite
+from benchmark.run.runner import prepare_data
+from benchmark.spec.suite import load_suite
 from wrappers.training import obtain_trained, state_digest, tiny_bert_folder
 
 

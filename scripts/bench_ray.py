@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.api import evaluate
-from benchmark.backends import LocalBackend, RayBackend
+from benchmark.run.backends import LocalBackend, RayBackend
 
 
 def suite(cells_per_model: int, steps: int) -> dict:

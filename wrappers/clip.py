@@ -24,8 +24,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-import defenses  # noqa: F401  (a global, so code digests of the CLIP models cover every defense head)
-from defenses import create_defense, fit_head
+import defenses.heads as defense_heads  # noqa: F401  (a global: the CLIP models' code digests cover every defense head)
+from defenses.heads import create_defense, fit_head
 from mmrb.core.errors import ModelError
 from wrappers.cache import code_digest, digest, write_atomically
 from wrappers.clip_encoder import (

@@ -17,7 +17,6 @@ import fnmatch
 import importlib
 import importlib.util
 import inspect
-import sys
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mmrb.core.errors import ModelError, unknown_name
+from mmrb.core.plugins import import_plugin
 
 ENTRY_POINT_GROUP = "mmrb.models"
 
@@ -121,7 +121,7 @@ def register_model(name: str, cls: type, preset: str = "custom",
 def registered(entry: ModelEntry) -> Iterator[ModelEntry]:
     """`entry` known under its name for the duration of a block, in this context only (a context variable over the
     registry, which itself is not written): the Python API's model objects and submitted models. A run resolves its
-    models once (`benchmark.runner.resolve_models`) and its plan carries them to every worker."""
+    models once (`benchmark.run.runner.resolve_models`) and its plan carries them to every worker."""
     token = _PROVIDED.set({**_PROVIDED.get(), entry.name: entry})
     try:
         yield entry
@@ -183,43 +183,6 @@ def load_entry_points() -> None:
         if inspect.ismodule(obj) or point.name in _MODELS:
             continue  # importing the module registered its models
         _MODELS[point.name] = _entry_for(point.name, obj, f"entry point {point.value}")
-
-
-def import_plugin(reference: str, base: Path | None = None):
-    """Import a plug-in: a module name (`mypkg.gated`) or a Python file (`path/to/gated.py`, relative to `base`
-    first, then the working directory). Importing it runs its `@register_model` decorators."""
-    if reference.endswith(".py") or "/" in reference:
-        candidates = [base / reference] if base is not None else []
-        path = next((p for p in [*candidates, Path(reference)] if p.is_file()), None)
-        if path is None:
-            tried = ", ".join(str(p) for p in [*candidates, Path(reference).resolve()])
-            where = "relative to the suite's (or card's) folder, then the working directory" if candidates else \
-                "relative to the working directory"
-            raise ModelError(f"plug-in file {reference!r} not found (a file is looked up {where}; tried {tried})")
-        return _import_file(path.resolve())
-    try:
-        return importlib.import_module(reference)
-    except ImportError as exc:
-        raise ModelError(f"plug-in module {reference!r} cannot be imported ({exc}); install its package or put its "
-                         f"folder on PYTHONPATH, or give a file path (path/to/module.py)") from exc
-
-
-def _import_file(path: Path):
-    """Import a Python file as a module named after its path (so its code digest and pickling work)."""
-    name = "mmrb_plugin_" + "_".join(path.with_suffix("").parts[-3:]).replace("-", "_").replace(".", "_")
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    if str(path.parent) not in sys.path:  # the file can import the modules next to it, as `python file.py` can
-        sys.path.append(str(path.parent))
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        del sys.modules[name]
-        raise ModelError(f"plug-in file {path} raised on import: {type(exc).__name__}: {exc}") from exc
-    return module
 
 
 def resolve_reference(reference: str, base: Path | None = None) -> ModelEntry:

@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.attacks import Crafted, Target, hotflip
-from benchmark.attacks.adaptive import StraightThrough
 from benchmark.attacks.probes import true_margin
 from benchmark.attacks.registry import register_attack
+from defenses.adaptive import StraightThrough
 from mmrb.core.errors import AttackError
 
 DEFAULTS: dict[str, Any] = {"word_fraction": 0.1, "text_attack": "auto", "top_n": 5, "max_candidates": 48, "steps": 20,

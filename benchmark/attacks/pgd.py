@@ -7,7 +7,7 @@ What no library attack here does at once:
   adversarial input), so the steps are spent on the samples still standing; restarts run only on those too;
 - **random starts per sample**: the start of a sample is drawn from a generator seeded by (seed, restart, the sample's
   content), so a sample gets the same run whatever else shares its batch (a cascade gives the full run's figure);
-- **adaptive by default**: the forward runs under BPDA for rounding steps (benchmark.attacks.adaptive), and with
+- **adaptive by default**: the forward runs under BPDA for rounding steps (defenses.adaptive), and with
   `eot` > 1 the loss is the mean over that many forward passes of a randomised model (EOT).
 
 params: `steps` (100), `restarts` (1), `step_size` (2.5·ε/steps), `random_start` (true: the first restart too starts
@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.attacks import Crafted, Problem, Target
-from benchmark.attacks.adaptive import StraightThrough, takes_rounding_steps
 from benchmark.attacks.probes import frozen, true_margin
 from benchmark.attacks.registry import register_attack
+from defenses.adaptive import StraightThrough, takes_rounding_steps
 from mmrb.core.errors import AttackError
 from wrappers.training import model_device
 

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.attacks import Crafted, Target, craft
+from benchmark.attacks.cascade import Part
 from benchmark.attacks.registry import register_attack
-from benchmark.cascade import Part
 from mmrb.core.errors import AttackError
 
 #: Second word of the noise generator's seed, default_rng([seed, NOISE_STREAM]): keeps its draws apart
@@ -118,15 +118,15 @@ def image_replacement(params: dict[str, Any], target: Target, epsilon: float | N
     changes: the lowest any image attack can reach as far as these images know, so an upper bound on the
     true floor. The sample's own clean image is among the candidates: a sample wrong when clean stays wrong.
 
-    A cascade (benchmark.cascade): the candidate pool first (cheap), then each `extra` attack only on the samples the
-    pool left standing, escalated like the convergence check (benchmark.convergence.escalate) until it stops
+    A cascade (benchmark.attacks.cascade): the candidate pool first (cheap), then each `extra` attack only on the samples the
+    pool left standing, escalated like the convergence check (benchmark.attacks.convergence.escalate) until it stops
     breaking samples, unless `escalate: false`.
 
     params: `extra`: an (n, 2, H, W) array (row i tried for sample i only), an attack entry {source, name, params,
     epsilon (default 1.0)} crafted here on the target (e.g. mmrb's pgd at ε = 1), or a list of those; `escalate`
     (true); `batch_size`: rows per forward pass. ε is not used: replacement images are unbounded.
     """
-    from benchmark.cascade import Cascade
+    from benchmark.attacks.cascade import Cascade
     from wrappers.training import predict_proba
 
     _reject_unknown(params, ("extra", "batch_size", "escalate"), "image_replacement")
@@ -177,8 +177,8 @@ def _extras(extra: Any, target: Target) -> list[np.ndarray | dict]:
 
 def _run_extra(cascade, entry: dict, seed: int, escalated: bool) -> None:
     """An extra attack on the survivors of `cascade`, then escalated (gradient attacks) while it still breaks samples."""
+    from benchmark.attacks.convergence import escalate_attack
     from benchmark.attacks.registry import traits
-    from benchmark.convergence import escalate_attack
 
     source, name, attack_params = entry.get("source", "art"), entry["name"], dict(entry.get("params", {}))
     epsilon = float(entry.get("epsilon", 1.0))
@@ -277,10 +277,10 @@ def gradient_health(model: torch.nn.Module, images: np.ndarray, texts: list[str]
     """Fractions of samples whose cross-entropy input gradient at the clean input (row i with text i) is
     exactly zero everywhere or has a non-finite entry: either makes gradient attacks blind (masking). The zero share
     is also measured under BPDA (`zero_gradient_bpda`: rounding steps passed straight through,
-    benchmark.attacks.adaptive): masking that BPDA undoes is answered by the adaptive attacks; masking it leaves is
+    defenses.adaptive): masking that BPDA undoes is answered by the adaptive attacks; masking it leaves is
     not. `stochastic`: 1 when two forward passes on the same inputs differ (a randomised model: EOT applies).
     NaN for a model without image input. The model's mode and parameters' requires_grad are restored."""
-    from benchmark.attacks.adaptive import StraightThrough, is_stochastic
+    from defenses.adaptive import StraightThrough, is_stochastic
 
     if "image" not in model.modalities:
         return {"zero_gradient": float("nan"), "nonfinite_gradient": float("nan"), "zero_gradient_bpda": float("nan"),

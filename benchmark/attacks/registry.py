@@ -35,7 +35,7 @@ MMRB = "mmrb"
 ADAPTER_SUFFIX = "_adapter"
 _HERE = Path(__file__).resolve().parent
 #: Modules of this package that are not attacks (shared machinery); every other module is imported to register.
-_MACHINERY = frozenset({"registry", "adaptive"})
+_MACHINERY = frozenset({"registry", "cascade", "convergence"})
 
 #: craft(params, target, epsilon, seed) -> Crafted
 Craft = Callable[..., Any]

@@ -2,7 +2,7 @@
 
 AutoAttack's standard set (APGD-CE, APGD-T with targeted DLR, FAB-T, Square) is not valid with two classes:
 the DLR loss divides by the gap between the largest and the third-largest logit, and its targeted version
-needs more than three classes. For a two-class model mmrb runs, as a cascade (benchmark.cascade: each part attacks
+needs more than three classes. For a two-class model mmrb runs, as a cascade (benchmark.attacks.cascade: each part attacks
 only the samples every earlier part left standing, so a sample is robust only if it survives every one; Croce &
 Hein 2020's protocol):
 
@@ -17,7 +17,7 @@ Hein 2020's protocol):
 
 Defaults are AutoAttack's budget: 100 steps for APGD and FAB, 5000 Square queries, and `restarts` 5 for the two
 APGD losses (AutoAttack's "plus" count; its standard version runs nine target classes instead, which two classes
-do not have). The gradient parts attack adaptively (benchmark.attacks.adaptive): BPDA (straight-through) for any
+do not have). The gradient parts attack adaptively (defenses.adaptive): BPDA (straight-through) for any
 rounding step the model takes on its input (probed once; a model without one is attacked as it is), and EOT over
 `eot` forward passes for a randomised model (`eot: auto`: 10 draws when two forward passes on the same inputs
 differ, else 1).
@@ -83,9 +83,9 @@ def _part_params(part: str, settings: dict[str, Any]) -> tuple[str, dict[str, An
 def craft_standard(params: dict[str, Any], target: Target, epsilon: float, seed: int) -> Crafted:
     """Run the parts as a cascade at ε: each on the samples still robust; per sample the input giving its true class
     the lowest probability is kept."""
-    from benchmark.attacks.adaptive import EOT_AUTO, Adapted, is_stochastic, takes_rounding_steps
+    from benchmark.attacks.cascade import Cascade
     from benchmark.attacks.torchattacks_adapter import craft_torchattacks
-    from benchmark.cascade import Cascade
+    from defenses.adaptive import EOT_AUTO, Adapted, is_stochastic, takes_rounding_steps
     from wrappers.training import predict_proba
 
     settings = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}

@@ -1,9 +1,10 @@
 """A leaderboard entry: the one immutable JSON document `mmrb submit` writes per model, at
 `<board>/v<protocol_version>/entries/<name>.json` (a folder named without the "v" is read too).
 
-`Entry` is its schema: `benchmark.submit` builds entries through it and the board reads them through it. Figures are
+`Entry` is its schema: `benchmark.submission.submit` builds entries through it and the board reads them through it. Figures are
 fractions in [0, 1]; any figure may be null. The clean cell has modality "none"; the text floor cell is the attack
-the registry marks as probe "floor" (image_replacement, ε null); the standard evaluation's cells have attack_name
+the registry marks as probe "floor" (image_replacement, ε null), named by the cell's `probe` (entries of version 1,
+written before cells carried it, are read with the probes of that time: `V1_PROBES`); the standard evaluation's cells have attack_name
 "standard". An attack may repeat at several ε (its robustness curve). A not-converged cell's robust_accuracy is
 already the stronger re-run's figure (marked ‡)."""
 from __future__ import annotations
@@ -13,19 +14,19 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mmrb.core.errors import MmrbError
 
-ENTRY_VERSION = 1
+ENTRY_VERSION = 2  # 2: every cell names its soundness-probe role (`probe`), so the board needs no attack registry
+#: The probes of mmrb's registry when version-1 entries were written (they did not record the role): history, frozen.
+V1_PROBES = {("mmrb", "random_noise"): "noise", ("mmrb", "image_replacement"): "floor"}
 
 
 def probe_of(cell: dict) -> str | None:
-    """A cell's soundness-probe role from the attack registry ("floor": the text floor; "noise": random noise), None
+    """A cell's soundness-probe role as its entry recorded it ("floor": the text floor; "noise": random noise), None
     for an attack. Probes are left out of the per-modality "best attack" figures."""
-    from benchmark.attacks.registry import traits
-
-    return traits(cell.get("attack_source") or "mmrb", cell.get("attack_name") or "").probe
+    return cell.get("probe") or None
 
 
 def is_floor(cell: dict) -> bool:
@@ -77,7 +78,7 @@ class RankFigure(_Block):
     ci_high: Figure = None
     not_converged: bool | None = None  # absent: read from the cell of `attack` at `epsilon`
     naive_robust_accuracy: Figure = None  # a defended model: the naive figure beside the adaptive one ranked
-    naive_attack: str | None = None  # the attack whose naive figure that is (benchmark.submit.naive_figure)
+    naive_attack: str | None = None  # the attack whose naive figure that is (benchmark.submission.submit.naive_figure)
 
 
 class CleanFigure(_Block):
@@ -140,12 +141,13 @@ class Cell(BaseModel):
     attack_success_rate: Figure = None
     steps: Count = None
     queries: Count = None
-    robust_sensitivity: Figure = None  # at the operating threshold (benchmark.clinical); absent in older entries
+    robust_sensitivity: Figure = None  # at the operating threshold (benchmark.evaluation.clinical); absent in older entries
     robust_specificity: Figure = None
     false_reassurance: Count = None
     false_alarm: Count = None
     naive_robust_accuracy: Figure = None  # a defended model (docs/defenses.md): the naive attack's figure; the
     masking: Figure = None  # adaptive one is robust_accuracy; masking = naive − adaptive
+    probe: str | None = Field(None, description="the attack's soundness-probe role (the registry's `probe` trait)")
 
 
 #: The fields of a cell, in the order cells.csv lists them.
@@ -167,7 +169,7 @@ class BrokenSample(_Block):
 
 
 class Evidence(_Block):
-    """Per-sample evidence of the rank cell (benchmark.evidence): the paired test of adjacent entries reads it."""
+    """Per-sample evidence of the rank cell (benchmark.evaluation.evidence): the paired test of adjacent entries reads it."""
 
     samples: str = Field(description="digest of the scored sample ids, in order: entries compare only on the same samples")
     rank_correct: dict[str, str] = Field(description="training seed -> '1'/'0' per sample: the rank cell's decision right")
@@ -193,7 +195,7 @@ class OperatingPoint(_Block):
 
 
 class Reliance(_Block):
-    """The modality-reliance index (benchmark.reliance) at `epsilon`: the joint attack's drop minus the larger of the
+    """The modality-reliance index (benchmark.evaluation.reliance) at `epsilon`: the joint attack's drop minus the larger of the
     two single-modality drops, mean over the training seeds ± the seed t-interval half-width."""
 
     epsilon: float
@@ -210,7 +212,7 @@ class Entry(_Block):
     entry_version: int
     name: str = Field(min_length=1, description="unique per protocol version")
     protocol_version: str = Field(description="names the folder: <board>/v3/entries/<name>.json for protocol 3")
-    card: dict[str, Any] = Field(description="the model card as submitted (benchmark.card.Card)")
+    card: dict[str, Any] = Field(description="the model card as submitted (benchmark.submission.card.Card)")
     model: ModelFacts
     digests: Digests
     provenance: Provenance
@@ -225,11 +227,22 @@ class Entry(_Block):
     reliance: Reliance | None = None  # absent in entries made before the index was recorded (the board then computes
     # a point estimate from the cells' seed means)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, document: Any) -> Any:
+        """A version-1 entry read as version 2: its cells' probe roles from `V1_PROBES` (nothing else changed)."""
+        if isinstance(document, dict) and document.get("entry_version") == 1:
+            cells = [{**c, "probe": V1_PROBES.get((c.get("attack_source") or "mmrb", c.get("attack_name")))}
+                     if isinstance(c, dict) else c for c in document.get("cells") or []]
+            document = {**document, "entry_version": ENTRY_VERSION, "cells": cells}
+        return document
+
     @field_validator("entry_version")
     @classmethod
     def _readable_version(cls, version: int) -> int:
         if version != ENTRY_VERSION:
-            raise ValueError(f"is {version}; this mmrb reads version {ENTRY_VERSION} (upgrade mmrb for newer entries)")
+            raise ValueError(f"is {version}; this mmrb reads versions 1 to {ENTRY_VERSION} (upgrade mmrb for newer "
+                             "entries)")
         return version
 
     @field_validator("protocol_version", mode="before")
@@ -271,8 +284,8 @@ def _problem(error: dict[str, Any]) -> str:
 
 def load_entries(directory: str | Path) -> dict[str, list[dict[str, Any]]]:
     """Every entry under directory/v<protocol_version>/entries/*.json (or <protocol_version>/entries/), by protocol
-    version, newest version first, with the outside evaluations of each applied (benchmark.evaluations)."""
-    from benchmark.evaluations import apply_evaluations
+    version, newest version first, with the outside evaluations of each applied (benchmark.submission.evaluations)."""
+    from benchmark.board.evaluations import apply_evaluations
 
     board: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(Path(directory).glob("*/entries/*.json")):

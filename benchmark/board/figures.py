@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.board.entry import probe_of
-from benchmark.reliance import at_epsilon, seed_reliance
+from benchmark.evaluation.reliance import at_epsilon, seed_reliance
 from mmrb.core.stats import format_interval
 
 Interval = tuple[float, float, float]  # (mean, ci_low, ci_high); NaN where missing
@@ -45,12 +45,12 @@ GLOSSARY = {
     "attack success": "share of the correctly classified samples whose prediction the attack changed",
     "ε": "L∞ budget of an image attack, images in [0, 1] (8/255 ≈ 0.0314)",
     "sens / spec @ op": "sensitivity / specificity (%) under the rank attack at the decision threshold fixed on clean "
-                        "held-out samples at the protocol's specificity (benchmark.clinical)",
+                        "held-out samples at the protocol's specificity (benchmark.evaluation.clinical)",
     "A→N / N→A": "decisions the rank attack flipped per seed at that threshold: abnormal studies called normal "
                  "(false reassurance) and normal studies called abnormal (a false alarm)",
     "modality reliance (pt)": "what attacking both modalities at once reveals: the joint attack's drop from clean minus "
                               "the larger of the image attack's (same ε) and the text attack's drop, in points (mean "
-                              "± seed half-width; benchmark.reliance). Positive: the model leans on both modalities; "
+                              "± seed half-width; benchmark.evaluation.reliance). Positive: the model leans on both modalities; "
                               "near 0: one modality carries the decision",
     "corruption mCE": "corruption error summed over 5 severities, relative to the protocol's named baseline model, "
                       "mean over corruption kinds (%; 100 = the baseline, lower is better)",
@@ -120,7 +120,7 @@ def attribution_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def reliance(entry: dict[str, Any]) -> tuple[Interval, str]:
     """The entry's modality-reliance index as (interval, how it was obtained): the recorded one (mean ± seed
-    half-width, benchmark.reliance), or for an entry made before it was recorded a point estimate from the cells' seed
+    half-width, benchmark.evaluation.reliance), or for an entry made before it was recorded a point estimate from the cells' seed
     means — (clean − joint) − max(clean − strongest image attack at the joint's ε, clean − strongest text attack), at the
     rank ε where a joint cell is there; nan where the entry has no joint cell or not both single-modality attacks."""
     block = entry.get("reliance")

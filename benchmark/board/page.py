@@ -3,12 +3,8 @@ templates/index.html.j2 (jinja2, autoescaped: no string from an entry reaches th
 shapes each entry's figures into the rows the template lays out."""
 from __future__ import annotations
 
-import functools
 import re
-from pathlib import Path
 from typing import Any
-
-import jinja2
 
 from benchmark.board import figures as fig
 from benchmark.board.figures import GENERATED, GLOSSARY, LEGEND
@@ -17,8 +13,8 @@ from benchmark.board.ranking import TIED_TITLE, Ranked, tied_pairs
 from benchmark.board.references import below_text_only, corruption_mce, reference_rows
 from benchmark.board.samples_page import entry_samples
 from benchmark.board.tables import rank_metric_sentence
+from benchmark.board.templating import template
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 RANKING_HEAD = ("rank", "model", "family", "modalities", "trained by", "clean", "robust (rank metric)", "text floor",
                 "sens / spec @ op", "A→N / N→A", "corruption mCE", "flags", "submitted")
 BASELINE_HEAD = ("reference", "clean", "under any image attack", "what it says")
@@ -28,14 +24,6 @@ ATTRIBUTION_KEYS = ("clean", "image", "text", "joint", "floor", "reliance")
 FLAG_HEAD = ("flag", "cell", "detail")
 CELL_HEAD = ("attack", "source", "modality", "ε", "transfer from", "n", "seeds", "clean", "robust", "naive (masking)",
              "normal / abnormal", "F1 (abnormal)", "AUC", "attack success", "flags")
-
-
-@functools.cache
-def template(name: str = "index.html.j2") -> jinja2.Template:
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                                     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                                     keep_trailing_newline=True)
-    return environment.get_template(name)
 
 
 def render_html(board: dict[str, list[Ranked]], plots: dict[str, dict[str, Any]]) -> str:

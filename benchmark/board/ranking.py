@@ -3,7 +3,7 @@ evaluation at its ranking ε), descending. A model not separable from the model 
 run of such models shares a rank range, e.g. "2–3". Separable: where both entries carry per-sample evidence on the same
 samples and seeds, the paired test (benchmark.board.paired: McNemar per seed pooled, Holm over the adjacent pairs);
 otherwise, for older entries, their 95 % intervals do not overlap. An entry without a
-rank figure, or with a flag in soundness.UNRANKING_FLAGS, is listed unranked, last, with its reason."""
+rank figure, or with a flag in flags.UNRANKING_FLAGS, is listed unranked, last, with its reason."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,8 +48,8 @@ def rank_entries(entries: list[dict[str, Any]]) -> list[Ranked]:
 
 def unranked_reason(entry: dict[str, Any]) -> str:
     """Why an entry is listed unranked, "" if it is ranked: it has no rank figure (no image input), or it raised a
-    flag in soundness.UNRANKING_FLAGS (its rank figure may rest on masked gradients or a constant prediction)."""
-    from benchmark.soundness import UNRANKING_FLAGS
+    flag in flags.UNRANKING_FLAGS (its rank figure may rest on masked gradients or a constant prediction)."""
+    from benchmark.evaluation.flags import UNRANKING_FLAGS
 
     if not finite(rank_figure(entry)[0]):
         return "no image input" if "image" not in modalities(entry).split("+") else "no rank figure"

@@ -1,8 +1,8 @@
 """The reference rows of a protocol's ranking and what the page compares each entry with: the constant classifiers
 (majority class, always abnormal: the same under any attack), the protocol's text-only entries (no image attack
 reaches them) and image-only entries; a multimodal entry below a text-only entry under the rank attack is marked
-(benchmark.baselines states the flag for run tables); the corruption mCE of an entry relative to its named baseline
-entry (benchmark.corruption_summary)."""
+(benchmark.evaluation.baselines states the flag for run tables); the corruption mCE of an entry relative to its named baseline
+entry (benchmark.evaluation.corruption_summary)."""
 from __future__ import annotations
 
 from typing import Any

@@ -1,6 +1,6 @@
 """The samples browser: test samples an attack broke (clean right, attacked wrong), each with its clean and attacked
 frontal view and their difference, the report and its attacked version, and both predictions. The leaderboard page
-shows the entries' broken samples (benchmark.evidence picks them); `mmrb run` writes samples.html for its run folder
+shows the entries' broken samples (benchmark.evaluation.evidence picks them); `mmrb run` writes samples.html for its run folder
 from broken.json. Rendered through jinja2 with autoescaping; the images are data URIs (the page fetches nothing)."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmark.board.templating import template
 from mmrb.core.io import atomic_write
 
 CLASSES = ("normal", "abnormal")
@@ -33,8 +34,6 @@ def entry_samples(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def render_samples_page(rows: list[dict[str, Any]], title: str) -> str:
     """A standalone samples browser (a run folder's samples.html)."""
-    from benchmark.board.page import template
-
     return template("samples.html.j2").render(title=title, samples=rows)
 
 

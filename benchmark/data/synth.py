@@ -331,7 +331,7 @@ def write_synthetic_indiana(out: str | Path, n: int, seed: int, image_size: int 
                             first_uid: int = 1) -> Path:
     """Write n synthetic studies (uids first_uid..first_uid+n-1; 1..n by default) as an Indiana release folder;
     drop_views uids lose one view row. A later first_uid draws studies no default-numbered set holds (the clean
-    held-out calibration samples of benchmark.clinical)."""
+    held-out calibration samples of benchmark.evaluation.clinical)."""
     if n < 1 or seed < 0 or image_size < 8 or not 0 <= drop_views <= n:
         raise ValueError(f"need n >= 1, seed >= 0, image_size >= 8, 0 <= drop_views <= n; got {n}, {seed}, "
                          f"{image_size}, {drop_views}")

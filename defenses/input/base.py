@@ -6,7 +6,7 @@ takes the gradient of the defended model naively gets none through it: the defen
 and the robust accuracy it reports is inflated by gradient masking (Athalye, Carlini & Wagner 2018).
 
 `through(fn, x, name)` applies such a transform to a tensor: normally its gradient is zero (the naive view: the
-defense masks the gradient); while `straight_through(counter)` is active (mmrb's BPDA, `benchmark.attacks.adaptive.StraightThrough`
+defense masks the gradient); while `straight_through(counter)` is active (mmrb's BPDA, `defenses.adaptive.StraightThrough`
 enters it), the output keeps its value but passes the gradient through as the identity (BPDA's straight-through
 estimator), and `counter[name]` counts the passages.
 """

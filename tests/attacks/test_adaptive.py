@@ -1,4 +1,4 @@
-"""BPDA and EOT (benchmark.attacks.adaptive) and mmrb's own PGD: rounding passed straight through, randomised models
+"""BPDA and EOT (defenses.adaptive) and mmrb's own PGD: rounding passed straight through, randomised models
 attacked in expectation, and PGD that sees through a rounding layer that stops it without BPDA."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from benchmark.attacks import Target, craft
-from benchmark.attacks.adaptive import Adapted, StraightThrough, is_stochastic, takes_rounding_steps
+from defenses.adaptive import Adapted, StraightThrough, is_stochastic, takes_rounding_steps
 from mmrb.core.errors import AttackError
 from tests.attacks.test_probes import LinearImageModel
 

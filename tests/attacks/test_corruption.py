@@ -17,7 +17,7 @@ from benchmark.attacks.corruption import (
     report_corruptions,
 )
 from benchmark.attacks.registry import check
-from benchmark.metrics import class_accuracy
+from benchmark.evaluation.metrics import class_accuracy
 from wrappers.training import obtain_trained, predict_proba
 
 GREY = np.full((40, 2, 32, 32), 0.5, dtype=np.float32)

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.adaptive_eval import adaptive_pass
 from benchmark.attacks import Target, craft
-from benchmark.suite import AttackSpec, ConvergenceSpec
+from benchmark.run.adaptive import adaptive_pass
+from benchmark.spec.suite import AttackSpec, ConvergenceSpec
+from defenses.defended import DefendedModel
+from defenses.registry import build_model_defense
 from tests.attacks.test_probes import LinearImageModel
-from wrappers.defended import DefendedModel
 from wrappers.estimators import ImageView
-from wrappers.model_defenses import build_model_defense
 from wrappers.training import predict_proba
 
 SIDE, EPS = 16, 0.1
@@ -68,7 +68,7 @@ def test_the_canonicaliser_maps_synonyms_and_misspellings_before_tokenisation():
 
 
 def test_a_misspelt_defense_or_parameter_is_refused_before_any_work(tmp_path):
-    from benchmark.suite import load_suite
+    from benchmark.spec.suite import load_suite
     from mmrb.core.errors import SuiteError
 
     base = ("name: d\ndataset: {name: indiana_synth, n: 40, seed: 0}\nattacks: [{name: none}]\nseeds: [0]\n"
@@ -88,8 +88,8 @@ def test_a_misspelt_defense_or_parameter_is_refused_before_any_work(tmp_path):
 
 
 def test_the_defended_model_keeps_the_contract_and_its_own_key():
-    from benchmark.keys import Keys
-    from benchmark.suite import suite_from_data
+    from benchmark.run.keys import Keys
+    from benchmark.spec.suite import suite_from_data
 
     data = {"name": "k", "dataset": {"name": "indiana_synth", "n": 40, "seed": 0}, "attacks": [{"name": "none"}],
             "seeds": [0], "models": ["vision_only", {"name": "vision_only", "defense": "jpeg"},
@@ -114,8 +114,8 @@ def test_pgd_at_raises_the_converged_robust_accuracy_of_a_small_fusion_model(tmp
     leave it at 46 ± 64.) The fine-tuned model is cached under its own key."""
     import pandas as pd
 
-    from benchmark.runner import run_suite
-    from benchmark.suite import suite_from_data
+    from benchmark.run.runner import run_suite
+    from benchmark.spec.suite import suite_from_data
     from mmrb.core.paired import paired_test
 
     at = {"name": "pgd_at", "params": {"epsilon": 0.0313725, "steps": 5, "epochs": 3, "lr": 0.001}}
@@ -143,7 +143,7 @@ def test_pgd_at_raises_the_converged_robust_accuracy_of_a_small_fusion_model(tmp
 
 
 def test_a_model_card_carries_a_defense_and_a_misspelt_one_is_refused(tmp_path):
-    from benchmark.card import SubmissionError, load_card
+    from benchmark.submission.card import SubmissionError, load_card
 
     card = ("name: mine\nauthors: [A]\nentry_point: early_fusion\ntrained_by: mmrb\ntokenizer: tiny_bert\n"
             "data: generated\nthreat_model: none\n")
@@ -156,7 +156,7 @@ def test_a_model_card_carries_a_defense_and_a_misspelt_one_is_refused(tmp_path):
 
 
 def test_the_defense_table_pairs_each_defended_model_with_its_undefended_one_by_seed():
-    from benchmark.defense_table import defense_table
+    from benchmark.evaluation.defense_table import defense_table
 
     rows = []
     for seed, (plain, adaptive, naive) in enumerate([(0.30, 0.32, 0.90), (0.40, 0.41, 0.95), (0.35, 0.38, 0.92)]):

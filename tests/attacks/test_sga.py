@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 import torch
 
-import benchmark.engine
+import benchmark.run.engine
 from benchmark.attacks import Target, registry
 from benchmark.attacks import hotflip as hf
 from benchmark.attacks.co_attack import rescaled
 from benchmark.attacks.sga import report_set
-from benchmark.runner import run_suite
-from benchmark.suite import load_suite
+from benchmark.run.runner import run_suite
+from benchmark.spec.suite import load_suite
 from wrappers.training import predict_logits
 
 EPS, FRACTION = 0.1, 0.1
@@ -75,13 +75,13 @@ transfer:
 
 def test_sga_pairs_are_crafted_on_the_source_and_scored_on_every_target(tmp_path, monkeypatch):
     calls = []
-    real_craft = benchmark.engine.craft
+    real_craft = benchmark.run.engine.craft
 
     def counting_craft(source, name, params, target, epsilon, seed):
         calls.append((name, target.model.config["name"]))
         return real_craft(source, name, params, target, epsilon, seed)
 
-    monkeypatch.setattr(benchmark.engine, "craft", counting_craft)
+    monkeypatch.setattr(benchmark.run.engine, "craft", counting_craft)
     path = tmp_path / "suite.yaml"
     path.write_text(SUITE)
     record = run_suite(load_suite(path), tmp_path / "out", tmp_path / "cache", progress=False)

@@ -219,8 +219,8 @@ def test_a_malformed_entry_is_refused_naming_the_file_each_field_and_the_fix(tmp
     assert "field 'model.modalities.1': Input should be 'image' or 'text' (found 'audio')" in message
     assert "field 'provenance.date': missing" in message and "field 'rank_by': unknown field" in message
     assert "restore the file from git, or submit the model again" in message
-    path.write_text(json.dumps({**make_entry("a", "1", 0.5, 0.1), "entry_version": 2}))
-    with pytest.raises(BoardError, match=r"a\.json: .*\n  field 'entry_version': is 2; this mmrb reads version 1 \(upgrade mmrb"):
+    path.write_text(json.dumps({**make_entry("a", "1", 0.5, 0.1), "entry_version": 3}))
+    with pytest.raises(BoardError, match=r"a\.json: .*\n  field 'entry_version': is 3; this mmrb reads versions 1 to 2 \(upgrade mmrb"):
         load_entries(tmp_path)
 
 
@@ -346,8 +346,8 @@ def test_every_multimodal_entry_shows_its_modality_reliance(tmp_path):
 
 
 def test_a_submission_records_the_reliance_index_of_its_seeds():
-    from benchmark.reliance import reliance_table
-    from benchmark.submit import entry_reliance
+    from benchmark.evaluation.reliance import reliance_table
+    from benchmark.submission.submit import entry_reliance
 
     rows = [{"model": "m", "seed": seed, "modality": modality, "epsilon": eps, "robust_accuracy": value}
             for seed, shift in enumerate((0.0, 0.05, -0.05))

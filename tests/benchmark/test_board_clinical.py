@@ -10,7 +10,7 @@ import pytest
 
 from benchmark.board import HTML_NAME, build_board, rank_entries, screenshot
 from benchmark.board.entry import Entry
-from benchmark.evidence import png_uri
+from benchmark.evaluation.evidence import png_uri
 from tests.benchmark.test_board import dump_dom, make_entry, needs_chromium, write_entries
 
 N, SEEDS = 150, 3

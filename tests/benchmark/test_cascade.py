@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from benchmark.attacks import Target, craft
+from benchmark.attacks.cascade import Cascade
+from benchmark.attacks.convergence import accepted_params, escalate
 from benchmark.attacks.registry import info
-from benchmark.cascade import Cascade
-from benchmark.convergence import accepted_params, escalate
 from wrappers.estimators import ImageView
 from wrappers.training import predict_proba
 

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.clinical import CALIBRATION_FIRST_UID, calibration_split, operating_scores, threshold_at_specificity
 from benchmark.data import load_dataset
-from benchmark.suite import load_suite
+from benchmark.evaluation.clinical import CALIBRATION_FIRST_UID, calibration_split, operating_scores, threshold_at_specificity
+from benchmark.spec.suite import load_suite
 from mmrb.cli import main
 from wrappers.training import LabelledSet, obtain_trained, predict_proba
 

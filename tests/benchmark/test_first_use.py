@@ -17,8 +17,8 @@ import torch
 import yaml
 
 import mmrb
-from benchmark.results import DB_NAME, RunStore
-from benchmark.soundness import UNRANKING_FLAGS
+from benchmark.evaluation.soundness import UNRANKING_FLAGS
+from benchmark.store.results import DB_NAME, RunStore
 from mmrb.cli import main
 from mmrb.core.errors import MmrbError, ModelError
 from tests.plugins.tiny_plugin import tiny_suite, write_plugin
@@ -94,10 +94,10 @@ def constant_model(folder: Path, module: str = "constant"):
 
 
 def test_a_constant_classifier_is_flagged_and_a_trained_one_is_not(tmp_path, cache_dir):
-    from benchmark.card import Card
-    from benchmark.runner import RunRecord
-    from benchmark.submit import make_entry
-    from benchmark.tables import soundness_table
+    from benchmark.evaluation.tables import soundness_table
+    from benchmark.run.runner import RunRecord
+    from benchmark.submission.card import Card
+    from benchmark.submission.submit import make_entry
 
     path = write_plugin(tmp_path, "learner", "learner_model")
     suite = tiny_suite(models=["learner_model"], plugins=[str(path)], seeds=[0, 1])
@@ -123,8 +123,8 @@ def test_a_constant_classifier_is_flagged_and_a_trained_one_is_not(tmp_path, cac
 def test_the_submission_floor_is_above_the_majority_class_rate(tmp_path, cache_dir):
     from safetensors.torch import save_model
 
-    from benchmark.card import SubmissionError
-    from benchmark.submit import submit
+    from benchmark.submission.card import SubmissionError
+    from benchmark.submission.submit import submit
     from tests.benchmark.test_submit import card, protocol
 
     folder = tmp_path / "submission"
@@ -247,7 +247,7 @@ def test_submit_speaks_before_its_first_training_and_shows_one_bar(tmp_path, cac
     import re
 
     import wrappers.training
-    from benchmark.submit import submit
+    from benchmark.submission.submit import submit
     from tests.benchmark.test_submit import card, protocol
 
     folder = tmp_path / "submission"
@@ -276,9 +276,9 @@ def test_submit_speaks_before_its_first_training_and_shows_one_bar(tmp_path, cac
 
 
 def test_compare_defenses_checks_each_defense_before_pretraining(tmp_path, monkeypatch):
-    from benchmark.defense_study import compare_defenses, load_defense_suite
-    from benchmark.defense_study.corpora import load_data
-    from benchmark.defense_study.heads import check_defenses
+    from benchmark.studies.defenses import compare_defenses, load_defense_suite
+    from benchmark.studies.defenses.corpora import load_data
+    from benchmark.studies.defenses.heads import check_defenses
     from wrappers.clip import ClipDefended
 
     suite = load_defense_suite(ROOT / "suites" / "defenses_smoke.yaml")
@@ -341,8 +341,8 @@ def test_the_view_scores_what_run_attack_returned_with_its_rows(tmp_path):
     import numpy as np
     from art.attacks.evasion import HopSkipJump
 
-    from benchmark.runner import prepare_data
-    from benchmark.suite import suite_from_data
+    from benchmark.run.runner import prepare_data
+    from benchmark.spec.suite import suite_from_data
     from mmrb.core.errors import ContextError
     from wrappers.configs import TrainRecipe
     from wrappers.training import batch_logits, fit, predict_logits

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from benchmark.gate import CellKey, expectations, judge
-from benchmark.suite import Bound, suite_from_data
+from benchmark.spec.suite import Bound, suite_from_data
 from mmrb.core.errors import SuiteError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +33,8 @@ def run_gate(tmp_path: Path, suite: dict, cache: Path, name: str = "suite.yaml")
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_a_raised_expectation_fails_readably_and_a_noise_level_miss_passes(tmp_path, cache_dir):
-    from benchmark.aggregate import aggregate
     from benchmark.api import evaluate
+    from benchmark.evaluation.aggregate import aggregate
 
     # measure the cells first (the gate's own run then resumes them), to place one bound inside the interval
     measured = aggregate(evaluate(gate_suite({}), out=tmp_path / "runs" / "gate_tiny", cache=cache_dir).record.rows)

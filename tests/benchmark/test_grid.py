@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from benchmark.grid import applies, expand
-from benchmark.suite import AttackSpec, Suite, load_suite
+from benchmark.spec.grid import applies, expand
+from benchmark.spec.suite import AttackSpec, Suite, load_suite
 from wrappers.registry import model_entry
 
 SMOKE = Path(__file__).resolve().parents[2] / "suites" / "smoke.yaml"

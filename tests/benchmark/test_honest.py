@@ -8,11 +8,11 @@ import pytest
 import torch
 import yaml
 
-from benchmark.aggregate import aggregate
 from benchmark.attacks import Target, craft
 from benchmark.attacks.standard import PaddedMargin, craft_standard
-from benchmark.runner import run_suite
-from benchmark.suite import load_suite
+from benchmark.evaluation.aggregate import aggregate
+from benchmark.run.runner import run_suite
+from benchmark.spec.suite import load_suite
 from wrappers.estimators import ImageView
 from wrappers.training import predict_logits
 

@@ -24,8 +24,8 @@ def test_loading_and_validating_every_suite_leaves_torch_out():
     """Suite parsing (schema, model names, attack sources) imports no torch, no model library, no attack library."""
     code = textwrap.dedent(f"""
         import json, sys
-        from benchmark.suite import load_suite
-        from benchmark.grid import NEEDS
+        from benchmark.spec.suite import load_suite
+        from benchmark.spec.grid import NEEDS
         for name in {RUN_SUITES!r}:
             load_suite("suites/" + name)
         print(json.dumps(sorted(m for m in ("torch", "transformers", "timm", "open_clip", "art", "torchattacks",

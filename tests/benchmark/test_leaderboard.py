@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from benchmark import PROTOCOL_VERSION, __version__
-from benchmark.board.suite_boards import CSV_NAME, MD_NAME, PACKAGES, PROVENANCE, SCORES, git_commit, provenance, publish
+from benchmark.run.suite_boards import CSV_NAME, MD_NAME, PACKAGES, PROVENANCE, SCORES, git_commit, provenance, publish
 
 FINGERPRINT = "a1b2c3d4-64px-split0-0.2"
 EPS = (8 / 255, 0.03, 0.2)

@@ -11,8 +11,8 @@ import pytest
 
 import mmrb
 from benchmark.board import rank_entries, render_html, render_readme
-from benchmark.soundness import UNRANKING_FLAGS
-from benchmark.tables import soundness_table
+from benchmark.evaluation.soundness import UNRANKING_FLAGS
+from benchmark.evaluation.tables import soundness_table
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "masked_model" / "rounded.py"
 EPS = 8 / 255

@@ -9,7 +9,7 @@ import sklearn.metrics as skm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmark.metrics import accuracy, attack_success_rate, f1_score, perturbation_linf, robustness_scores, roc_auc
+from benchmark.evaluation.metrics import accuracy, attack_success_rate, f1_score, perturbation_linf, robustness_scores, roc_auc
 
 labels = st.lists(st.integers(0, 1), min_size=1, max_size=40)
 # few distinct values, so that ties between positives and negatives are common
@@ -176,7 +176,7 @@ def test_seed_interval_hand_case():
     Wilson(0.6, 100), z = 1.959964: centre (0.6 + z²/200) / (1 + z²/100) = 0.596301,
     half z / (1 + z²/100) · √(0.0024 + z²/40000) = 0.094298 -> [0.502003, 0.690599];
     low = 0.6 − √(0.248414² + 0.097997²) = 0.332955, high = 0.6 + √(0.248414² + 0.090599²) = 0.864419."""
-    from benchmark.metrics import seed_interval, wilson_interval
+    from benchmark.evaluation.metrics import seed_interval, wilson_interval
 
     assert wilson_interval(0.6, 100) == pytest.approx((0.502003, 0.690599), abs=2e-6)
     got = seed_interval([0.5, 0.6, 0.7], 100)
@@ -185,7 +185,7 @@ def test_seed_interval_hand_case():
 
 
 def test_seed_interval_one_seed_is_the_wilson_interval_and_zero_has_width():
-    from benchmark.metrics import seed_interval, wilson_interval
+    from benchmark.evaluation.metrics import seed_interval, wilson_interval
 
     one = seed_interval([0.5], 120)
     assert (one["ci_low"], one["ci_high"]) == pytest.approx(wilson_interval(0.5, 120))

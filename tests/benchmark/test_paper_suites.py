@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from benchmark.runner import run_suite
-from benchmark.suite import load_suite
+from benchmark.run.runner import run_suite
+from benchmark.spec.suite import load_suite
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
 TINY_DATA = {"name": "indiana_synth", "n": 120, "seed": 1, "image_size": 32}

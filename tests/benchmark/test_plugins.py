@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import mmrb
-from benchmark.runner import prepare_data
-from benchmark.suite import suite_from_data
+from benchmark.run.runner import prepare_data
+from benchmark.spec.suite import suite_from_data
 from mmrb.cli import main
 from mmrb.core.errors import ModelError, SuiteError
 from tests.plugins.tiny_plugin import tiny_suite, write_plugin

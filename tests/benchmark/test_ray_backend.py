@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from benchmark.api import evaluate
-from benchmark.backends import LocalBackend, RayBackend, backend_from
-from benchmark.results import RunStore
+from benchmark.run.backends import LocalBackend, RayBackend, backend_from
+from benchmark.store.results import RunStore
 from mmrb.core.errors import MmrbError
 
 FGSM = {"source": "art", "name": "FastGradientMethod", "label": "FGSM"}
@@ -236,7 +236,7 @@ def test_a_ray_worker_with_other_numerics_than_the_driver_stops_naming_both():
     a worker whose own differ would cache its models and figures under keys that say otherwise."""
     from types import SimpleNamespace
 
-    from benchmark.backends import WorkerContext
+    from benchmark.run.backends import WorkerContext
     from wrappers.numerics import numerics_identity
 
     driver = {**numerics_identity("cpu"), "cpu_capability": "NOT-THIS-CPU"}

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from benchmark.reliance import reliance_table
+from benchmark.evaluation.reliance import reliance_table
 
 
 def _rows(model, seed, clean, image, text, joint, eps=0.03):
@@ -40,7 +40,7 @@ def test_missing_cells_give_no_row_and_transfer_rows_are_ignored():
 
 
 def test_reliance_markdown_lists_the_planted_figure():
-    from benchmark.tables import reliance_markdown
+    from benchmark.evaluation.tables import reliance_markdown
 
     rows = [r for seed in (0, 1, 2) for r in _rows("early_fusion", seed, 0.9, 0.7, 0.6, 0.2)]
     assert "+40.0 ± 0.0" in reliance_markdown(rows)

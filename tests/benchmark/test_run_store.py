@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from benchmark.results import DB_NAME, RunStore
-from benchmark.runner import run_suite
-from benchmark.suite import load_suite
+from benchmark.run.runner import run_suite
+from benchmark.spec.suite import load_suite
+from benchmark.store.results import DB_NAME, RunStore
 
 SUITE = {
     "name": "resume",
@@ -164,11 +164,11 @@ def test_artifacts_stay_under_the_drivers_keys_when_the_attack_code_changes_mid_
     (samples.csv, the paired tests) would silently miss them. Here every digest differs from the last."""
     import itertools
 
-    import benchmark.keys
+    import benchmark.run.keys
 
     calls = itertools.count()
-    real = benchmark.keys.attack_code
-    monkeypatch.setattr(benchmark.keys, "attack_code", lambda source, name: {**real(source, name), "edit": next(calls)})
+    real = benchmark.run.keys.attack_code
+    monkeypatch.setattr(benchmark.run.keys, "attack_code", lambda source, name: {**real(source, name), "edit": next(calls)})
     suite = write_suite(tmp_path / "resume.yaml", models=["vision_only"], seeds=[0])
     record = run_suite(load_suite(suite), tmp_path / "out", tmp_path / "cache", progress=False)
     samples = pd.read_csv(tmp_path / "out" / "samples.csv")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from benchmark.results import COLUMNS
+from benchmark.store.results import COLUMNS
 from mmrb.cli import main
 
 REQUIRED = ["suite", "model", "attack", "attack_source", "modality", "epsilon", "steps", "transfer_source", "n",

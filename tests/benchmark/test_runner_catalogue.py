@@ -4,9 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-import benchmark.engine
-from benchmark.runner import run_suite
-from benchmark.suite import load_suite
+import benchmark.run.engine
+from benchmark.run.runner import run_suite
+from benchmark.spec.suite import load_suite
 
 DATASET = "dataset: {name: indiana_synth, n: 120, seed: 1, image_size: 32}\nlimit: 16\nseed: 0\n"
 
@@ -74,13 +74,13 @@ def test_catalogue_cells(tmp_path, shared_cache):
 
 def test_transfer_crafts_once_per_source_attack_and_budget(tmp_path, shared_cache, monkeypatch):
     calls = []
-    real_craft = benchmark.engine.craft
+    real_craft = benchmark.run.engine.craft
 
     def counting_craft(source, name, params, target, epsilon, seed):
         calls.append((target.model.config["name"], epsilon))
         return real_craft(source, name, params, target, epsilon, seed)
 
-    monkeypatch.setattr(benchmark.engine, "craft", counting_craft)
+    monkeypatch.setattr(benchmark.run.engine, "craft", counting_craft)
     rows = run(tmp_path, TRANSFER, shared_cache)
     assert sorted(calls) == sorted((s, e) for s in ("late_fusion", "ensemble_fusion") for e in (0.0313725, 0.2))
     assert len(rows) == 2 * 3 * 2  # sources × targets × ε, the white-box diagonal included

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.soundness import FLAGS, cell_label, flags_by_cell, soundness_flags
+from benchmark.evaluation.soundness import FLAGS, cell_label, flags_by_cell, soundness_flags
 from mmrb.core.errors import MmrbError
 
 NOISE, FLOOR = ["random_noise"], ["image_replacement"]
@@ -193,8 +193,8 @@ def test_aggregated_columns_are_required():
 # --- with real models and attacks -------------------------------------------------------------------------------
 
 def measured_cell(attack: str, eps: float | None, acc: float, n: int, **extra: Any) -> dict[str, Any]:
-    """An aggregated row for one seed: the accuracy with its Wilson interval (benchmark.metrics.seed_interval)."""
-    from benchmark.metrics import seed_interval
+    """An aggregated row for one seed: the accuracy with its Wilson interval (benchmark.evaluation.metrics.seed_interval)."""
+    from benchmark.evaluation.metrics import seed_interval
 
     interval = seed_interval([acc], n)
     return dict(model="m", attack=attack, attack_source="art", modality="image", epsilon=eps, transfer_source="",
@@ -232,11 +232,11 @@ def test_an_under_stepped_pgd_raises_rising_with_steps(trained, test_split):
     the figure still falls at the cap, flagged; the default schedule (2 to 4 rounds) converges, not flagged."""
     import torch
 
-    from benchmark.aggregate import publish_converged
     from benchmark.attacks import Target, craft
+    from benchmark.attacks.cascade import Cascade
+    from benchmark.attacks.convergence import accepted_params, escalate
     from benchmark.attacks.registry import info
-    from benchmark.cascade import Cascade
-    from benchmark.convergence import accepted_params, escalate
+    from benchmark.evaluation.aggregate import publish_converged
     from wrappers.estimators import ImageView
     from wrappers.training import predict_proba
 
@@ -319,7 +319,7 @@ def test_a_frame_read_back_from_csv_gives_the_same_flags(tmp_path):
 
 def test_chance_bound_is_what_a_guesser_reaches():
     """The bound holds 95 % of the balanced accuracies of a model that guesses "abnormal" half the time."""
-    from benchmark.soundness import chance_bound
+    from benchmark.evaluation.soundness import chance_bound
 
     rng = np.random.default_rng(0)
     n0, n1 = 40, 80

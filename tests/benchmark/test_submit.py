@@ -8,8 +8,8 @@ import torch
 import yaml
 
 import benchmark
-from benchmark.card import SubmissionError, load_card
-from benchmark.submit import submit
+from benchmark.submission.card import SubmissionError, load_card
+from benchmark.submission.submit import submit
 from mmrb.cli import main
 from tests.plugins.tiny_plugin import tiny_suite, write_plugin
 
@@ -190,7 +190,7 @@ def test_the_docs_example_is_the_example_file_and_its_card_submits(tmp_path, cac
 
 def test_an_outside_evaluation_that_finds_lower_sets_the_ranked_figure(tmp_path, submission, cache_dir):
     from benchmark.board import build_board, load_entries
-    from benchmark.evaluations import EvaluationError, evaluate_entry
+    from benchmark.submission.evaluations import EvaluationError, evaluate_entry
 
     board = tmp_path / "board"
     suite = yaml.safe_load(open(protocol(tmp_path)))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.suite import load_suite
+from benchmark.spec.suite import load_suite
 from mmrb.core.errors import MmrbError, SuiteError
 
 REPO = Path(__file__).resolve().parents[2]

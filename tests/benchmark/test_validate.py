@@ -9,9 +9,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmark.runner import run_suite
-from benchmark.suite import load_suite
-from benchmark.validate import check_device, check_suite
+from benchmark.run.runner import run_suite
+from benchmark.spec.suite import load_suite
+from benchmark.spec.validate import check_device, check_suite
 from mmrb.cli import main
 from mmrb.core.errors import MmrbError, SuiteError
 

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark.defense_study import load_defense_suite
-from benchmark.defense_study.spec import DefenseEntry
+from benchmark.studies.defenses import load_defense_suite
+from benchmark.studies.defenses.spec import DefenseEntry
 from mmrb.cli import main
 from mmrb.core.errors import SuiteError
 
@@ -28,7 +28,7 @@ SMOKE = (SUITES / "defenses_smoke.yaml").read_text()
 PLUGIN = '''
 import torch
 from torch import nn
-from defenses import DefenseHead
+from defenses.heads import DefenseHead
 
 
 class Gated(DefenseHead):
@@ -70,7 +70,7 @@ def test_bad_suites_name_the_file_and_field(tmp_path, text, field):
 
 
 def test_corpora_and_splits_must_be_disjoint(tmp_path):
-    from benchmark.defense_study.corpora import load_data
+    from benchmark.studies.defenses.corpora import load_data
 
     suite = load_defense_suite(_suite(tmp_path, SMOKE.replace("id: {n: 40, data_seed: 3}", "id: {n: 40, data_seed: 1}")))
     with pytest.raises(SuiteError, match="different generator seeds"):
@@ -93,9 +93,9 @@ def test_shipped_suites_validate():
 def test_nmtune_starts_near_identity_on_raw_features(tmp_path):
     """At the start of training (train mode: BatchNorm on batch statistics), g = f + s ⊙ MLP(f) with s = 1 is close
     to the raw CLIP features f of a pre-trained CLIP; `features = "raw"` is what the comparison feeds it."""
-    from benchmark.defense_study.corpora import generated
-    from benchmark.defense_study.heads import build_head
-    from benchmark.defense_study.spec import SplitSpec
+    from benchmark.studies.defenses.corpora import generated
+    from benchmark.studies.defenses.heads import build_head
+    from benchmark.studies.defenses.spec import SplitSpec
     from wrappers.clip_encoder import TINY_ARCH, ClipEncoder, PretrainRecipe, pretrain_clip
 
     split = generated(SplitSpec(n=64, data_seed=0), 32, tmp_path)
@@ -113,7 +113,7 @@ def test_nmtune_starts_near_identity_on_raw_features(tmp_path):
 
 
 def test_every_head_is_seeded_before_it_is_built():
-    from benchmark.defense_study.heads import build_head
+    from benchmark.studies.defenses.heads import build_head
 
     entry = DefenseEntry(name="ran", label="ran", params={"learned_centroids": True})
     first = build_head(entry, 16, seed=3)
@@ -125,7 +125,7 @@ def test_every_head_is_seeded_before_it_is_built():
 
 
 def test_each_noise_type_changes_the_nested_share_of_pairs_within_its_budget(tmp_path):
-    from benchmark.defense_study.corpora import Data, Split, noise_order, noisy_corpus
+    from benchmark.studies.defenses.corpora import Data, Split, noise_order, noisy_corpus
     from wrappers.clip_encoder import TINY_ARCH, ClipEncoder, save_clip
 
     torch.manual_seed(0)
@@ -202,7 +202,7 @@ def test_smoke_suite_end_to_end_then_a_kill_resumes_without_recomputing(tmp_path
     assert proc.poll() is None, "the comparison finished before it could be killed: " + proc.communicate()[1][-2000:]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    from benchmark.results import RunStore
+    from benchmark.store.results import RunStore
 
     with RunStore(again) as store:
         before = store.run_ids()
@@ -226,7 +226,7 @@ def test_a_defense_plugin_from_a_file_runs_with_the_suites_parameters(tmp_path):
     suite_path = _suite(tmp_path, text)
     suite = load_defense_suite(suite_path)
     assert suite.labels == ["lp", "gated"]
-    from benchmark.defense_study.heads import build_head
+    from benchmark.studies.defenses.heads import build_head
 
     head = build_head(suite.defenses[1], 8, seed=0, base=tmp_path)
     assert head.width == 3 and head.gate[0].out_features == 3  # the suite's parameter reached the head
@@ -240,7 +240,7 @@ def test_the_ablation_suite_sets_ran_parameters_from_the_suite():
     ablation = load_defense_suite(SUITES / "defenses_ablation.yaml")
     params = {d.label: d.params for d in ablation.defenses}
     assert params["ran_no_adv"] == {"beta": 0.0} and params["ran_no_mse_cov"] == {"alpha": 0.0}
-    from benchmark.defense_study.heads import build_head
+    from benchmark.studies.defenses.heads import build_head
 
     head = build_head(ablation.defenses[[d.label for d in ablation.defenses].index("ran_strong")], 8, seed=0)
     assert (head.alpha, head.beta) == (0.1, 0.15)

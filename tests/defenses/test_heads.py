@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from defenses import create_defense, fit_head, list_defenses
-from defenses.losses import adversarial_margin_loss, consistency_loss, covariance_loss, singular_value_loss
+from defenses.heads import create_defense, fit_head, list_defenses
+from defenses.heads.losses import adversarial_margin_loss, consistency_loss, covariance_loss, singular_value_loss
 from mmrb.core.errors import ModelError
 
 DIM = 16

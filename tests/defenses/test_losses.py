@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from defenses.losses import adversarial_margin_loss, class_centroids, consistency_loss, covariance_loss, singular_value_loss
+from defenses.heads.losses import adversarial_margin_loss, class_centroids, consistency_loss, covariance_loss, singular_value_loss
 
 
 def test_covariance_loss_of_decorrelated_features_is_zero():

@@ -8,7 +8,7 @@ from art.attacks.evasion import AutoProjectedGradientDescent, FastGradientMethod
 from torch import nn
 
 from benchmark.attacks import Target, craft
-from benchmark.metrics import class_accuracy
+from benchmark.evaluation.metrics import class_accuracy
 from mmrb.core.errors import ContextError, ModelError
 from wrappers.binding import ContextBinding
 from wrappers.estimators import ImageView

@@ -105,8 +105,8 @@ def test_trained_models_beat_the_majority_class(trained, test_split):
     (`constant_prediction` or `chance_level`), so that the leaderboard leaves it unranked, on any machine."""
     import pandas as pd
 
-    from benchmark.metrics import class_accuracy
-    from benchmark.soundness import UNRANKING_FLAGS, soundness_flags
+    from benchmark.evaluation.metrics import class_accuracy
+    from benchmark.evaluation.soundness import UNRANKING_FLAGS, soundness_flags
 
     labels = test_split.labels
     majority = max(labels.mean(), 1 - labels.mean())

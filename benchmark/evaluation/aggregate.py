@@ -1,0 +1,120 @@
+"""Per-seed results -> one row per (model, attack, ε, transfer source): mean, spread and confidence interval.
+
+Accuracies (proportions of the n test samples) get `benchmark.evaluation.metrics.seed_interval`: the seed spread and
+the finite test set combined. F1, AUC and the other scores are not proportions of n samples; they get the
+seed spread only (mean, standard deviation, and the t-interval half-width over seeds).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmrb.core.stats import seed_interval, t_halfwidth
+
+GROUP = ("model", "attack", "attack_source", "modality", "epsilon", "transfer_source")
+#: Accuracies and the column holding the number of samples they are proportions of.
+PROPORTIONS = {"clean_accuracy": "n", "robust_accuracy": "n", "as_run_robust_accuracy": "n",
+               "branch_robust_accuracy": "n", "naive_robust_accuracy": "n",
+               "clean_accuracy_normal": "n_normal", "robust_accuracy_normal": "n_normal",
+               "clean_accuracy_abnormal": "n_abnormal", "robust_accuracy_abnormal": "n_abnormal",
+               "clean_sensitivity": "n_abnormal", "robust_sensitivity": "n_abnormal",  # at the operating threshold
+               "clean_specificity": "n_normal", "robust_specificity": "n_normal"}
+SPREAD_ONLY = ("clean_f1", "robust_f1", "branch_robust_f1", "auc", "robust_auc", "attack_success_rate")
+MEANS = ("steps", "queries", "agreement_gap", "max_perturbation", "over_budget", "seconds", "zero_gradient",
+         "nonfinite_gradient", "zero_gradient_bpda", "stochastic", "n_normal", "n_abnormal", "check_rounds", "check_capped",
+         "check_restarts", "check_attacked", "check_seconds", "threshold", "false_reassurance", "false_alarm",
+         "masking")
+#: Largest over the seeds: the budget the convergence check needed.
+MAXIMA = ("check_steps",)
+
+
+def aggregate(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """One row per cell over its training seeds (rows with an error are left out). Columns: the GROUP keys,
+    `seeds`, `n`, for each accuracy `<m>`, `<m>_std`, `<m>_ci_low`, `<m>_ci_high`; for F1/AUC-like scores
+    `<m>`, `<m>_std`, `<m>_hw` (seed t-interval half-width); means of the bookkeeping columns."""
+    frame = pd.DataFrame([r for r in rows if not r.get("error")])
+    if frame.empty:
+        return pd.DataFrame(columns=[*GROUP, "seeds", "n"])
+    frame["transfer_source"] = frame["transfer_source"].fillna("")
+    out = []
+    for key, group in frame.groupby(list(GROUP), sort=False, dropna=False):
+        n = int(group["n"].iloc[0])
+        row: dict[str, Any] = dict(zip(GROUP, key), seeds=len(group), n=n, attack_name=_attack_name(group),
+                                   seed_list=",".join(str(int(s)) for s in sorted(group["seed"])) if "seed" in group else "")
+        for metric, count in PROPORTIONS.items():
+            values = _values(group, metric)
+            if len(values):
+                interval = seed_interval(values, int(group[count].iloc[0]) if count in group else n)
+                row.update({metric: interval["mean"], f"{metric}_std": interval["std"],
+                            f"{metric}_ci_low": interval["ci_low"], f"{metric}_ci_high": interval["ci_high"]})
+        for metric in SPREAD_ONLY:
+            values = _values(group, metric)
+            if len(values):
+                row.update({metric: float(values.mean()), f"{metric}_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                            f"{metric}_hw": t_halfwidth(values)})
+        for metric in MEANS:
+            values = _values(group, metric)
+            if len(values):
+                row[metric] = float(values.mean())
+        for metric in MAXIMA:
+            values = _values(group, metric)
+            if len(values):
+                row[metric] = float(values.max())
+        row.update(_worst_seed_recalls(group))
+        out.append(publish_converged(row))
+    return pd.DataFrame(out)
+
+
+def _worst_seed_recalls(group: pd.DataFrame) -> dict[str, float]:
+    """The worst training seed's smaller class recall and balanced accuracy on clean data (the soundness check of
+    one-class and chance-level models reads them: a seed mean can hide one degenerate training)."""
+    columns = ["clean_accuracy_normal", "clean_accuracy_abnormal"]
+    if not set(columns) <= set(group.columns):
+        return {}
+    recalls = group[columns].apply(pd.to_numeric, errors="coerce").dropna()
+    if recalls.empty:
+        return {}
+    return {"worst_seed_min_recall": float(recalls.min(axis=1).min()),
+            "worst_seed_balanced_accuracy": float(recalls.mean(axis=1).min())}
+
+
+def _values(group: pd.DataFrame, metric: str) -> np.ndarray:
+    """The finite values of one metric over a cell's seeds (none if the column is absent)."""
+    return pd.to_numeric(group[metric], errors="coerce").dropna().to_numpy() if metric in group else np.array([])
+
+
+def _attack_name(group: pd.DataFrame) -> str:
+    """The attack's own name (its label may differ), from the per-seed rows' `attack_name` column."""
+    return str(group["attack_name"].iloc[0]) if "attack_name" in group else str(group["attack"].iloc[0])
+
+
+def publish_converged(row: dict[str, Any]) -> dict[str, Any]:
+    """The convergence check's verdict on an aggregated cell. The published robust accuracy is already the
+    escalated, converged figure (benchmark.attacks.convergence: the check's runs are part of the cell); the attack's figure as
+    configured is kept as `as_run_robust_accuracy`. The cell is `not_converged` only where the check hit its cap in
+    some seed while the figure was still falling (`check_capped` > 0)."""
+    if "check_rounds" not in row or pd.isna(row.get("check_rounds")):
+        return row
+    row["not_converged"] = bool(row.get("check_capped", 0) > 0)
+    return row
+
+
+def half_width(row: pd.Series | dict, metric: str) -> float:
+    """The ± figure printed beside a mean: half the confidence interval (accuracies) or the seed t-interval
+    half-width (other scores)."""
+    if f"{metric}_ci_low" in row and pd.notna(row[f"{metric}_ci_low"]):
+        return (float(row[f"{metric}_ci_high"]) - float(row[f"{metric}_ci_low"])) / 2
+    value = row.get(f"{metric}_hw") if isinstance(row, dict) else row.get(f"{metric}_hw", np.nan)
+    return float(value) if value is not None and pd.notna(value) else float("nan")
+
+
+def with_interval(row: pd.Series | dict, metric: str, scale: float = 100.0, digits: int = 1) -> str:
+    """`mean ± half-width` in percent, '–' when the metric is missing."""
+    value = row.get(metric) if isinstance(row, dict) else row.get(metric, np.nan)
+    if value is None or pd.isna(value):
+        return "–"
+    hw = half_width(row, metric)
+    return f"{scale * float(value):.{digits}f}" + ("" if pd.isna(hw) else f" ± {scale * hw:.{digits}f}")

@@ -1,0 +1,297 @@
+"""Result tables: the paper's (Table 1, attacks × models; Tables 2–3, transfer matrices), robust accuracy with
+per-class figures and the convergence verdict, the per-modality attribution (clean / image / text / joint /
+floor), and the soundness flags.
+
+Every figure is the mean over training seeds ± the half-width of its 95 % interval (benchmark.evaluation.aggregate)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmark.evaluation.aggregate import aggregate, with_interval
+from benchmark.evaluation.baselines import baseline_table, below_text_only, operating_table
+from benchmark.evaluation.corruption_summary import corruption_table, rank_comparison
+from benchmark.evaluation.reliance import reliance_table
+from mmrb.core.stats import mean_interval
+
+
+def _frame(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    return rows if isinstance(rows, pd.DataFrame) else aggregate(rows)
+
+
+def _pct(value: Any) -> str:
+    return "–" if value is None or pd.isna(value) else f"{100 * float(value):.0f}"
+
+
+def accuracy_cell(row: pd.Series) -> str:
+    """`mean ± hw · N normal / A abnormal`, with the attack's own figure where the convergence check lowered it."""
+    text = with_interval(row, "robust_accuracy")
+    if "robust_accuracy_normal" in row and pd.notna(row.get("robust_accuracy_normal")):
+        text += f" · N {_pct(row['robust_accuracy_normal'])} / A {_pct(row.get('robust_accuracy_abnormal'))}"
+    if row.get("not_converged") is True:
+        text += f" ‡ (as run: {100 * row['as_run_robust_accuracy']:.1f})"
+    if pd.notna(row.get("naive_robust_accuracy", float("nan"))):  # a defended model: the adaptive figure counts
+        text += f" · naive {100 * row['naive_robust_accuracy']:.1f} (masking {100 * row['masking']:+.1f})"
+    return text
+
+
+def accuracy_table(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    """Robust accuracy per attack (rows) and model (columns), with the per-class recalls (N normal, A abnormal)."""
+    frame = _frame(rows)
+    frame = frame[frame["transfer_source"].fillna("") == ""] if len(frame) else frame
+    if frame.empty:
+        return pd.DataFrame()
+    frame = frame.assign(row=frame.apply(_attack_name, axis=1), cell=frame.apply(accuracy_cell, axis=1))
+    table = frame.pivot_table(index=["modality", "row"], columns="model", values="cell", aggfunc="last",
+                              sort=False).fillna("–")
+    table.index = [f"{row} [{modality}]" for modality, row in table.index]
+    return table
+
+
+def floor_labels(frame: pd.DataFrame) -> list[str]:
+    """Labels of the text floor's attacks (registry probe "floor") in an aggregated frame."""
+    return _labels_of(frame, "floor")
+
+
+def noise_labels(frame: pd.DataFrame) -> list[str]:
+    """Labels of the random-noise probes (registry probe "noise") in an aggregated frame."""
+    return _labels_of(frame, "noise")
+
+
+def _labels_of(frame: pd.DataFrame, probe: str) -> list[str]:
+    from benchmark.attacks.registry import traits
+
+    if frame.empty or "attack_name" not in frame:
+        return []
+    pairs = frame[["attack_source", "attack_name", "attack"]].drop_duplicates() if "attack_source" in frame else \
+        frame[["attack_name", "attack"]].assign(attack_source="mmrb").drop_duplicates()
+    return sorted({r.attack for r in pairs.itertuples() if traits(r.attack_source, r.attack_name).probe == probe})
+
+
+def attribution_table(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    """Per-modality attribution for each multimodal model: clean accuracy, the lowest robust accuracy of any
+    image attack at each ε, of any text attack, of any joint attack, and the text floor (no image can go
+    below it) — the paper's modality analysis, with intervals."""
+    frame = _frame(rows)
+    if frame.empty:
+        return pd.DataFrame()
+    frame = frame[frame["transfer_source"].fillna("") == ""]
+    probes = set(floor_labels(frame)) | set(noise_labels(frame))
+    out = {}
+    for model, group in frame.groupby("model", sort=False):
+        floors = group[group["attack"].isin(floor_labels(frame))]
+        if floors.empty:
+            continue
+        attacks = group[~group["attack"].isin(probes)]
+        entry = {"clean": with_interval(attacks[attacks["modality"] == "none"].iloc[0], "robust_accuracy")
+                 if (attacks["modality"] == "none").any() else "–"}
+        image = attacks[attacks["modality"] == "image"]
+        for eps, at_eps in image.groupby("epsilon", sort=True):
+            entry[f"image ε={float(eps):.4g}"] = _lowest(at_eps)
+        for modality in ("text", "joint"):
+            entry[modality] = _lowest(attacks[attacks["modality"] == modality])
+        entry["floor"] = _lowest(floors)
+        out[model] = entry
+    return pd.DataFrame.from_dict(out, orient="index").fillna("–")
+
+
+def _lowest(group: pd.DataFrame) -> str:
+    if group.empty:
+        return "–"
+    row = group.loc[group["robust_accuracy"].idxmin()]
+    return f"{with_interval(row, 'robust_accuracy')} ({row['attack']})"
+
+
+def _attack_name(row: pd.Series) -> str:
+    eps = row["epsilon"]
+    return row["attack"] if pd.isna(eps) or eps == "" else f"{row['attack']}, ε={float(eps):.4g}"
+
+
+
+
+def markdown(frame: pd.DataFrame, index_name: str) -> str:
+    """A pandas frame of strings as a Markdown table (`DataFrame.to_markdown`, its index as the first column named
+    `index_name`; "–" where a cell is missing)."""
+    frame = frame.astype(object).where(frame.notna(), "–").map(str)
+    return frame.rename_axis(index_name).reset_index().to_markdown(index=False, disable_numparse=True)
+
+
+def attack_table(rows: Iterable[dict[str, Any]], metric: str = "robust_f1") -> pd.DataFrame:
+    """Table 1: one row per attack (clean, image, text, joint), one column per model; the attacked branch's
+    score in brackets where the model has branches (the paper's LateFusion figures)."""
+    frame = _frame(rows)
+    frame = frame[frame["transfer_source"].fillna("") == ""] if len(frame) else frame
+    if frame.empty:
+        return pd.DataFrame()
+    frame = frame.assign(row=frame.apply(_attack_name, axis=1))
+    branch = "branch_" + metric
+    cell = frame.apply(lambda r: with_interval(r, metric) + (f" ({with_interval(r, branch)})" if branch in r and pd.notna(r[branch])
+                                                             else ""), axis=1)
+    table = frame.assign(cell=cell).pivot_table(index=["modality", "row"], columns="model", values="cell",
+                                                 aggfunc="last", sort=False).fillna("–")
+    table.index = [f"{row} [{modality}]" for modality, row in table.index]
+    return table
+
+
+def transfer_matrices(rows: Iterable[dict[str, Any]], metric: str = "robust_f1") -> dict[str, pd.DataFrame]:
+    """Tables 2–3: for each transfer attack and ε, rows = black-box target, columns = generator (source)."""
+    frame = _frame(rows)
+    if frame.empty or (frame["transfer_source"].fillna("") == "").all():
+        return {}
+    frame = frame[frame["transfer_source"].fillna("") != ""]
+    out = {}
+    for name, group in frame.groupby(frame.apply(_attack_name, axis=1), sort=False):
+        group = group.assign(cell=group.apply(lambda r: with_interval(r, metric), axis=1))
+        out[name] = group.pivot_table(index="model", columns="transfer_source", values="cell", aggfunc="last",
+                                      sort=False).fillna("–")
+    return out
+
+
+def transfer_gains(rows: Iterable[dict[str, Any]]) -> dict[str, pd.DataFrame]:
+    """What each transfer attack adds over the first one the suite lists (e.g. SGA over PGD): per target (rows) and
+    source (columns), attack − reference robust accuracy in points, paired by training seed (mean ± t half-width;
+    negative: the attack transfers better). Keyed 'ATTACK − REFERENCE, ε=…'."""
+    frame = pd.DataFrame([r for r in rows if r.get("transfer_source") and not r.get("error")])
+    if frame.empty or frame["attack"].nunique() < 2:
+        return {}
+    labels = list(dict.fromkeys(frame["attack"]))
+    reference, keys = labels[0], ["model", "transfer_source", "seed", "epsilon"]
+    base = frame[frame["attack"] == reference].set_index(keys)["robust_accuracy"]
+    out = {}
+    for label in labels[1:]:
+        other = frame[frame["attack"] == label].set_index(keys)["robust_accuracy"]
+        paired = (other - base).dropna().reset_index()
+        for epsilon, group in paired.groupby("epsilon", sort=True):
+            cells = group.groupby(["model", "transfer_source"], sort=False)["robust_accuracy"].apply(
+                lambda d: "{:+.1f} ± {:.1f}".format(*(100 * v for v in mean_interval(d.to_numpy(dtype=float)))))
+            out[f"{label} − {reference}, ε={float(epsilon):.4g}"] = cells.unstack("transfer_source").fillna("–")
+    return out
+
+
+def soundness_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The soundness flags of an aggregated frame (benchmark.evaluation.soundness), one row per flag."""
+    from benchmark.evaluation.soundness import soundness_flags
+
+    if frame.empty:
+        return pd.DataFrame(columns=["flag", "model", "cells", "detail"])
+    return soundness_flags(frame, noise_labels(frame), floor_labels(frame))
+
+
+def reliance_markdown(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> str:
+    """The modality-reliance index per multimodal model and ε (benchmark.evaluation.reliance) as Markdown; '' where no model has
+    the cells."""
+    table = reliance_table(rows)
+    if table.empty:
+        return ""
+    shown = pd.DataFrame({"model": table["model"], "ε": table["epsilon"].map(lambda e: f"{e:.4g}"),
+                          "reliance": [f"{100 * r:+.1f} ± {100 * h:.1f}" for r, h in zip(table["reliance"], table["reliance_hw"])],
+                          "seeds": table["seeds"]})
+    return shown.to_markdown(index=False)
+
+
+def write_tables(rows: list[dict[str, Any]], out_dir: str | Path, baseline: str | None = None,
+                 labels: Any = None) -> str:
+    """Write aggregate.csv, flags.csv, accuracy.md, table1.md, clinical.md, transfer.md and transfer_*.csv to out_dir;
+    return the Markdown shown to the user. `baseline`: the model normalising the mCE; `labels`: the test labels (the
+    constant baselines)."""
+    from benchmark.evaluation.defense_table import defense_table
+
+    out_dir = Path(out_dir)
+    frame = aggregate(rows)
+    flags = soundness_table(frame)
+    if not frame.empty:
+        flags = pd.concat([flags, below_text_only(frame)], ignore_index=True)
+    frame.to_csv(out_dir / "aggregate.csv", index=False)
+    flags.to_csv(out_dir / "flags.csv", index=False)
+    parts = []
+    accuracy = accuracy_table(frame)
+    if not accuracy.empty:
+        parts += ["## Robust accuracy (%) per attack: mean over training seeds ± 95 % half-width · per class "
+                  "(N normal / A abnormal recall) · gradient attacks after the escalating convergence check · ‡ not "
+                  "converged: the check hit its cap while the figure still fell (the figure as run in brackets) · a "
+                  "defended model: the adaptive figure (BPDA/EOT), then the naive one and the masking (naive − "
+                  "adaptive)", "",
+                  markdown(accuracy, "attack [modality]"), ""]
+    attribution = attribution_table(frame)
+    if not attribution.empty:
+        parts += ["## Per-modality attribution: robust accuracy (%), lowest over the attacks of each modality; "
+                  "floor = no image can change the prediction", "", markdown(attribution, "model"), ""]
+    defenses = defense_table(rows)
+    if not defenses.empty:
+        parts += ["## Defenses: adaptive robust accuracy (%; BPDA/EOT for input defenses: the ranked figure), the naive "
+                  "one, and the paired difference to the undefended model over training seeds (mean ± 95 % t; p "
+                  "Holm-corrected over this table)", "", defenses.to_markdown(index=False), ""]
+    reliance = reliance_markdown(rows)
+    if reliance:
+        parts += ["## Modality reliance: the joint attack's drop minus the larger single-modality drop at the same ε "
+                  "(percentage points, mean over seeds ± t half-width)", "", reliance, ""]
+    parts += ["## Soundness flags", "", markdown(flags.set_index("flag"), "flag") if len(flags) else "none raised", ""]
+    (out_dir / "accuracy.md").write_text("\n".join(parts))
+    clinical = clinical_parts(frame, baseline, labels)
+    if clinical:
+        (out_dir / "clinical.md").write_text("\n".join(clinical))
+        parts += clinical
+    table = attack_table(frame)
+    if not table.empty:
+        table1 = ["## Robust F1 of the abnormal class (%) per attack — attacked branch alone in brackets; "
+                  "mean over training seeds ± 95 % interval half-width", "", markdown(table, "attack [modality]"), ""]
+        (out_dir / "table1.md").write_text("\n".join(table1))
+        parts += table1
+    matrices = transfer_matrices(frame)
+    transfer_parts = []
+    for i, (name, matrix) in enumerate(matrices.items()):
+        matrix.to_csv(out_dir / f"transfer_{i}.csv")
+        transfer_parts += [f"## Transfer: {name} — robust F1 (%), mean ± 95 % half-width; rows black-box target, "
+                           "columns generator", "",
+                           markdown(matrix, "black-box \\ generator"), ""]
+    for name, gain in transfer_gains(rows).items():
+        transfer_parts += [f"## Transfer gain: {name} — robust accuracy difference (pt), paired by training seed, mean "
+                           "± 95 % half-width; negative: the attack transfers better than the reference; rows black-box target, "
+                           "columns generator", "", markdown(gain, "black-box \\ generator"), ""]
+    if transfer_parts:
+        (out_dir / "transfer.md").write_text("\n".join(transfer_parts))
+    return "\n".join(parts + transfer_parts)
+
+
+def reference_attack(frame: pd.DataFrame) -> tuple[str, float | None] | None:
+    """The adversarial reference of the rank comparison: the image attack (not a corruption or probe) with the lowest
+    mean robust accuracy at the smallest ε."""
+    probes = set(floor_labels(frame)) | set(noise_labels(frame))
+    attacks = frame[(frame["modality"] == "image") & (frame["attack_name"] != "corruption") & ~frame["attack"].isin(probes)
+                    & (frame["transfer_source"].fillna("") == "")]
+    if attacks.empty:
+        return None
+    eps = attacks["epsilon"].min()
+    at = attacks[attacks["epsilon"] == eps] if pd.notna(eps) else attacks
+    label = at.groupby("attack")["robust_accuracy"].mean().idxmin()
+    return label, (float(eps) if pd.notna(eps) else None)
+
+
+def clinical_parts(frame: pd.DataFrame, baseline: str | None, labels: Any) -> list[str]:
+    """The corruption table and its rank comparison, the operating-point table and the baselines (Markdown)."""
+    if frame.empty:
+        return []
+    parts = []
+    corruption = corruption_table(frame, baseline)
+    if not corruption.empty:
+        parts += ["## Corruption error (%): 1 − accuracy, mean over 5 severities and the training seeds; mCE: Σ "
+                  f"error / Σ error of {baseline or 'a baseline (none named: set corruption_baseline)'}, mean over "
+                  "kinds (100 = the baseline; lower is better)", "", markdown(corruption, "corruption [modality]"), ""]
+        reference = reference_attack(frame)
+        ranks = rank_comparison(frame, baseline, *reference) if reference else pd.DataFrame()
+        if not ranks.empty:
+            parts += ["## Rank under image and report corruptions vs under the strongest image attack (a model it "
+                      "cannot reach keeps its clean accuracy)", "", markdown(ranks, "model"), ""]
+    operating = operating_table(frame)
+    if not operating.empty:
+        parts += ["## Operating point: threshold at the suite's specificity on clean held-out samples; sensitivity and "
+                  "specificity (%) at it, and decisions flipped per seed (abnormal→normal: false reassurance)", "",
+                  markdown(operating, "model, attack"), ""]
+    table = baseline_table(frame, labels)
+    if not table.empty:
+        parts += ["## Baselines: every model beside the constant classifiers and the single-modality models (%)", "",
+                  markdown(table, "model"), ""]
+    return parts

@@ -1,0 +1,104 @@
+"""Content keys of a run: of each trained model, each craft and each cell, and which cells a cell combines.
+
+A key covers everything that decides what it names: the model's content key, the data and the scored samples, the
+attack entry, ε, the seed, the convergence check, the protocol version and the code of the attack (every module of
+benchmark.attacks and the attack's own plug-in module, per the attack registry). The run store and the attack cache
+are keyed by them; `Keys.combined` is the one statement of which cells a cell depends on (worst_case parts,
+compare_with), read by the cell engine and by every backend.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from benchmark import PROTOCOL_VERSION
+from benchmark.spec.grid import Cell
+from benchmark.spec.suite import AttackSpec, ModelSpec, Suite
+from wrappers.cache import code_digest, digest, library_version
+from wrappers.registry import ModelEntry
+from wrappers.training import model_key
+
+ADAPTIVE_VERSION = 1  # how a defended model's cells are attacked adaptively (benchmark.run.adaptive)
+
+
+@functools.lru_cache(maxsize=64)
+def attack_code(source: str, name: str) -> dict[str, str]:
+    """Versions of the attack libraries and a digest of the code that turns a suite entry into adversarial
+    inputs (every module of benchmark.attacks and the attack's own plug-in module, as the attack registry lists them;
+    the cascade, the convergence check, the image view): part of every cell key."""
+    import benchmark.attacks.cascade
+    import benchmark.attacks.convergence
+    import wrappers.estimators
+    from benchmark.attacks import registry
+
+    return {**{lib: library_version(dist) for lib, dist in registry.library_distributions().items()},
+            "code": code_digest(*registry.code_modules(source, name), wrappers.estimators, benchmark.attacks.convergence,
+                                benchmark.attacks.cascade)}
+
+
+def _attack_identity(attack: AttackSpec) -> dict[str, Any]:
+    return {"source": attack.source, "name": attack.name, "modality": attack.modality, "params": attack.params}
+
+
+class Keys:
+    """Content keys of models and cells of one suite on one dataset."""
+
+    def __init__(self, suite: Suite, fingerprint: str, sample_ids: list[str], device: str = "cpu",
+                 models: dict[str, ModelEntry] | None = None) -> None:
+        self.suite, self.fingerprint, self.device = suite, fingerprint, device  # device: part of every model's key
+        self.models = models or {}  # name -> the model entry the run resolved (None: the registry's)
+        self.samples = digest(sample_ids)
+        self.attacks = {a.label: a for a in suite.attacks}  # label -> spec (worst_case parts, compare_with)
+        self._models: dict[tuple[str, int], str] = {}
+
+    def trained(self, spec: ModelSpec, seed: int) -> str:
+        """Key of the trained model of `spec` at `seed`, before any defense."""
+        return model_key(spec.name, spec.params, self.fingerprint, seed, self.device, entry=self.models.get(spec.name))
+
+    def model(self, spec: ModelSpec, seed: int) -> str:
+        if (spec.label, seed) not in self._models:
+            key = self.trained(spec, seed)
+            if spec.defense is not None:  # the trained model behind its input defense (and that defense's code)
+                import importlib
+
+                from defenses.registry import defense_module
+
+                key = digest({"model": key, "defense": spec.defense.model_dump(), "adaptive": ADAPTIVE_VERSION,
+                              "code": code_digest(importlib.import_module(defense_module(spec.defense.name)),
+                                                  importlib.import_module("defenses.input.base"))})
+            self._models[spec.label, seed] = key
+        return self._models[spec.label, seed]
+
+    def craft(self, model: ModelSpec, attack: AttackSpec, epsilon: float | None, seed: int, check: bool = True) -> str:
+        """Key of adversarial inputs crafted by `attack` on `model` (a white-box cell, or a transfer craft, which
+        has no convergence check: `check=False`)."""
+        if attack.name == "worst_case":
+            parts = [self.craft(model, self.attacks[label], epsilon, seed) for label in attack.params["of"]]
+            return digest({"worst_case": parts})
+        return digest({"model": self.model(model, seed), "data": self.fingerprint, "samples": self.samples,
+                       "attack": _attack_identity(attack), "epsilon": epsilon, "seed": seed,
+                       "check": self.suite.convergence_check.model_dump() if check and self.suite.convergence_check
+                       else None,
+                       "protocol": PROTOCOL_VERSION, "attack_code": attack_code(attack.source, attack.name)}, length=32)
+
+    def cell(self, cell: Cell) -> str:
+        """Key of a cell: its craft, and for transfer cells the target model scoring it."""
+        if cell.source is None:
+            return self.craft(cell.model, cell.attack, cell.epsilon, cell.seed)
+        return digest({"craft": self.craft(cell.source, cell.attack, cell.epsilon, cell.seed, check=False),
+                       "target": self.model(cell.model, cell.seed)}, length=32)
+
+    def combined(self, cell: Cell) -> list[Cell]:
+        """The white-box cells whose output `cell` combines: its worst_case parts and its compare_with attack (same
+        model, ε and seed). The one statement of the dependencies between cells (engine and backends read it)."""
+        attack = cell.attack
+        others = [self.attacks[label] for label in attack.params["of"]] if attack.name == "worst_case" else []
+        if attack.compare_with and cell.source is None:
+            others.append(self.attacks[attack.compare_with])
+        return [Cell(cell.model, other, cell.epsilon, seed=cell.seed) for other in others]
+
+    def transfer_craft(self, cell: Cell) -> str | None:
+        """The key of the transfer craft a transfer cell scores (shared by its targets), None for a white-box cell."""
+        if cell.source is None:
+            return None
+        return self.craft(cell.source, cell.attack, cell.epsilon, cell.seed, check=False)

@@ -1,0 +1,108 @@
+"""Adaptive attacks against masked gradients (Athalye, Carlini & Wagner 2018): BPDA and EOT.
+
+- BPDA, straight-through: `StraightThrough()` is a torch function mode under which every non-differentiable rounding
+  step a model takes on a tensor that needs a gradient (`round`, `floor`, `ceil`, `trunc`, `sign`, function or
+  method form) keeps its forward value but passes the gradient through as the identity: `x + (op(x) − x).detach()`;
+  so does an input defense's NumPy step (`defenses.input.base.through`: JPEG, smoothing, squeezing, noise).
+  A model that quantises its image input (e.g. `torch.round(x * 255) / 255`: a zero input gradient) is then attacked
+  through the gradient of its twin without the rounding. The forward values are unchanged, so a model without such
+  steps is attacked exactly as before; which steps were passed through is counted (`seen`).
+- EOT: `Adapted(module, draws)` averages the logits of `draws` forward passes of a randomised model (an expectation
+  over its randomness) so that an attack follows the mean gradient rather than one draw's.
+- `is_stochastic(model, images, texts)`: whether two forward passes on the same inputs differ (eval mode).
+
+The standard evaluation (benchmark.attacks.standard) and mmrb's own PGD (benchmark.attacks.pgd) attack through
+these by default; gradient health (benchmark.attacks.probes.gradient_health) reports the zero-gradient share with
+and without BPDA, so a masked model whose masking BPDA cannot undo is listed unranked (benchmark.evaluation.soundness).
+"""
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+#: `eot: auto`: draws chosen by whether the model is randomised (is_stochastic).
+EOT_AUTO = "auto"
+_ROUNDING = {torch.round: "round", torch.floor: "floor", torch.ceil: "ceil", torch.trunc: "trunc", torch.sign: "sign",
+             torch.Tensor.round: "round", torch.Tensor.floor: "floor", torch.Tensor.ceil: "ceil",
+             torch.Tensor.trunc: "trunc", torch.Tensor.sign: "sign"}
+
+
+class StraightThrough(TorchFunctionMode):
+    """BPDA with the identity as the backward pass of the rounding steps listed above (module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: Counter[str] = Counter()
+        self._defenses: list[contextlib.AbstractContextManager] = []
+
+    def __enter__(self) -> StraightThrough:
+        from defenses.input.base import straight_through
+
+        manager = straight_through(self.seen)  # an input defense's NumPy step also passes the gradient through
+        manager.__enter__()
+        self._defenses.append(manager)
+        return super().__enter__()
+
+    def __exit__(self, *exc: Any) -> Any:
+        self._defenses.pop().__exit__(*exc)
+        return super().__exit__(*exc)
+
+    def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: dict | None = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        name = _ROUNDING.get(func)
+        if name is not None and args and isinstance(args[0], torch.Tensor) and args[0].requires_grad \
+                and isinstance(out, torch.Tensor) and out.is_floating_point() and out.shape == args[0].shape:
+            self.seen[name] += 1
+            x = args[0]
+            return x + (out - x).detach()
+        return out
+
+
+class Adapted(nn.Module):
+    """`module` attacked adaptively: its forward under BPDA (StraightThrough) where `bpda`, the logits averaged over
+    `draws` forward passes (EOT; 1 for a deterministic model)."""
+
+    def __init__(self, module: nn.Module, draws: int = 1, bpda: bool = True) -> None:
+        super().__init__()
+        self.module, self.draws, self.bpda = module, max(1, int(draws)), bpda
+        self.seen: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:  # the model contract (modalities, tokenize, config) is the module's
+            return getattr(self.__dict__["_modules"]["module"], name)
+
+    def forward(self, *args: Any) -> torch.Tensor:
+        mode = StraightThrough() if self.bpda else contextlib.nullcontext()
+        with mode:
+            logits = torch.stack([self.module(*args) for _ in range(self.draws)]).mean(0)
+        self.seen.update(getattr(mode, "seen", ()))
+        return logits
+
+
+def takes_rounding_steps(module: nn.Module, *args: Any) -> bool:
+    """Whether `module(*args)` takes a rounding step BPDA passes through (probed once, under StraightThrough, with
+    the first argument needing a gradient): attacking through BPDA changes nothing for a module that takes none, so
+    the attacks skip the mode's per-operation cost there."""
+    first, *rest = args
+    mode = StraightThrough()
+    with torch.enable_grad(), mode:
+        module(first.detach().clone().requires_grad_(True), *rest)
+    return bool(mode.seen)
+
+
+def is_stochastic(model: nn.Module, images: np.ndarray | None, texts: Sequence[str] | None, rows: int = 8) -> bool:
+    """Whether the model gives different outputs on the same inputs (a randomised defence; eval mode)."""
+    from wrappers.training import predict_logits
+
+    images = None if images is None else images[:rows]
+    texts = None if texts is None else list(texts)[:rows]
+    return not torch.equal(predict_logits(model, images, texts), predict_logits(model, images, texts))
