@@ -20,7 +20,7 @@ COLUMNS = ("model", "seed", "defense", "train_seconds", "defense_seconds")
 def training_costs(specs: Sequence[ModelSpec], seeds: Sequence[int], keys, cache_dir: Path) -> pd.DataFrame:
     """One row per (model label, seed): training and defense fine-tuning seconds from the cache's manifests."""
     from defenses.adversarial_training import finetuned_folder
-    from defenses.registry import MODEL_DEFENSES
+    from defenses.registry import model_defenses
     from wrappers.training import model_folder, training_seconds
 
     rows = []
@@ -31,7 +31,7 @@ def training_costs(specs: Sequence[ModelSpec], seeds: Sequence[int], keys, cache
             if spec.defense is not None:
                 defense = spec.defense.name
                 tuned = (training_seconds(finetuned_folder(cache_dir, spec.name, defense, keys.model(spec, seed)))
-                         if MODEL_DEFENSES[defense].kind == "training" else 0.0)
+                         if model_defenses()[defense].kind == "training" else 0.0)
             rows.append(dict(model=spec.label, seed=seed, defense=defense, train_seconds=train, defense_seconds=tuned))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 

@@ -16,10 +16,12 @@ import contextlib
 import contextvars
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 _BPDA: contextvars.ContextVar[Counter | None] = contextvars.ContextVar("mmrb_bpda", default=None)
 
@@ -37,6 +39,8 @@ def straight_through(counter: Counter) -> Iterator[None]:
 def through(fn: Callable[[np.ndarray], np.ndarray], x: torch.Tensor, name: str) -> torch.Tensor:
     """`fn` applied to `x` (as float32 NumPy), back as a tensor on `x`'s device: without a gradient path, or with the
     identity as its gradient under `straight_through`."""
+    import torch
+
     y = torch.as_tensor(np.ascontiguousarray(fn(x.detach().cpu().numpy().astype(np.float32))), dtype=x.dtype,
                         device=x.device)
     counter = _BPDA.get()

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 
 from defenses.input.base import InputDefense
+from defenses.registry import input_defense
 
 #: Synonyms a radiology report uses for the same finding, mapped to one spelling (the words the synonym attacks of
 #: the catalogue swap in); extended by the suite's `synonyms`.
@@ -16,11 +17,10 @@ SYNONYMS = {"enlarged": "enlarged", "enlargement": "enlarged", "increased": "enl
             "cardiomegaly": "cardiomegaly", "heart": "heart", "cardiac": "heart"}
 
 
+@input_defense("canonicaliser", params=("cutoff", "synonyms"))
 class Canonicaliser(InputDefense):
     """Each word of the report lower-cased, mapped through `SYNONYMS` (plus `synonyms`), and a misspelt word
     (edit ratio ≥ `cutoff` to a known one) corrected to it."""
-
-    name = "canonicaliser"
     modality = "text"
 
     def __init__(self, seed: int = 0, cutoff: float = 0.8, synonyms: dict[str, str] | None = None) -> None:

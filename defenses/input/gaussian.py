@@ -2,16 +2,20 @@
 defense, attacked adaptively with EOT (the mean gradient over draws)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from defenses.input.base import InputDefense, through
+from defenses.registry import input_defense
+
+if TYPE_CHECKING:
+    import torch
 
 
+@input_defense("gaussian_augmentation", params=("sigma",))
 class GaussianNoise(InputDefense):
     """Gaussian noise of standard deviation `sigma` on the image, a fresh draw per call (seeded per model)."""
-
-    name = "gaussian_augmentation"
     randomised = True
 
     def __init__(self, seed: int = 0, sigma: float = 0.05) -> None:

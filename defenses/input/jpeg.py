@@ -1,15 +1,18 @@
 """JPEG compression of each view (ART's `JpegCompression`; Dziugaite et al. 2016, Das et al. 2017)."""
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from defenses.input.base import InputDefense, per_view, through
+from defenses.registry import input_defense
+
+if TYPE_CHECKING:
+    import torch
 
 
+@input_defense("jpeg", params=("quality",))
 class Jpeg(InputDefense):
     """Each view JPEG-compressed at `quality` (1-95) and decoded, before the model."""
-
-    name = "jpeg"
 
     def __init__(self, seed: int = 0, quality: int = 50) -> None:
         from art.defences.preprocessor import JpegCompression

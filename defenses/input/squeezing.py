@@ -1,15 +1,18 @@
 """Bit-depth reduction (ART's `FeatureSqueezing`; Xu et al. 2018)."""
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from defenses.input.base import InputDefense, through
+from defenses.registry import input_defense
+
+if TYPE_CHECKING:
+    import torch
 
 
+@input_defense("feature_squeezing", params=("bit_depth",))
 class FeatureSqueezing(InputDefense):
     """Pixel values rounded to `bit_depth` bits, before the model."""
-
-    name = "feature_squeezing"
 
     def __init__(self, seed: int = 0, bit_depth: int = 4) -> None:
         from art.defences.preprocessor import FeatureSqueezing as ArtSqueezing

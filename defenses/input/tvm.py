@@ -1,15 +1,18 @@
 """Total variation minimisation (ART's `TotalVarMin`; Guo et al. 2018): slow on CPU (about 0.7 s per 32-px view)."""
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from defenses.input.base import InputDefense, per_view, through
+from defenses.registry import input_defense
+
+if TYPE_CHECKING:
+    import torch
 
 
+@input_defense("total_var_min", params=("prob", "lamb", "max_iter"))
 class TotalVariation(InputDefense):
     """Each view reconstructed from a random `prob` share of its pixels by total-variation minimisation."""
-
-    name = "total_var_min"
     randomised = True
 
     def __init__(self, seed: int = 0, prob: float = 0.3, lamb: float = 0.5, max_iter: int = 10) -> None:

@@ -171,3 +171,59 @@ def test_the_defense_table_pairs_each_defended_model_with_its_undefended_one_by_
     assert row["robust (adaptive)"].startswith("37.0") and row["naive"].startswith("92.3")
     assert row["vs undefended (pt)"].startswith("+2.0")  # paired by seed: +2, +1, +3
     assert defense_table([r for r in rows if not r["defense"]]).empty
+
+
+INVERT = '''"""A toy input defense: the image inverted (1 - x)."""
+from __future__ import annotations
+
+from defenses.input.base import InputDefense
+from defenses.registry import input_defense
+
+
+@input_defense("invert", params=("strength",))
+class Invert(InputDefense):
+    """1 - x, blended with x by `strength`."""
+
+    def __init__(self, seed: int = 0, strength: float = 1.0) -> None:
+        super().__init__(seed, strength=strength)
+        self.strength = float(strength)
+
+    def images(self, x):
+        return x + self.strength * (1 - 2 * x)
+'''
+
+
+def test_a_new_input_defense_is_one_file_and_listing_them_costs_no_torch(tmp_path):
+    """One file dropped in defenses/input/ (of a copy of the packages) is listed, validated on a suite model and
+    built, with no other edit; listing every input defense imports neither torch nor ART."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for package in ("defenses", "mmrb", "benchmark"):
+        shutil.copytree(root / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "defenses" / "input" / "invert.py").write_text(INVERT)
+    code = ("import json, sys\n"
+            "import defenses.registry as r\n"
+            "from benchmark.spec.defense import InputDefenseSpec\n"
+            "names = sorted(r.model_defenses())\n"
+            "light = not any(m in sys.modules for m in ('torch', 'art'))\n"
+            "InputDefenseSpec(name='invert', params={'strength': 0.5})\n"
+            "try:\n    InputDefenseSpec(name='invert', params={'strenght': 0.5}); refused = ''\n"
+            "except ValueError as exc:\n    refused = str(exc)\n"
+            "import torch\n"
+            "out = r.build_model_defense('invert', {'strength': 1.0}).images(torch.zeros(1, 1, 2, 2))\n"
+            "print(json.dumps({'names': names, 'light': light, 'refused': refused, 'file': r.__file__,"
+            " 'out': out.flatten().tolist()}))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["file"].startswith(str(tmp_path))  # the copy, not the installed tree, was imported
+    assert "invert" in result["names"] and {"jpeg", "spatial_smoothing", "pgd_at"} <= set(result["names"])
+    assert result["light"], "listing the input defenses imported torch or ART"
+    assert "params.strenght" in result["refused"] and "strength" in result["refused"]
+    assert result["out"] == [1.0, 1.0, 1.0, 1.0]

@@ -109,3 +109,79 @@ def test_every_attack_declares_its_traits_once():
     assert registry.info("art", "ProjectedGradientDescent").gradient
     assert registry.info("torchattacks", "Square").black_box
     assert registry.sources()[0] == "mmrb" and {"art", "torchattacks", "textattack"} <= set(registry.sources())
+
+
+PACKAGES = ("mmrb", "benchmark", "wrappers", "defenses")
+LINE_CAP = 400  # ../shared/STYLE.md: short modules; .ci/run enforces it through this test
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """mmrb's own modules and the project modules each imports, anywhere in its file (function-level included)."""
+    import grimp
+
+    graph = grimp.build_graph(*PACKAGES, include_external_packages=False)
+    return {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+
+
+def test_no_import_cycle_anywhere():
+    """No module reaches itself through imports, counting the imports written inside functions (graphlib refuses a
+    cycle and names it)."""
+    import graphlib
+
+    graph = _import_graph()
+    assert len(graph) > 100 and any(graph.values())
+    try:
+        list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as exc:
+        pytest.fail(f"import cycle: {' -> '.join(exc.args[1])}")
+
+
+def test_the_cycle_check_can_fail():
+    import graphlib
+
+    with pytest.raises(graphlib.CycleError):
+        list(graphlib.TopologicalSorter({"a": {"b"}, "b": {"c"}, "c": {"a"}}).static_order())
+
+
+def test_no_module_over_the_line_cap():
+    """Every module of the product and of the tests stays under the style's 400 lines."""
+    files = [p for top in (*PACKAGES, "tests", "scripts") for p in (ROOT / top).rglob("*.py")]
+    long = {str(p.relative_to(ROOT)): n for p in files if (n := len(p.read_text().splitlines())) > LINE_CAP}
+    assert len(files) > 150 and not long, f"over {LINE_CAP} lines: {long}"
+
+
+BLOCK_TORCH = textwrap.dedent("""
+    import importlib.abc, sys
+    HEAVY = ("torch", "torchvision", "transformers", "timm", "open_clip", "art", "torchattacks", "textattack", "ray")
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in HEAVY:
+                raise ImportError(f"{name} is blocked: the board must render without it")
+    sys.meta_path.insert(0, Block())
+""")
+
+
+def test_the_board_renders_without_torch_or_the_run_driver(tmp_path):
+    """Reading the published entries and rendering every page of the leaderboard works with torch (and every model
+    or attack library, and Ray) made unimportable, and loads none of the run, attack or model modules."""
+    board = tmp_path / "leaderboard"
+    shutil.copytree(ROOT / "leaderboard", board, ignore=shutil.ignore_patterns("suites", "*.png"))
+    code = BLOCK_TORCH + textwrap.dedent(f"""
+        import json
+        from benchmark.board import build_board
+        written = build_board({str(board)!r})
+        loaded = sorted(m for m in sys.modules if m.startswith(("benchmark.run", "benchmark.attacks",
+                        "benchmark.submission", "wrappers", "defenses")))
+        print(json.dumps({{"written": len(written), "loaded": loaded}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["written"] >= 4 and result["loaded"] == []
+    assert (board / "index.html").read_text() == (ROOT / "leaderboard" / "index.html").read_text()
+    assert (board / "README.md").read_text() == (ROOT / "leaderboard" / "README.md").read_text()
+
+
+def test_the_torch_block_is_real():
+    out = subprocess.run([sys.executable, "-c", BLOCK_TORCH + "import torch"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode != 0 and "blocked" in out.stderr
