@@ -2,7 +2,7 @@
 
 Options: --mmrb-suite PATH (repeatable; default suites/smoke.yaml), --mmrb-out DIR (run folders, default runs/gate:
 finished cells are resumed, so an unchanged re-run takes seconds), --mmrb-cache DIR, --mmrb-device,
---mmrb-backend local|ray and --mmrb-address (cells as Ray tasks, see benchmark.run.backends), and
+--mmrb-backend NAME (a backend of benchmark.run.backends: local, ray, ...) and --mmrb-address (Ray), and
 --mmrb-speed (time each attack on a small batch with pytest-benchmark: adversarial examples per second)."""
 from __future__ import annotations
 
@@ -21,8 +21,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mmrb-out", default="runs/gate", metavar="DIR", help="folder of the suites' run folders")
     group.addoption("--mmrb-cache", default=None, metavar="DIR", help="data/model/attack cache (default $MMRB_CACHE)")
     group.addoption("--mmrb-device", default="cpu", help="torch device")
-    group.addoption("--mmrb-backend", default="local", choices=("local", "ray"),
-                    help="where the cells run: here (local) or as Ray tasks (a local Ray instance, or --mmrb-address)")
+    from benchmark.run.backends import DEFAULT_BACKEND, list_backends  # the backend files, listed: no Ray, no torch
+
+    group.addoption("--mmrb-backend", default=DEFAULT_BACKEND, choices=list_backends(),
+                    help=f"where the cells run: {', '.join(list_backends())} (default {DEFAULT_BACKEND}; ray: as Ray "
+                    "tasks on a local Ray instance, or --mmrb-address)")
     group.addoption("--mmrb-address", default=None, help="Ray cluster for --mmrb-backend ray (default $RAY_ADDRESS, "
                     "else a local instance)")
     group.addoption("--mmrb-speed", action="store_true",

@@ -14,7 +14,7 @@ BATCH = 8
 def crafts(suite: Suite, key: CellKey) -> bool:
     """Whether the cell crafts adversarial inputs itself (not clean, transfer scoring or a worst case of others)."""
     attack = next((a for a in suite.attacks if a.label == key.attack), None)
-    return not (attack is None or key.transfer_source or attack.modality == "none" or attack.name == "worst_case")
+    return not (attack is None or key.transfer_source or attack.modality == "none" or attack.combined)
 
 
 def time_attack(suite: Suite, key: CellKey, cache: str | Path | None, device: str = "cpu",

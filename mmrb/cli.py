@@ -71,10 +71,13 @@ def add_protocol_options(parser: argparse.ArgumentParser, written: str) -> None:
 
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
-    """--backend and the Ray settings (run, submit)."""
+    """--backend (the backends registered in benchmark.run.backends) and the Ray settings (run, submit)."""
+    from benchmark.run.backends import DEFAULT_BACKEND, list_backends  # listed from the backend files: no Ray, no torch
+
     ray = parser.add_argument_group("backend", "where cells run: here, one after another (local, the default), or as "
                                  "Ray tasks (pip install 'mmrb[ray]'; see docs/ray.md)")
-    ray.add_argument("--backend", choices=("local", "ray"), default="local")
+    ray.add_argument("--backend", choices=list_backends(), default=DEFAULT_BACKEND,
+                     help=f"where cells run: {', '.join(list_backends())} (default {DEFAULT_BACKEND})")
     ray.add_argument("--address", default=None, help="Ray cluster to join (auto, ray://HEAD:10001; default "
                      "$RAY_ADDRESS, else a local Ray instance started for this run)")
     ray.add_argument("--local-cpus", type=int, default=None, help="CPUs of the local Ray instance (default: all)")
@@ -305,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 GATE_HELP = """usage: mmrb gate [--mmrb-suite PATH ...] [--mmrb-out DIR] [--mmrb-cache DIR] [--mmrb-device DEV]
-                 [--mmrb-backend {local,ray}] [--mmrb-address ADDR] [--mmrb-speed] [PYTEST OPTIONS]
+                 [--mmrb-backend NAME] [--mmrb-address ADDR] [--mmrb-speed] [PYTEST OPTIONS]
 
 The robustness gate: runs `pytest benchmark/` of the installed mmrb on a suite and fails when a cell's 95 %
 interval lies beyond its `expect:` bound (docs/gate.md).
@@ -315,7 +318,7 @@ mmrb options:
   --mmrb-out DIR         folder of the suites' run folders (default runs/gate)
   --mmrb-cache DIR       data/model/attack cache (default $MMRB_CACHE or ~/.cache/mmrb)
   --mmrb-device DEV      torch device (default cpu)
-  --mmrb-backend B       where the cells run: local (default) or ray
+  --mmrb-backend NAME    where the cells run: {backends} (default local)
   --mmrb-address ADDR    Ray cluster for --mmrb-backend ray (default $RAY_ADDRESS, else a local instance)
   --mmrb-speed           also time every attack on 8 samples with pytest-benchmark (examples per second)
 
@@ -334,7 +337,9 @@ def run_gate(pytest_args: list[str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["gate"] and any(a in ("-h", "--help") for a in argv[1:]):
-        print(GATE_HELP)
+        from benchmark.run.backends import list_backends
+
+        print(GATE_HELP.replace("{backends}", ", ".join(list_backends())))
         raise SystemExit(0)
     if argv[:1] == ["gate"]:  # everything after it goes to pytest unparsed
         run_gate(argv[1:])

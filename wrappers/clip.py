@@ -233,7 +233,20 @@ def defended_model(defense: str, **overrides: Any) -> ClipDefended:
     return ClipDefended(_resolve(name, overrides, {"pretrain": dict(TINY_PRETRAIN), "defense": defense}))
 
 
+#: This family's built-in models: name -> (family, modalities, preset, training recipe), read by wrappers.registry from
+#: this file's text, without importing it (no torch). No TrainRecipe: a CLIP model trains itself (`train_on`: the
+#: CLIP's pre-training, TINY_PRETRAIN, then its head).
+BUILTIN_MODELS = {
+    "clip_zeroshot": ("clip_zeroshot", "image", "clip", None),
+    "clip_fusion": ("clip_fusion", "image+text", "clip", None),
+    "clip_lp": ("clip_defended", "image", "clip", None),  # clip_<defense>: that defense head on frozen CLIP features
+    "clip_mlp": ("clip_defended", "image", "clip", None),
+    "clip_ran": ("clip_defended", "image", "clip", None),
+    "clip_nmtune": ("clip_defended", "image", "clip", None),
+}
+
 _register("clip_zeroshot", ClipZeroShot, {"labels": list(DEFAULT_LABELS)})
 _register("clip_fusion", ClipFusion, {})
-for _defense in ("lp", "mlp", "ran", "nmtune"):
-    _register(f"clip_{_defense}", ClipDefended, {"defense": _defense})
+for _name, (_family, _modalities, _preset, _recipe) in BUILTIN_MODELS.items():
+    if _family == ClipDefended.family:
+        _register(_name, ClipDefended, {"defense": _name.removeprefix("clip_")})

@@ -1,11 +1,11 @@
-"""Model presets and training recipes: the paper's (Mozhegova et al. 2025, Sec. 4.1) and tiny CPU ones."""
+"""Model presets (the paper's, Mozhegova et al. 2025 Sec. 4.1, and tiny CPU ones) and training recipes (each family
+declares its own per preset, in its module's `BUILTIN_MODELS`)."""
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from mmrb.core.errors import ModelError
+from mmrb.core.errors import ModelError, did_you_mean
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Trains on 2 CPU cores in about a minute; text_encoder "tiny_bert" is built from the training reports.
@@ -39,26 +39,22 @@ class TrainRecipe:
         return replace(self, **overrides)
 
 
-RECIPES: dict[tuple[str, str], TrainRecipe] = {
-    ("vision", "paper"): TrainRecipe(lr=1e-4, epochs=13, batch_size=128, scheduler="plateau"),
-    ("text", "paper"): TrainRecipe(lr=2e-5, epochs=5, batch_size=16),
-    ("early_fusion", "paper"): TrainRecipe(lr=1e-4, epochs=5, batch_size=16),
-    ("late_fusion", "paper"): TrainRecipe(lr=1e-5, epochs=5, batch_size=16),
-    ("ensemble_fusion", "paper"): TrainRecipe(epochs=0),
-    ("vision", "tiny"): TrainRecipe(lr=1e-3, epochs=10, batch_size=32, scheduler="plateau"),
-    ("text", "tiny"): TrainRecipe(lr=5e-4, epochs=10, batch_size=32),
-    # Joint training of all three encoders from their initial weights, as the paper (which starts from generic
-    # pretrained weights, not from the task-trained single-modality models; init_from_unimodal=True does that).
-    ("early_fusion", "tiny"): TrainRecipe(lr=5e-4, epochs=8, batch_size=32),
-    ("late_fusion", "tiny"): TrainRecipe(lr=1e-2, epochs=60, batch_size=64),
-    ("ensemble_fusion", "tiny"): TrainRecipe(epochs=0),
-}
+def recipe_of(family: str, preset: str) -> TrainRecipe:
+    """The training recipe a built-in family declares for `preset` (its module's `BUILTIN_MODELS`; the paper's:
+    Mozhegova et al. 2025, Sec. 4.1)."""
+    from wrappers.registry import builtin_models
+
+    found = [b.recipe for b in builtin_models().values() if (b.family, b.preset) == (family, preset) and b.recipe]
+    if not found:
+        raise ModelError(f"no built-in {family} model with preset {preset!r} declares a training recipe")
+    return TrainRecipe(**found[0])
 
 
 def resolve_config(family: str, preset: str, overrides: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    """Preset values for `keys`, overridden; returns the config incl. a resolved 'recipe' dict."""
+    """Preset values for `keys`, overridden; returns the config incl. a resolved 'recipe' dict (the family's own for
+    the preset, `recipe_of`, overridden)."""
     overrides = dict(overrides)
-    recipe = RECIPES[family, preset].with_overrides(overrides.pop("recipe", None) or {})
+    recipe = recipe_of(family, preset).with_overrides(overrides.pop("recipe", None) or {})
     bad = set(overrides) - set(keys)
     if bad:
         raise ModelError(f"{family} model: unknown override(s) {sorted(bad)}; allowed: {sorted(keys) + ['recipe']}")
@@ -75,9 +71,8 @@ def override_problems(overrides: dict[str, Any], keys: tuple[str, ...] | None) -
     def unknown(given, allowed, what: str, prefix: str) -> list[tuple[str, str]]:
         out = []
         for key in sorted(set(given) - set(allowed)):
-            close = difflib.get_close_matches(key, allowed, n=2)
-            out.append((prefix + key, f"unknown {what}{'; did you mean ' + ' or '.join(close) + '?' if close else ''}; "
-                                      f"allowed: {', '.join(sorted(allowed))}"))
+            hint = did_you_mean(key, allowed)
+            out.append((prefix + key, f"unknown {what}{'; ' + hint if hint else ''}; allowed: {', '.join(sorted(allowed))}"))
         return out
 
     problems = [] if keys is None else unknown(overrides, (*keys, "recipe"), "override", "")

@@ -1,4 +1,7 @@
-"""VisionBERT fusion models of Mozhegova et al. (2025): early, late and ensemble fusion."""
+"""VisionBERT fusion models of Mozhegova et al. (2025): early, late and ensemble fusion.
+
+How each trains is declared here: its recipe per preset (`BUILTIN_MODELS`) and, where it is built on the trained
+single-modality models, `uses_trained_branches` / `load_branches` / `fit_recipe`, which `wrappers.training` calls."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -6,9 +9,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from wrappers.configs import TEXT_KEYS, VISION_KEYS, resolve_config
+from wrappers.configs import TEXT_KEYS, VISION_KEYS, TrainRecipe, resolve_config
 from wrappers.registry import register_model
 from wrappers.text import TextClassifier, TextEncoder
+from wrappers.training import LabelledSet, fit, model_device, predict_logits
 from wrappers.vision import TwoViewEncoder, VisionClassifier
 
 BRANCH_NAMES = {"tiny": ("vision_only", "text_only"), "paper": ("vision_only_paper", "text_only_paper")}
@@ -39,6 +43,14 @@ class EarlyFusion(nn.Module):
     def branch_configs(self) -> tuple[dict, dict]:
         return _branch_configs(self.config)
 
+    def uses_trained_branches(self, recipe: TrainRecipe) -> bool:
+        """Its encoders start from the trained single-modality models only if the recipe says so."""
+        return recipe.init_from_unimodal
+
+    def load_branches(self, vision: VisionClassifier, text: TextClassifier) -> None:
+        self.vision.load_state_dict(vision.encoder.state_dict())
+        self.text.load_state_dict(text.encoder.state_dict())
+
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         return self.text.tokenize(texts)
 
@@ -62,6 +74,22 @@ class LateFusion(nn.Module):
 
     def branch_configs(self) -> tuple[dict, dict]:
         return _branch_configs(self.config)
+
+    def uses_trained_branches(self, recipe: TrainRecipe) -> bool:
+        """Always built on the trained single-modality classifiers (stage 1), kept frozen."""
+        return True
+
+    def load_branches(self, vision: VisionClassifier, text: TextClassifier) -> None:
+        self.vision.load_state_dict(vision.state_dict())
+        self.text.load_state_dict(text.state_dict())
+
+    def fit_recipe(self, data: LabelledSet, recipe: TrainRecipe, seed: int) -> list[float]:
+        """Stage 2: branches frozen, train the 4->2 head on their (precomputed) logits."""
+        self.vision.requires_grad_(False)
+        self.text.requires_grad_(False)
+        branch = torch.cat([predict_logits(self.vision, data.images, None),
+                            predict_logits(self.text, None, data.texts)], dim=1).to(model_device(self))
+        return fit(self.head, lambda idx: self.head(branch[idx]), data.labels, recipe, seed)
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         return self.text.tokenize(texts)
@@ -87,9 +115,27 @@ class EnsembleFusion(LateFusion):
         super().__init__(config)
         del self.head
 
+    def fit_recipe(self, data: LabelledSet, recipe: TrainRecipe, seed: int) -> list[float]:
+        """Nothing to train: the sum of the trained branches' logits."""
+        return []
+
     def forward(self, images: torch.Tensor, text: dict[str, torch.Tensor]) -> torch.Tensor:
         vision_logits, text_logits = self.branch_logits(images, text)
         return vision_logits + text_logits
+
+
+#: This family's built-in models: name -> (family, modalities, preset, training recipe: TrainRecipe fields), read by
+#: wrappers.registry from this file's text, without importing it (no torch). The paper's recipes: Mozhegova et al.
+#: (2025), Sec. 4.1. The tiny early fusion trains all three encoders jointly from their initial weights, as the paper
+#: (which starts from generic pretrained weights, not the task-trained single-modality models: init_from_unimodal).
+BUILTIN_MODELS = {
+    "early_fusion": ("early_fusion", "image+text", "tiny", {"lr": 5e-4, "epochs": 8, "batch_size": 32}),
+    "early_fusion_paper": ("early_fusion", "image+text", "paper", {"lr": 1e-4, "epochs": 5, "batch_size": 16}),
+    "late_fusion": ("late_fusion", "image+text", "tiny", {"lr": 1e-2, "epochs": 60, "batch_size": 64}),
+    "late_fusion_paper": ("late_fusion", "image+text", "paper", {"lr": 1e-5, "epochs": 5, "batch_size": 16}),
+    "ensemble_fusion": ("ensemble_fusion", "image+text", "tiny", {"epochs": 0}),
+    "ensemble_fusion_paper": ("ensemble_fusion", "image+text", "paper", {"epochs": 0}),
+}
 
 
 def _register(name: str, cls: type[nn.Module], preset: str) -> None:
@@ -99,7 +145,6 @@ def _register(name: str, cls: type[nn.Module], preset: str) -> None:
         return cls({"name": name, "preset": preset, **config})
 
 
-for _preset, _suffix in (("tiny", ""), ("paper", "_paper")):
-    _register("early_fusion" + _suffix, EarlyFusion, _preset)
-    _register("late_fusion" + _suffix, LateFusion, _preset)
-    _register("ensemble_fusion" + _suffix, EnsembleFusion, _preset)
+_CLASSES = {cls.family: cls for cls in (EarlyFusion, LateFusion, EnsembleFusion)}
+for _name, (_family, _modalities, _preset, _recipe) in BUILTIN_MODELS.items():
+    _register(_name, _CLASSES[_family], _preset)

@@ -9,7 +9,11 @@ A model is an `nn.Module` with
 - `forward(images, text) -> logits (n, 2)`: images (n, 2, H, W) in [0, 1] (frontal, lateral; normalise inside the
   model so ε is in pixel units), text the `tokenize` output for the same rows; class 1 = abnormal;
 - optionally `branches() -> {"image": module, "text": module}`: single-modality classifiers inside the model (late
-  and ensemble fusion), each called as `module(images, text)`; results then report the attacked branch alone.
+  and ensemble fusion), each called as `module(images, text)`; results then report the attacked branch alone;
+- optionally, how mmrb trains it besides `fit` on the whole model (`wrappers.training`): `train_on(data, cache_dir,
+  seed)` (it trains itself: CLIP), or `uses_trained_branches(recipe)` + `branch_configs()` + `load_branches(vision,
+  text)` (it starts from the trained single-modality models) and `fit_recipe(data, recipe, seed)` (what its recipe
+  trains: late fusion's head, nothing for ensemble fusion).
 The reusable parts: `wrappers.TwoViewEncoder` (frontal + lateral SE-ResNet features, `feature_dim`) and
 `wrappers.TextEncoder` (BERT [CLS] features, `tokenize`, `feature_dim`; `"tiny_bert"` is built by mmrb from the
 training reports).

@@ -10,25 +10,28 @@ A model name is one of:
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import contextvars
-import difflib
 import fnmatch
+import functools
 import importlib
 import importlib.util
 import inspect
+import pkgutil
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from mmrb.core.errors import ModelError, unknown_name
+from mmrb.core.errors import ModelError, did_you_mean, unknown_name
 from mmrb.core.plugins import import_plugin
 
 ENTRY_POINT_GROUP = "mmrb.models"
+_HERE = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -57,27 +60,35 @@ class ModelEntry:
         return frozenset(self.cls.modalities)
 
 
-#: mmrb's own models: name -> (family, modalities, preset, the module whose import registers it). Names are known
-#: without importing torch or any model library (suite validation, `mmrb models`); the module is imported when the
-#: model is first asked for. tests/benchmark/test_first_use.py checks it against the registrations.
-BUILTIN_MODELS = {
-    "clip_fusion": ("clip_fusion", "image+text", "clip", "wrappers.clip"),
-    "clip_lp": ("clip_defended", "image", "clip", "wrappers.clip"),
-    "clip_mlp": ("clip_defended", "image", "clip", "wrappers.clip"),
-    "clip_nmtune": ("clip_defended", "image", "clip", "wrappers.clip"),
-    "clip_ran": ("clip_defended", "image", "clip", "wrappers.clip"),
-    "clip_zeroshot": ("clip_zeroshot", "image", "clip", "wrappers.clip"),
-    "early_fusion": ("early_fusion", "image+text", "tiny", "wrappers.fusion"),
-    "early_fusion_paper": ("early_fusion", "image+text", "paper", "wrappers.fusion"),
-    "ensemble_fusion": ("ensemble_fusion", "image+text", "tiny", "wrappers.fusion"),
-    "ensemble_fusion_paper": ("ensemble_fusion", "image+text", "paper", "wrappers.fusion"),
-    "late_fusion": ("late_fusion", "image+text", "tiny", "wrappers.fusion"),
-    "late_fusion_paper": ("late_fusion", "image+text", "paper", "wrappers.fusion"),
-    "text_only": ("text", "text", "tiny", "wrappers.text"),
-    "text_only_paper": ("text", "text", "paper", "wrappers.text"),
-    "vision_only": ("vision", "image", "tiny", "wrappers.vision"),
-    "vision_only_paper": ("vision", "image", "paper", "wrappers.vision"),
-}
+class Builtin(NamedTuple):
+    """One of mmrb's own models, as its family module declares it in `BUILTIN_MODELS` (name -> the first four)."""
+
+    family: str
+    modalities: str  # "image", "text" or "image+text"
+    preset: str
+    recipe: dict[str, Any] | None  # wrappers.configs.TrainRecipe fields (None: the model trains itself, `train_on`)
+    module: str  # the family module, whose import registers it
+
+
+@functools.cache
+def builtin_models() -> dict[str, Builtin]:
+    """mmrb's own models: the `BUILTIN_MODELS` literal of each family module of this package, read from its source
+    without importing it (no torch: suite validation, `mmrb models`); the module is imported when one of its models
+    is first asked for. A built-in family is one file; tests/benchmark/test_first_use.py checks the declarations
+    against the registrations."""
+    found: dict[str, Builtin] = {}
+    for module in pkgutil.iter_modules([str(_HERE)]):
+        text = "" if module.ispkg else (_HERE / f"{module.name}.py").read_text(encoding="utf-8")
+        if module.name == "registry" or "BUILTIN_MODELS" not in text:
+            continue
+        for node in ast.parse(text).body:
+            targets = getattr(node, "targets", None) or [getattr(node, "target", None)]
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None \
+                    and any(getattr(t, "id", None) == "BUILTIN_MODELS" for t in targets):
+                found.update({name: Builtin(*declared, f"{__package__}.{module.name}")
+                              for name, declared in ast.literal_eval(node.value).items()})
+    return found
+
 
 _MODELS: dict[str, ModelEntry] = {}
 #: Model entries provided for a block (`registered`): model objects of the Python API, submitted models.
@@ -137,8 +148,8 @@ def model_entry(name: str) -> ModelEntry:
         return provided[name]
     if name in _MODELS:
         return _MODELS[name]
-    if name in BUILTIN_MODELS:
-        importlib.import_module(BUILTIN_MODELS[name][3])  # registers the family's models
+    if name in builtin_models():
+        importlib.import_module(builtin_models()[name].module)  # registers the family's models
         return _MODELS[name]
     if ":" in name:
         _MODELS[name] = resolve_reference(name, _REFERENCE_BASE.get())
@@ -147,7 +158,7 @@ def model_entry(name: str) -> ModelEntry:
     try:
         return _MODELS[name]
     except KeyError:
-        raise unknown_name("model", name, set(_MODELS) | set(BUILTIN_MODELS)) from None
+        raise unknown_name("model", name, set(_MODELS) | set(builtin_models())) from None
 
 
 def create_model(name: str, **overrides: Any):
@@ -157,12 +168,12 @@ def create_model(name: str, **overrides: Any):
 
 def known_name(name: str) -> bool:
     """Whether `name` is a built-in or already registered model (without importing any model library)."""
-    return name in BUILTIN_MODELS or name in _MODELS or name in _PROVIDED.get()
+    return name in builtin_models() or name in _MODELS or name in _PROVIDED.get()
 
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names (entry points included) matching a shell-style pattern, sorted."""
-    for module in sorted({entry[3] for entry in BUILTIN_MODELS.values()}):
+    for module in sorted({entry.module for entry in builtin_models().values()}):
         importlib.import_module(module)
     load_entry_points()
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern) and _MODELS[n].instance is None)
@@ -194,10 +205,9 @@ def resolve_reference(reference: str, base: Path | None = None) -> ModelEntry:
     obj = getattr(module, attr, None)
     if obj is None:
         found = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
-        close = difflib.get_close_matches(attr, found, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ModelError(f"unknown object in {where} {attr!r}: the module has no {attr!r}.{hint} "
-                         f"It defines: {', '.join(sorted(found))}")
+        hint = did_you_mean(attr, found)
+        raise ModelError(f"unknown object in {where} {attr!r}: the module has no {attr!r}{'; ' + hint if hint else ''}; "
+                         f"it defines: {', '.join(sorted(found))}")
     return _entry_for(reference, obj, reference)
 
 

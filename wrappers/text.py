@@ -147,11 +147,19 @@ class TextClassifier(nn.Module):
         return self.head(self.encoder(text))
 
 
+#: This family's built-in models: name -> (family, modalities, preset, training recipe: TrainRecipe fields), read by
+#: wrappers.registry from this file's text, without importing it (no torch).
+BUILTIN_MODELS = {
+    "text_only": ("text", "text", "tiny", {"lr": 5e-4, "epochs": 10, "batch_size": 32}),
+    "text_only_paper": ("text", "text", "paper", {"lr": 2e-5, "epochs": 5, "batch_size": 16}),  # Mozhegova et al. Sec. 4.1
+}
+
+
 def _register(name: str, preset: str) -> None:
     @register_model(name, TextClassifier, preset, TEXT_KEYS)
     def factory(**overrides) -> TextClassifier:
         return TextClassifier({"name": name, **resolve_config("text", preset, overrides, TEXT_KEYS)})
 
 
-_register("text_only", "tiny")
-_register("text_only_paper", "paper")
+for _name, (_family, _modalities, _preset, _recipe) in BUILTIN_MODELS.items():
+    _register(_name, _preset)

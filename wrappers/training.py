@@ -143,7 +143,7 @@ def _load_or_train(entry: ModelEntry, name: str, overrides: dict[str, Any], data
     recipe = TrainRecipe(**model.config.get("recipe", {}))
     log.info("training %s (%s) for %d epochs on %s", name, entry.family, recipe.epochs, device)
     branches = 0.0  # the branches' own training cost, as recorded, in place of the time spent obtaining them here
-    if entry.family == "early_fusion" and recipe.init_from_unimodal or entry.family in ("late_fusion", "ensemble_fusion"):
+    if hasattr(model, "uses_trained_branches") and model.uses_trained_branches(recipe):  # a fusion model (wrappers.fusion)
         obtaining = time.perf_counter()
         vision, text = (obtain_trained(cfg["name"], {k: overrides[k] for k in keys if k in overrides}, data, cache_dir, seed)
                         for cfg, keys in zip(model.branch_configs(), (VISION_KEYS, TEXT_KEYS)))
@@ -151,17 +151,12 @@ def _load_or_train(entry: ModelEntry, name: str, overrides: dict[str, Any], data
         branches = sum(training_seconds(model_folder(cache_dir, cfg["name"], model_key(
             cfg["name"], {k: overrides[k] for k in keys if k in overrides}, data.fingerprint, seed))) or 0.0
             for cfg, keys in zip(model.branch_configs(), (VISION_KEYS, TEXT_KEYS)))
-        if entry.family == "early_fusion":
-            model.vision.load_state_dict(vision.encoder.state_dict())
-            model.text.load_state_dict(text.encoder.state_dict())
-        else:
-            model.vision.load_state_dict(vision.state_dict())
-            model.text.load_state_dict(text.state_dict())
+        model.load_branches(vision, text)
     model.to(device)
     torch.manual_seed(seed)  # dropout draws the same numbers whether the branches were loaded or trained above
-    if entry.family == "late_fusion":
-        fit_late_fusion_head(model, data, recipe, seed)
-    elif entry.family != "ensemble_fusion":
+    if hasattr(model, "fit_recipe"):  # the model says what its recipe trains (late fusion: the head; ensemble: nothing)
+        model.fit_recipe(data, recipe, seed)
+    else:
         fit(model, batch_logits(model, data), data.labels, recipe, seed)
     save_checkpoint(model, folder, key, cache_dir, seconds=time.perf_counter() - start + branches)
     return model.eval()
@@ -271,15 +266,6 @@ def predict_logits(model: nn.Module, images: np.ndarray | None, texts: Sequence[
 def predict_proba(model: nn.Module, images: np.ndarray | None, texts: Sequence[str] | None) -> np.ndarray:
     """Class probabilities (n, 2) of `model` on paired images/texts (by position), as a numpy array."""
     return torch.softmax(predict_logits(model, images, texts), 1).numpy()
-
-
-def fit_late_fusion_head(model: nn.Module, data: LabelledSet, recipe: TrainRecipe, seed: int) -> list[float]:
-    """Stage 2 of late fusion: branches frozen, train the 4->2 head on their (precomputed) logits."""
-    model.vision.requires_grad_(False)
-    model.text.requires_grad_(False)
-    branch = torch.cat([predict_logits(model.vision, data.images, None),
-                        predict_logits(model.text, None, data.texts)], dim=1).to(model_device(model))
-    return fit(model.head, lambda idx: model.head(branch[idx]), data.labels, recipe, seed)
 
 
 def save_checkpoint(model: nn.Module, folder: str | Path, key: str = "", cache_dir: Path | None = None,

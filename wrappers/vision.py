@@ -98,11 +98,20 @@ class VisionClassifier(nn.Module):
         return self.head(self.encoder(images))
 
 
+#: This family's built-in models: name -> (family, modalities, preset, training recipe: TrainRecipe fields), read by
+#: wrappers.registry from this file's text, without importing it (no torch).
+BUILTIN_MODELS = {
+    "vision_only": ("vision", "image", "tiny", {"lr": 1e-3, "epochs": 10, "batch_size": 32, "scheduler": "plateau"}),
+    "vision_only_paper": ("vision", "image", "paper",  # Mozhegova et al. (2025), Sec. 4.1
+                          {"lr": 1e-4, "epochs": 13, "batch_size": 128, "scheduler": "plateau"}),
+}
+
+
 def _register(name: str, preset: str) -> None:
     @register_model(name, VisionClassifier, preset, VISION_KEYS)
     def factory(**overrides) -> VisionClassifier:
         return VisionClassifier({"name": name, **resolve_config("vision", preset, overrides, VISION_KEYS)})
 
 
-_register("vision_only", "tiny")
-_register("vision_only_paper", "paper")
+for _name, (_family, _modalities, _preset, _recipe) in BUILTIN_MODELS.items():
+    _register(_name, _preset)

@@ -5,14 +5,13 @@ adapter file per library); `craft` and `check_attack` here go through it.
 """
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from mmrb.core.errors import AttackError
+from mmrb.core.errors import AttackError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -94,9 +93,8 @@ def param_problems(cls: type, params: dict[str, Any], library: str, internal: tu
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs", *internal)]
     problems = []
     for name in sorted(set(params) - set(accepted)):
-        close = difflib.get_close_matches(name, accepted, n=2)
-        hint = f"did you mean {' or '.join(close)}? " if close else ""
-        problems.append((f"params.{name}", f"{library} {cls.__name__} has no parameter {name!r}; {hint}"
+        hint = did_you_mean(name, accepted)
+        problems.append((f"params.{name}", f"{library} {cls.__name__} has no parameter {name!r}; {hint + ' ' if hint else ''}"
                                            f"it takes: {', '.join(accepted)}"))
     return problems
 

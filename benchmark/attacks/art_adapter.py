@@ -1,7 +1,6 @@
 """Adapter for the Adversarial Robustness Toolbox: a YAML entry -> an ART evasion attack on the image view."""
 from __future__ import annotations
 
-import difflib
 import inspect
 
 import numpy as np
@@ -10,7 +9,7 @@ from art.attacks import EvasionAttack, evasion
 
 from benchmark.attacks import Crafted, Problem, Target, budget_params, param_problems, reject_unknown
 from benchmark.attacks.registry import AttackInfo, Library, register_library
-from mmrb.core.errors import AttackError
+from mmrb.core.errors import AttackError, did_you_mean
 
 
 def attack_class(name: str) -> type:
@@ -18,8 +17,8 @@ def attack_class(name: str) -> type:
     cls = getattr(evasion, name, None)
     if not inspect.isclass(cls):
         known = [n for n in dir(evasion) if inspect.isclass(getattr(evasion, n))]
-        close = difflib.get_close_matches(name, known, n=3)
-        raise AttackError(f"ART has no evasion attack {name!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+        hint = did_you_mean(name, known)
+        raise AttackError(f"ART has no evasion attack {name!r}" + (f"; {hint}" if hint else ""))
     return cls
 
 

@@ -21,7 +21,7 @@ def clean(params: dict[str, Any], target: Target, epsilon: float | None, seed: i
     return Crafted(target.images, list(target.texts), 0)
 
 
-@register_attack("worst_case", combines=True, params=("of",))
+@register_attack("worst_case", combines="of", params=("of",))
 def worst_case(params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
     raise AttackError("mmrb worst_case combines other cells' results; it is scored by the cell engine")
 
@@ -41,7 +41,7 @@ def joint_problems(params: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-@register_attack("joint", modality="joint", params=("image", "text", "order"), check=joint_problems)
+@register_attack("joint", modality="joint", params=("image", "text", "order"), check=joint_problems, calls=JOINT_PARTS)
 def joint(params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
     """Text attack, then the image attack crafted against the attacked texts (order text_first, the
     default) or against the clean texts (order independent); the model then sees both perturbations."""

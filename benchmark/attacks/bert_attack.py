@@ -76,7 +76,7 @@ def _bert_attack(view, tokenizer, lm, max_candidates: int, max_words: int):
 
 @register_attack("bert_attack", modality="text", bounded=False, black_box=True,
                  params=("word_fraction", "max_candidates", "lm_epochs", "masked_lm"), check=_problems,
-                 defaults=DEFAULTS)
+                 defaults=DEFAULTS, files=("masked_lm",))
 def bert_attack(params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
     """Masked-LM word substitutions on each report, its own image bound, at most its word budget."""
     fraction = float(params.get("word_fraction", DEFAULTS["word_fraction"]))

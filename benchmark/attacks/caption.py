@@ -120,7 +120,7 @@ def rewrite_captions(captions: Sequence[str], seed: int, rewriter: Rewriter | No
     return [str(rewriter(c, np.random.default_rng([seed, i]))) for i, c in enumerate(captions)]
 
 
-@register_attack("caption_rewrite", modality="text", bounded=False, params=PARAMS,
+@register_attack("caption_rewrite", modality="text", bounded=False, params=PARAMS, files=("rewriter",),
                  check=lambda params: _fraction_problems(params))
 def craft(params: dict, target: Target, epsilon: float | None, seed: int) -> Crafted:
     """The `caption_rewrite` text attack of source mmrb: rewrites the report of every (or a `fraction` of) test sample."""

@@ -110,7 +110,8 @@ def random_noise(params: dict[str, Any], target: Target, epsilon: float | None, 
     return Crafted(best_images, list(target.texts), 0, {"draws": draws}, np.full(len(clean), draws))
 
 
-@register_attack("image_replacement", probe="floor", bounded=False, params=("extra", "batch_size", "escalate"))
+@register_attack("image_replacement", probe="floor", bounded=False, params=("extra", "batch_size", "escalate"),
+                 calls=(("extra", "art"),))
 def image_replacement(params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
     """The text floor: per sample (its text kept) the image, among every test image, a blank (all 0) and a
     saturated (all 1) image and the optional `extra` adversarial images, that gives its true class the

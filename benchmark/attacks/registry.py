@@ -15,21 +15,25 @@ module; none keeps its own list.
 - **An attack library**: one adapter file `benchmark/attacks/<library>_adapter.py` that calls `register_library`
   with its craft and check functions and the traits of its attacks; the suite's `source:` is its name.
 
-Sources are known without importing anything heavy (the adapter files are listed, not imported), so loading a suite
-stays free of torch; an attack's traits import its module (and so torch) on first use.
+Sources are known without importing anything heavy (the adapter files are listed, not imported), and so is what a
+suite entry needs of an attack, its modality and what it combines (`declaration`: read from the source text of the
+decorator or the adapter's `Library(...)`), so loading a suite stays free of torch; the other traits import the
+attack's module (and so torch) on first use.
 """
 from __future__ import annotations
 
-import difflib
+import ast
+import functools
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from mmrb.core.errors import AttackError
+from mmrb.core.errors import AttackError, unknown
+from mmrb.core.modality import MODALITIES
 
 MMRB = "mmrb"
 ADAPTER_SUFFIX = "_adapter"
@@ -47,14 +51,21 @@ Check = Callable[[dict], list]
 class AttackInfo:
     """What mmrb knows of one attack, declared where the attack is.
 
-    `modality`: what it perturbs by default ("image", "text", "joint", or "none" for the clean row).
+    `modality`: what it perturbs (`mmrb.core.modality.MODALITIES`: "image", "text", "joint", or "none" for the clean
+    row); a suite entry inherits it. "image" is also the default, which a suite may override (corruption's report
+    kinds are text); any other declared modality a suite may only repeat.
     `gradient`: an L∞ attack that follows the model's gradient, so the convergence check escalates it (through its
     `steps`/`step_size`/`random_start` parameters, by those names). `black_box`: it only queries the model;
     `white_box`: a single attack with the model's gradients (a black-box or transfer cell below every white-box cell
     raises a flag). `bounded`: it runs at each ε of the suite (False: one cell, no budget). `probe`: a soundness
-    probe's role ("noise": random noise at ε; "floor": the text floor's image replacement). `combines`: it combines
-    the outputs of other cells (worst_case), so it crafts nothing itself. `params`: the parameters it takes (None: the
-    library's class decides). `craft`/`check`: its functions (None for a library attack: the library's own are used).
+    probe's role ("noise": random noise at ε; "floor": the text floor's image replacement). `combines`: the parameter
+    listing the labels of the cells whose outputs it combines (worst_case: "of"), so it crafts nothing itself.
+    `params`: the parameters it takes (None: the library's class decides). `craft`/`check`: its functions (None for
+    a library attack: the library's own are used).
+    `module`: the module holding its code (its imports are followed for the cache key). `files`: the parameters that
+    name a user's file or module (`"file.py:object"`, `"package.module:object"`): their contents are part of the key.
+    `calls`: (parameter, default source) of the parameters that name other attacks it crafts ({source, name, params},
+    or a list of them): their code is part of its key.
     """
 
     source: str
@@ -65,7 +76,7 @@ class AttackInfo:
     white_box: bool = False
     bounded: bool = True
     probe: str | None = None
-    combines: bool = False
+    combines: str | None = None
     params: tuple[str, ...] | None = ()
     steps: str | None = None
     step_size: str | None = None
@@ -74,12 +85,15 @@ class AttackInfo:
     craft: Craft | None = field(default=None, compare=False, repr=False)
     check: Check | None = field(default=None, compare=False, repr=False)
     module: str = ""
+    files: tuple[str, ...] = ()
+    calls: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
 class Library:
     """An attack library: how to craft and check its attacks by name, and the traits of each (`describe(name)` ->
-    AttackInfo; it may import the library). `distribution`: the installed package whose version keys its cells."""
+    AttackInfo; it may import the library). `distribution`: the installed package whose version keys its cells.
+    `modality`: what its attacks perturb (written as a literal in the adapter: suites read it without importing it)."""
 
     name: str
     craft: Callable[..., Any]  # (name, params, target, epsilon, seed) -> Crafted
@@ -90,6 +104,7 @@ class Library:
     distribution: str
     white_box: bool = False  # its attacks that are not black-box use the model's gradients
     module: str = ""
+    modality: str = "image"
 
 
 _ATTACKS: dict[tuple[str, str], AttackInfo] = {}
@@ -99,19 +114,20 @@ _LOADED: set[str] = set()
 
 def register_attack(name: str, *, source: str = MMRB, modality: str = "image", gradient: bool = False,
                     black_box: bool = False, white_box: bool = False, bounded: bool = True, probe: str | None = None,
-                    combines: bool = False,
+                    combines: str | None = None,
                     params: tuple[str, ...] = (), check: Check | None = None, steps: str | None = None,
                     step_size: str | None = None,
                     random_start: tuple[str, Any] | None = None,
-                    defaults: dict[str, Any] | None = None) -> Callable[[Craft], Craft]:
+                    defaults: dict[str, Any] | None = None, files: tuple[str, ...] = (),
+                    calls: tuple[tuple[str, str], ...] = ()) -> Callable[[Craft], Craft]:
     """Declare the attack `name` whose craft function the decorator wraps (see the module's docstring)."""
-    if modality not in ("image", "text", "joint", "none"):
-        raise AttackError(f"register_attack({name!r}): modality {modality!r}; allowed: image, text, joint, none")
+    if modality not in MODALITIES:
+        raise AttackError(f"register_attack({name!r}): modality {modality!r}; allowed: {', '.join(MODALITIES)}")
 
     def decorate(craft: Craft) -> Craft:
         _ATTACKS[source, name] = AttackInfo(source, name, modality, gradient, black_box, white_box, bounded, probe, combines,
                                             tuple(params), steps, step_size, random_start, dict(defaults or {}),
-                                            craft, check, craft.__module__)
+                                            craft, check, craft.__module__, tuple(files), tuple(calls))
         return craft
 
     return decorate
@@ -146,11 +162,73 @@ def _load(source: str) -> None:
     _LOADED.add(source)
 
 
-def unknown(kind: str, name: str, known: list[str]) -> str:
-    """'unknown <kind> <name>; did you mean …?; known: …' (the one wording of every registry miss)."""
-    close = difflib.get_close_matches(name, known, n=2)
-    return (f"unknown {kind} {name!r}{'; did you mean ' + ', '.join(close) + '?' if close else ''}; "
-            f"known: {', '.join(known)}")
+@dataclass(frozen=True)
+class Declaration:
+    """What a suite needs of an attack before any attack module is imported (so without torch): what it perturbs,
+    and the parameter listing the labels of the cells it combines (None: it crafts)."""
+
+    modality: str = "image"
+    combines: str | None = None
+
+
+def declaration(source: Any, name: Any) -> Declaration | None:
+    """The declared `modality` and `combines` of attack `name` of `source`, without importing an attack module or
+    library: a registered attack's (a suite's plug-ins are imported before it is read), else read from the source
+    text of the built-in declarations (mmrb's `@register_attack(...)`, an adapter's `Library(...)`). None if
+    not found (validation names the unknown attack)."""
+    if not isinstance(source, str) or not isinstance(name, str):
+        return None
+    if (source, name) in _ATTACKS:
+        return Declaration(_ATTACKS[source, name].modality, _ATTACKS[source, name].combines)
+    if source in _LIBRARIES:
+        return Declaration(_LIBRARIES[source].modality)
+    if source == MMRB:
+        return _builtin_declarations().get(name)
+    return _adapter_declaration(source) if source in sources() else None
+
+
+def combines(source: Any, name: Any) -> str | None:
+    """The parameter naming the cells attack `name` combines (worst_case: "of"), None for an attack that crafts."""
+    declared = declaration(source, name)
+    return declared.combines if declared else None
+
+
+def _literal_calls(path: Path, callee: str) -> Iterator[tuple[list[Any], dict[str, Any]]]:
+    """The arguments of every call to `callee` written in a Python file, as literals (None where not a literal)."""
+
+    def literal(node: ast.AST) -> Any:
+        try:
+            return ast.literal_eval(node)
+        except (ValueError, TypeError, SyntaxError):
+            return None
+
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and callee in (getattr(node.func, "id", None), getattr(node.func, "attr", None)):
+            yield [literal(a) for a in node.args], {k.arg: literal(k.value) for k in node.keywords if k.arg}
+
+
+@functools.cache
+def _builtin_declarations() -> dict[str, Declaration]:
+    """name -> Declaration of mmrb's built-in attacks, from their decorators' literals (register_attack's defaults
+    where not given); tests/benchmark/test_layers.py checks them against the registrations."""
+    default = {p.name: p.default for p in inspect.signature(register_attack).parameters.values()}
+    found = {}
+    for module in pkgutil.iter_modules([str(_HERE)]):
+        if module.ispkg or module.name.endswith(ADAPTER_SUFFIX) or module.name in _MACHINERY:
+            continue
+        for args, given in _literal_calls(_HERE / f"{module.name}.py", "register_attack"):
+            if args and isinstance(args[0], str) and given.get("source", MMRB) == MMRB:
+                found[args[0]] = Declaration(given.get("modality", default["modality"]),
+                                             given.get("combines", default["combines"]))
+    return found
+
+
+@functools.cache
+def _adapter_declaration(source: str) -> Declaration:
+    """The modality of a built-in library's attacks, from its adapter's `Library(..., modality=...)` literal."""
+    default = next(f.default for f in fields(Library) if f.name == "modality")
+    given = [kw for _, kw in _literal_calls(_HERE / f"{source}{ADAPTER_SUFFIX}.py", "Library")]
+    return Declaration(given[0].get("modality", default) if given else default)
 
 
 def library(source: str) -> Library:
@@ -174,7 +252,7 @@ def info(source: str, name: str) -> AttackInfo:
         if (source, name) not in _ATTACKS:
             raise AttackError(unknown(f"{source} attack", name, mmrb_attacks()))
         return _ATTACKS[source, name]
-    return _LIBRARIES[source].describe(name)
+    return replace(_LIBRARIES[source].describe(name), modality=_LIBRARIES[source].modality)
 
 
 def traits(source: str, name: str) -> AttackInfo:
@@ -229,14 +307,14 @@ def parameters(source: str, name: str) -> dict[str, inspect.Parameter]:
 
 
 def code_modules(source: str, name: str) -> list[Any]:
-    """The modules whose code decides what an attack crafts: every module of this package, adapters included
-    (attacks call each other: joint, the standard evaluation, the floor), plus the attack's own module where it
-    lives elsewhere (a plug-in)."""
-    ours = [importlib.import_module(f"{__package__}.{m.name}")
-            for m in sorted(pkgutil.iter_modules([str(_HERE)]), key=lambda m: m.name)]
-    attack = traits(source, name)
-    own = importlib.import_module(attack.module) if attack.module and not attack.module.startswith(__package__) else None
-    return ours + ([own] if own is not None else [])
+    """The module holding an attack's code: its own (`AttackInfo.module`: built-in or plug-in) for mmrb's attacks, its
+    adapter for a library's; `wrappers.cache.code_digest` follows what it imports, at any depth. The other attacks
+    it crafts are its `calls` (keyed apart); none for an attack that cannot be resolved here."""
+    try:
+        module = info(source, name).module if source == MMRB else library(source).module
+    except (AttackError, ImportError):
+        return []
+    return [importlib.import_module(module)] if module else []
 
 
 def library_distributions() -> dict[str, str]:

@@ -1,14 +1,13 @@
 """Adapter for TextAttack: search recipes that need no downloads, run with each example's image bound."""
 from __future__ import annotations
 
-import difflib
 import inspect
 
 import numpy as np
 
 from benchmark.attacks import Crafted, Problem, Target
 from benchmark.attacks.registry import AttackInfo, Library, register_library
-from mmrb.core.errors import AttackError
+from mmrb.core.errors import AttackError, did_you_mean
 
 RECIPES = ("PWWS", "DeepWordBug", "WordNetGreedy")
 
@@ -18,9 +17,9 @@ def check(name: str, params: dict) -> list[Problem]:
     from benchmark.attacks.text import COMMON_PARAMS, RECIPE_PARAMS
 
     if name not in RECIPES:
-        close = difflib.get_close_matches(name, RECIPES, n=2)
-        return [("name", f"TextAttack recipe {name!r} is not available offline here"
-                         f"{'; did you mean ' + ', '.join(close) + '?' if close else ''}; use one of {', '.join(RECIPES)}")]
+        hint = did_you_mean(name, RECIPES)
+        return [("name", f"TextAttack recipe {name!r} is not available offline here{'; ' + hint if hint else ''}; "
+                         f"use one of {', '.join(RECIPES)}")]
     allowed = COMMON_PARAMS + RECIPE_PARAMS[name]
     return [(f"params.{p}", f"TextAttack recipe {name} has no parameter {p!r}; it takes: {', '.join(allowed)}")
             for p in sorted(set(params) - set(allowed))]
@@ -44,9 +43,9 @@ def parameters(name: str) -> dict[str, inspect.Parameter]:
 
 
 def describe(name: str) -> AttackInfo:
-    """A recipe perturbs the report only; it queries the model's scores (black-box search)."""
-    return AttackInfo("textattack", name, modality="text", black_box=True, bounded=False, params=None, module=__name__)
+    """A recipe queries the model's scores (black-box search); it perturbs the report only (the library's modality)."""
+    return AttackInfo("textattack", name, black_box=True, bounded=False, params=None, module=__name__)
 
 
 register_library(Library("textattack", craft_textattack, check, describe, parameters, lambda: list(RECIPES),
-                         "textattack"))
+                         "textattack", modality="text"))

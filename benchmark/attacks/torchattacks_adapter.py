@@ -1,7 +1,6 @@
 """Adapter for torchattacks: a YAML entry -> a torchattacks attack on the image view's module."""
 from __future__ import annotations
 
-import difflib
 import inspect
 
 import numpy as np
@@ -9,7 +8,7 @@ import torch
 
 from benchmark.attacks import Crafted, Problem, Target, budget_params, param_problems, reject_unknown
 from benchmark.attacks.registry import AttackInfo, Library, register_library
-from mmrb.core.errors import AttackError
+from mmrb.core.errors import AttackError, did_you_mean
 
 #: Attacks that query only points of their L∞ ε-ball (they project every iterate): their samples can be attacked in
 #: groups. Minimal-norm attacks (FAB, CW, DeepFool, ...) may query beyond it, near another sample, so they run one
@@ -25,8 +24,8 @@ def attack_class(name: str) -> type:
     cls = getattr(torchattacks, name, None)
     if not (inspect.isclass(cls) and issubclass(cls, torchattacks.attack.Attack)):
         known = [n for n in dir(torchattacks) if inspect.isclass(getattr(torchattacks, n))]
-        close = difflib.get_close_matches(name, known, n=3)
-        raise AttackError(f"torchattacks has no attack {name!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+        hint = did_you_mean(name, known)
+        raise AttackError(f"torchattacks has no attack {name!r}" + (f"; {hint}" if hint else ""))
     return cls
 
 

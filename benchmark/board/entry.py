@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mmrb.core.errors import MmrbError
+from mmrb.core.modality import Input, Modality
 
 ENTRY_VERSION = 2  # 2: every cell names its soundness-probe role (`probe`), so the board needs no attack registry
 #: The probes of mmrb's registry when version-1 entries were written (they did not record the role): history, frozen.
@@ -47,7 +48,7 @@ class _Block(BaseModel):
 
 class ModelFacts(_Block):
     family: str
-    modalities: list[Literal["image", "text"]] = Field(min_length=1)
+    modalities: list[Input] = Field(min_length=1)
 
 
 class Digests(_Block):
@@ -108,7 +109,7 @@ class Cell(BaseModel):
     attack: str
     attack_name: str
     attack_source: str = ""
-    modality: Literal["none", "image", "text", "joint"]
+    modality: Modality
     epsilon: float | None = None
     transfer_source: str = ""
     n: Count = None

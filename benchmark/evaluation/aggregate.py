@@ -12,23 +12,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark.store.record import over_seeds, proportions
 from mmrb.core.stats import seed_interval, t_halfwidth
 
-GROUP = ("model", "attack", "attack_source", "modality", "epsilon", "transfer_source")
+#: What each result column becomes over a cell's training seeds, as benchmark.store.record.ResultRecord declares it.
+#: The columns that make a cell.
+GROUP = over_seeds("group")
 #: Accuracies and the column holding the number of samples they are proportions of.
-PROPORTIONS = {"clean_accuracy": "n", "robust_accuracy": "n", "as_run_robust_accuracy": "n",
-               "branch_robust_accuracy": "n", "naive_robust_accuracy": "n",
-               "clean_accuracy_normal": "n_normal", "robust_accuracy_normal": "n_normal",
-               "clean_accuracy_abnormal": "n_abnormal", "robust_accuracy_abnormal": "n_abnormal",
-               "clean_sensitivity": "n_abnormal", "robust_sensitivity": "n_abnormal",  # at the operating threshold
-               "clean_specificity": "n_normal", "robust_specificity": "n_normal"}
-SPREAD_ONLY = ("clean_f1", "robust_f1", "branch_robust_f1", "auc", "robust_auc", "attack_success_rate")
-MEANS = ("steps", "queries", "agreement_gap", "max_perturbation", "over_budget", "seconds", "zero_gradient",
-         "nonfinite_gradient", "zero_gradient_bpda", "stochastic", "n_normal", "n_abnormal", "check_rounds", "check_capped",
-         "check_restarts", "check_attacked", "check_seconds", "threshold", "false_reassurance", "false_alarm",
-         "masking")
+PROPORTIONS = proportions()
+SPREAD_ONLY = over_seeds("spread")
+MEANS = over_seeds("mean")
 #: Largest over the seeds: the budget the convergence check needed.
-MAXIMA = ("check_steps",)
+MAXIMA = over_seeds("max")
 
 
 def aggregate(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mmrb.core.modality import INPUTS
+
 BELOW_TEXT_ONLY = "below_text_only"
 
 
@@ -15,11 +17,11 @@ def model_modalities(model: str, frame: pd.DataFrame) -> tuple[str, ...]:
     """The input modalities of a suite's model: from the model registry, else read off which attacks reached it."""
     from wrappers.registry import model_entry
 
-    try:
-        return tuple(model_entry(model).modalities)
+    try:  # in INPUTS' order: a frozenset's own order follows the hash seed, and tables must not
+        return tuple(m for m in INPUTS if m in model_entry(model).modalities)
     except Exception:  # a label that is not a registered name: its cells tell
         seen = set(frame.loc[frame["model"] == model, "modality"])
-        return tuple(m for m in ("image", "text") if m in seen or "joint" in seen)
+        return tuple(m for m in INPUTS if m in seen or "joint" in seen)
 
 
 def constant_rows(labels: np.ndarray) -> pd.DataFrame:

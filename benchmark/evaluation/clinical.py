@@ -17,9 +17,6 @@ import numpy as np
 
 CALIBRATION_N = 200
 CALIBRATION_FIRST_UID = 1_000_001
-#: The per-cell columns this module adds (proportions: sensitivity of n_abnormal, specificity of n_normal).
-COLUMNS = ("threshold", "clean_sensitivity", "clean_specificity", "robust_sensitivity", "robust_specificity",
-           "false_reassurance", "false_alarm")
 
 
 def calibration_split(spec: Any, cache_dir: Path, image_size: int) -> Any:

@@ -16,6 +16,8 @@ import pandas as pd
 
 from benchmark.attacks.registry import AttackInfo, traits
 from benchmark.evaluation.flags import FLAGS, UNRANKING_FLAGS  # noqa: F401  (re-exported)
+from benchmark.store.record import COLUMNS as RESULT_COLUMNS
+from benchmark.store.record import NUMERIC, TEXT
 from mmrb.core.errors import MmrbError
 
 #: A class recall on clean data below this (at any training seed) marks a (nearly) one-class model.
@@ -23,12 +25,15 @@ RECALL_FLOOR = 0.10
 #: One-sided normal quantile of the chance-level check (95 %).
 CHANCE_Z = 1.645
 COLUMNS = ("flag", "model", "cells", "detail")
+#: What benchmark.evaluation.aggregate adds to a cell's result columns that the flags read: the 95 % interval, the
+#: convergence verdict, the worst training seed's clean recalls.
+AGGREGATED = ("robust_accuracy_ci_low", "robust_accuracy_ci_high", "not_converged", "worst_seed_min_recall",
+              "worst_seed_balanced_accuracy")
 REQUIRED = ("model", "attack", "modality", "epsilon", "robust_accuracy", "robust_accuracy_ci_low",
             "robust_accuracy_ci_high")
-OPTIONAL = ("attack_source", "attack_name", "transfer_source", "compare_with", "agreement_gap", "as_run_robust_accuracy",
-            "zero_gradient", "nonfinite_gradient", "zero_gradient_bpda", "stochastic", "clean_accuracy", "not_converged",
-            "check_rounds", "check_steps", "check_restarts", "n_normal", "n_abnormal", "worst_seed_min_recall",
-            "worst_seed_balanced_accuracy")
+#: Every other column a flag may read (benchmark.store.record.ResultRecord's, then AGGREGATED): NaN where absent.
+OPTIONAL = tuple(c for c in (*RESULT_COLUMNS, *AGGREGATED) if c not in REQUIRED)
+_NUMBERS = (*NUMERIC, *(c for c in AGGREGATED if c != "not_converged"))
 CELL_SEPARATOR = ", "
 #: Float slack for "beyond the interval": bounds that touch up to rounding do not raise a flag.
 TOL = 1e-9
@@ -59,22 +64,15 @@ def _with_interval(row: pd.Series) -> str:
 
 
 def _prepared(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy with numeric ε and accuracies, "" for missing transfer sources, and every optional column."""
+    """A copy with every optional column, the numeric ones as numbers (ε, accuracies) and the text ones as text ("" for
+    a missing transfer source)."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise MmrbError(f"soundness flags need aggregated results (benchmark.evaluation.aggregate.aggregate); the frame lacks "
                         f"column(s) {', '.join(missing)}")
-    frame = frame.copy()
-    for column in OPTIONAL:
-        if column not in frame.columns:
-            frame[column] = np.nan
-    for column in ("epsilon", "robust_accuracy", "robust_accuracy_ci_low", "robust_accuracy_ci_high",
-                   "agreement_gap", "as_run_robust_accuracy", "zero_gradient", "nonfinite_gradient",
-                   "zero_gradient_bpda", "stochastic", "clean_accuracy", "check_rounds", "check_steps", "check_restarts",
-                   "n_normal", "n_abnormal", "worst_seed_min_recall", "worst_seed_balanced_accuracy"):
-        frame[column] = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
-    for column in ("transfer_source", "attack_source", "attack_name", "compare_with"):
-        frame[column] = frame[column].fillna("").astype(str)
+    frame = frame.reindex(columns=[*frame.columns, *(c for c in OPTIONAL if c not in frame.columns)])
+    frame = frame.assign(**{c: pd.to_numeric(frame[c].replace("", np.nan), errors="coerce") for c in _NUMBERS},
+                         **{c: frame[c].fillna("").astype(str) for c in TEXT})
     frame["eps_key"] = frame["epsilon"].round(9)
     return frame.reset_index(drop=True)
 

@@ -173,10 +173,10 @@ def transfer_gains(rows: Iterable[dict[str, Any]]) -> dict[str, pd.DataFrame]:
 
 def soundness_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The soundness flags of an aggregated frame (benchmark.evaluation.soundness), one row per flag."""
-    from benchmark.evaluation.soundness import soundness_flags
+    from benchmark.evaluation.soundness import COLUMNS, soundness_flags
 
     if frame.empty:
-        return pd.DataFrame(columns=["flag", "model", "cells", "detail"])
+        return pd.DataFrame(columns=list(COLUMNS))
     return soundness_flags(frame, noise_labels(frame), floor_labels(frame))
 
 

@@ -27,6 +27,7 @@ from benchmark.run.keys import Keys
 from benchmark.spec.grid import Cell
 from benchmark.spec.suite import AttackSpec, ModelSpec, Suite
 from benchmark.store.artifacts import Artifact, ArtifactCache
+from benchmark.store.record import COLUMNS, ResultRecord
 from mmrb.core.errors import AttackError, MmrbError
 from wrappers.estimators import ImageView
 from wrappers.registry import ModelEntry
@@ -35,7 +36,7 @@ from wrappers.training import LabelledSet, obtain_trained, predict_proba
 log = logging.getLogger(__name__)
 #: The convergence check's record in each checked row (`check_<field>`): rounds run, whether the cap was hit while
 #: the figure still fell (1/0), the largest steps, the restarts, the samples attacked and the seconds it took.
-CHECK_FIELDS = ("rounds", "capped", "steps", "restarts", "attacked", "seconds")
+CHECK_FIELDS = tuple(c.removeprefix("check_") for c in COLUMNS if c.startswith("check_"))
 
 
 def _checked(cell: Cell) -> bool:
@@ -92,8 +93,12 @@ class CellResult:
 
     cell: Cell
     key: str
-    row: dict[str, Any]
+    row: ResultRecord  # a mapping of its columns (a backend's error row) is made one
     loaded: bool
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.row, ResultRecord):
+            object.__setattr__(self, "row", ResultRecord.of(self.row))
 
 
 def compute(work: Work, cell: Cell, key: str) -> CellResult:
@@ -164,23 +169,23 @@ class Work:
         if craft is not None:
             self._failed_crafts[craft] = exc
 
-    def row(self, cell: Cell, key: str | None = None) -> dict[str, Any]:
+    def row(self, cell: Cell, key: str | None = None) -> ResultRecord:
         """Score one cell (its artifact stored under `key`, the driver's, where given); any failure inside it (an mmrb
         error, or a library's own exception) becomes the row's `error` instead of ending the run."""
-        row = base_row(self.suite, cell, len(self.test.labels))
+        row = ResultRecord.of(base_row(self.suite, cell, len(self.test.labels)))
         try:
             artifact = self.artifact(cell, count=True, key=key)
-            row.update(score(self.test.labels, artifact, cell.attack.modality))
+            row = row.updated(score(self.test.labels, artifact, cell.attack.modality))
             threshold = self.model(cell.model, cell.seed).threshold if self.suite.operating_point else None
             if threshold is not None:
-                row.update(operating_scores(self.test.labels, artifact.clean_prob[:, 1], artifact.adv_prob[:, 1],
-                                            threshold))
+                row = row.updated(operating_scores(self.test.labels, artifact.clean_prob[:, 1],
+                                                   artifact.adv_prob[:, 1], threshold))
             if cell.attack.compare_with and cell.source is None:
-                row["agreement_gap"] = self._agreement_gap(cell, row["robust_accuracy"])
+                row = row.updated({"agreement_gap": self._agreement_gap(cell, row.robust_accuracy)})
         except Exception as exc:  # mmrb's own errors and a library's alike become the row
             message = str(exc) if isinstance(exc, MmrbError) else f"{type(exc).__name__}: {exc}"
             log.error("%s failed: %s", describe(cell), message)
-            row["error"] = message
+            row = row.updated({"error": message})
         return row
 
     def _agreement_gap(self, cell: Cell, robust: float) -> float | None:
@@ -209,7 +214,7 @@ class Work:
         crafts, whose figures are scored on their targets)."""
         attack, run = cell.attack, self.model(cell.model, cell.seed)
         target, start = run.target, time.perf_counter()
-        if attack.name == "worst_case":
+        if attack.combined:
             return self._worst_case(cell, run)
         crafted = craft(attack.source, attack.name, attack.params, target, cell.epsilon, cell.seed)
         crafted, over_budget = enforce_budget(crafted, target.images, cell.epsilon)
@@ -256,7 +261,7 @@ class Work:
         sample is robust only if it survives all of them; its adversarial input is the one giving its true class
         the lowest probability."""
         start = time.perf_counter()
-        labels = cell.attack.params["of"]
+        labels = cell.attack.combined
         parts, missing = [], []
         for label, part in zip(labels, self.keys.combined(cell)):
             try:
@@ -264,11 +269,11 @@ class Work:
             except Exception:
                 missing.append(label)
         if missing:
-            raise AttackError(f"worst_case at eps={cell.epsilon}: no successful result of {missing} for this model and ε")
+            raise AttackError(f"{cell.attack.name} at eps={cell.epsilon}: no successful result of {missing} for this model and ε")
         probs = np.stack([p.adv_prob for p in parts])  # (attacks, n, classes)
         images = pick_worst(probs, self.test.labels,
                             np.stack([p.images if p.images is not None else run.target.images for p in parts]))
-        meta = dict(steps=max(p.meta["steps"] for p in parts), params={"of": labels},
+        meta = dict(steps=max(p.meta["steps"] for p in parts), params=dict(cell.attack.params),
                     over_budget=float(np.mean([p.meta.get("over_budget", 0.0) for p in parts])),
                     max_perturbation=perturbation_linf(run.target.images, images),
                     seconds=round(sum(p.meta["seconds"] for p in parts) + time.perf_counter() - start, 3))
@@ -301,7 +306,8 @@ class Work:
 
 
 def base_row(suite: Suite, cell: Cell, n: int) -> dict[str, Any]:
-    """The identity columns of a cell's row (the cell engine fills in the scores, or the error)."""
+    """The identity columns of a cell's row (`ResultRecord.of` makes it a record; the cell engine fills in the
+    scores, or the error)."""
     attack = cell.attack
     return dict(suite=suite.name, model=cell.model.label, defense=cell.model.defense.label if cell.model.defense else "",
                 attack=attack.label, attack_name=attack.name,

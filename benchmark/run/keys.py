@@ -1,10 +1,10 @@
 """Content keys of a run: of each trained model, each craft and each cell, and which cells a cell combines.
 
 A key covers everything that decides what it names: the model's content key, the data and the scored samples, the
-attack entry, ε, the seed, the convergence check, the protocol version and the code of the attack (every module of
-benchmark.attacks and the attack's own plug-in module, per the attack registry). The run store and the attack cache
-are keyed by them; `Keys.combined` is the one statement of which cells a cell depends on (worst_case parts,
-compare_with), read by the cell engine and by every backend.
+attack entry, ε, the seed, the convergence check, the protocol version and the code of the attack (its module and
+every module it imports, at any depth, plus the user files its params name and the attacks it crafts: `attack_code`).
+The run store and the attack cache are keyed by them; `Keys.combined` is the one statement of which cells a cell
+depends on (worst_case parts, compare_with), read by the cell engine and by every backend.
 """
 from __future__ import annotations
 
@@ -14,18 +14,38 @@ from typing import Any
 from benchmark import PROTOCOL_VERSION
 from benchmark.spec.grid import Cell
 from benchmark.spec.suite import AttackSpec, ModelSpec, Suite
-from wrappers.cache import code_digest, digest, library_version
+from wrappers.cache import code_digest, digest, library_version, reference_digest
 from wrappers.registry import ModelEntry
 from wrappers.training import model_key
 
 ADAPTIVE_VERSION = 1  # how a defended model's cells are attacked adaptively (benchmark.run.adaptive)
 
 
+def attack_code(source: str, name: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What decides an attack's craft besides its entry (part of every cell key): the versions of the attack
+    libraries, a digest of its code (`_module_code`), the contents of the user files its `params` name (its traits'
+    `files`: a caption rewriter, a masked LM folder) and the code of the attacks it crafts (its traits' `calls`)."""
+    from benchmark.attacks import registry
+
+    code: dict[str, Any] = dict(_module_code(source, name))
+    attack, params = registry.traits(source, name), params or {}
+    files = {p: [reference_digest(str(ref)) for ref in _listed(params[p])] for p in attack.files
+             if params.get(p) is not None}
+    calls = {p: [attack_code(entry.get("source", default), entry["name"], entry.get("params") or {})
+                 for entry in _listed(params[p]) if isinstance(entry, dict) and "name" in entry]
+             for p, default in attack.calls if params.get(p) is not None}
+    return {**code, **({"files": files} if files else {}), **({"calls": calls} if calls else {})}
+
+
+def _listed(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 @functools.lru_cache(maxsize=64)
-def attack_code(source: str, name: str) -> dict[str, str]:
-    """Versions of the attack libraries and a digest of the code that turns a suite entry into adversarial
-    inputs (every module of benchmark.attacks and the attack's own plug-in module, as the attack registry lists them;
-    the cascade, the convergence check, the image view): part of every cell key."""
+def _module_code(source: str, name: str) -> dict[str, str]:
+    """Versions of the attack libraries and a digest of the attack's module (`registry.code_modules`) and of the
+    cascade, the convergence check and the image view, which decide every craft, with all they import, at any depth
+    (`wrappers.cache.code_digest`)."""
     import benchmark.attacks.cascade
     import benchmark.attacks.convergence
     import wrappers.estimators
@@ -72,14 +92,14 @@ class Keys:
     def craft(self, model: ModelSpec, attack: AttackSpec, epsilon: float | None, seed: int, check: bool = True) -> str:
         """Key of adversarial inputs crafted by `attack` on `model` (a white-box cell, or a transfer craft, which
         has no convergence check: `check=False`)."""
-        if attack.name == "worst_case":
-            parts = [self.craft(model, self.attacks[label], epsilon, seed) for label in attack.params["of"]]
-            return digest({"worst_case": parts})
+        if attack.combined:  # its parts' crafts, under its name
+            parts = [self.craft(model, self.attacks[label], epsilon, seed) for label in attack.combined]
+            return digest({attack.name: parts})
         return digest({"model": self.model(model, seed), "data": self.fingerprint, "samples": self.samples,
                        "attack": _attack_identity(attack), "epsilon": epsilon, "seed": seed,
                        "check": self.suite.convergence_check.model_dump() if check and self.suite.convergence_check
                        else None,
-                       "protocol": PROTOCOL_VERSION, "attack_code": attack_code(attack.source, attack.name)}, length=32)
+                       "protocol": PROTOCOL_VERSION, "attack_code": attack_code(attack.source, attack.name, attack.params)}, length=32)
 
     def cell(self, cell: Cell) -> str:
         """Key of a cell: its craft, and for transfer cells the target model scoring it."""
@@ -92,7 +112,7 @@ class Keys:
         """The white-box cells whose output `cell` combines: its worst_case parts and its compare_with attack (same
         model, ε and seed). The one statement of the dependencies between cells (engine and backends read it)."""
         attack = cell.attack
-        others = [self.attacks[label] for label in attack.params["of"]] if attack.name == "worst_case" else []
+        others = [self.attacks[label] for label in attack.combined]
         if attack.compare_with and cell.source is None:
             others.append(self.attacks[attack.compare_with])
         return [Cell(cell.model, other, cell.epsilon, seed=cell.seed) for other in others]

@@ -9,7 +9,10 @@ from typing import NamedTuple
 INTERNAL = ("self", "args", "kwargs", "estimator", "classifier", "model")
 
 
-class AttackInfo(NamedTuple):
+class AttackListing(NamedTuple):
+    """One line of `mmrb attacks`: an attack a suite can name and its parameters (its traits are the attack registry's
+    `benchmark.attacks.registry.AttackInfo`)."""
+
     source: str
     name: str
     params: str  # "name=default, ..." as a suite entry's `params:` may set them
@@ -34,37 +37,39 @@ def _signature(parameters: dict[str, inspect.Parameter]) -> str:
     return ", ".join(out)
 
 
-def list_attacks(pattern: str = "", sources: tuple[str, ...] | None = None) -> list[AttackInfo]:
+def list_attacks(pattern: str = "", sources: tuple[str, ...] | None = None) -> list[AttackListing]:
     """Every attack a suite can name, by source (default: every source of the attack registry), with its parameters
     (a source whose library is missing is one row saying how to install it)."""
     from benchmark.attacks import registry
 
-    rows: list[AttackInfo] = []
+    rows: list[AttackListing] = []
     for source in sources or registry.sources():
         try:
             names = registry.mmrb_attacks() if source == registry.MMRB else registry.library(source).names()
         except ImportError:
-            rows.append(AttackInfo(source, "-", "", "not installed: pip install 'mmrb[attacks]'"))
+            rows.append(AttackListing(source, "-", "", "not installed: pip install 'mmrb[attacks]'"))
             continue
         for name in names:
             if pattern and not matches(name, pattern):
                 continue
             modality = registry.info(source, name).modality
-            rows.append(AttackInfo(source, name, _signature(registry.parameters(source, name)),
-                                   "" if modality == "image" else f"modality: {modality}"))
+            rows.append(AttackListing(source, name, _signature(registry.parameters(source, name)),
+                                      "" if modality == "image" else f"modality: {modality}"))
     return rows
 
 
 def model_rows(pattern: str = "", imports: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str, str, str, str]]:
     """(name, family, modalities, preset, from) of every model matching `pattern` (see `matches`). Without
     plug-ins to import (`imports`, installed `mmrb.models` entry points) mmrb's own models come from
-    BUILTIN_MODELS, with no model library imported; otherwise from the registry."""
+    their family modules' declarations (`wrappers.registry.builtin_models`), with no model library imported;
+    otherwise from the registry."""
     from importlib import metadata
 
-    from wrappers.registry import BUILTIN_MODELS
+    from wrappers.registry import builtin_models
 
     if not imports and not list(metadata.entry_points(group="mmrb.models")):
-        return [(n, *BUILTIN_MODELS[n][:3], "mmrb") for n in sorted(BUILTIN_MODELS) if not pattern or matches(n, pattern)]
+        builtin = builtin_models()
+        return [(n, *builtin[n][:3], "mmrb") for n in sorted(builtin) if not pattern or matches(n, pattern)]
     import wrappers
     from wrappers.registry import import_plugin
 

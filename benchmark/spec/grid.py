@@ -5,9 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from benchmark.spec.suite import AttackSpec, ModelSpec, Suite
-
-NEEDS = {"none": frozenset(), "image": frozenset({"image"}), "text": frozenset({"text"}),
-         "joint": frozenset({"image", "text"})}
+from mmrb.core.modality import NEEDS
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from benchmark.spec.attack import AttackSpec, check_epsilons
 from benchmark.spec.defense import InputDefenseSpec
 from mmrb.core.errors import SuiteError
-
-MODALITIES = ("none", "image", "text", "joint")
 
 
 def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -24,15 +23,6 @@ def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def _check_epsilons(value: list[float] | None) -> list[float] | None:
-    bad = [e for e in value or () if not 0 < e <= 1]
-    if bad:
-        raise ValueError(f"epsilons are L∞ budgets in [0,1] pixel units, 0 < ε ≤ 1; got {bad}")
-    if value is not None and not value:
-        raise ValueError("epsilons is empty: give at least one budget or leave the field out")
-    return value
 
 
 class _Strict(BaseModel):
@@ -91,53 +81,6 @@ class ModelSpec(_Strict):
         return label + (f"+{self.defense.label}" if self.defense else "")
 
 
-class AttackSpec(_Strict):
-    """One attack: its source library, its name there, the modality it perturbs and its parameters."""
-
-    name: str
-    source: str = Field("art", description="an attack source of benchmark.attacks.registry.sources(): mmrb, or a "
-                                           "library with an adapter (art, torchattacks, textattack)")
-    modality: Literal["none", "image", "text", "joint"] = "image"
-    params: dict[str, Any] = Field(default_factory=dict)
-    epsilons: list[float] | None = Field(None, description="overrides the suite's epsilons for this attack")
-    label: str = Field("", description="name in results (default: name); must be unique in the suite")
-    compare_with: str | None = Field(None, description="label of another attack: results get the robust-accuracy gap")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _defaults(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        if data.get("name") == "none":
-            data = {"source": "mmrb", "modality": "none", **data}
-        if data.get("name") == "worst_case":
-            data = {"source": "mmrb", **data}
-        data.setdefault("label", data.get("name", ""))
-        return data
-
-    _check_epsilons = field_validator("epsilons")(classmethod(lambda cls, value: _check_epsilons(value)))
-
-    @field_validator("source")
-    @classmethod
-    def _known_source(cls, source: str) -> str:
-        from benchmark.attacks.registry import sources, unknown
-
-        if source not in sources():  # listed from the adapter files, without importing any library
-            raise ValueError(unknown("attack source", source, sources()))
-        return source
-
-    @model_validator(mode="after")
-    def _worst_case_lists_attacks(self) -> AttackSpec:
-        if self.name == "worst_case":
-            parts = self.params.get("of")
-            if not isinstance(parts, list) or not parts:
-                raise ValueError("worst_case needs params: {of: [label, ...]}: the attacks a sample must survive")
-        if self.modality in ("text", "none") and self.epsilons:
-            raise ValueError(f"a {self.modality!r} attack has no image budget: remove 'epsilons'")
-        return self
-
-
 class ConvergenceSpec(_Strict):
     """How the escalating convergence check strengthens an attack (benchmark.attacks.convergence): round k runs
     k · `restarts` random-start restarts with `step_factor`**k times the steps, on the samples still robust, until a
@@ -161,12 +104,12 @@ class TransferSpec(_Strict):
 
     _names_to_specs = field_validator("sources", "targets", mode="before")(
         classmethod(lambda cls, value: _names_to_specs(value)))
-    _check_epsilons = field_validator("epsilons")(classmethod(lambda cls, value: _check_epsilons(value)))
+    _check_epsilons = field_validator("epsilons")(classmethod(lambda cls, value: check_epsilons(value)))
 
     @field_validator("attacks")
     @classmethod
     def _perturbing(cls, attacks: list[AttackSpec]) -> list[AttackSpec]:
-        bad = [a.label for a in attacks if a.modality == "none" or a.name == "worst_case"]
+        bad = [a.label for a in attacks if a.modality == "none" or a.combined]
         if bad:
             raise ValueError(f"transfer attacks craft inputs on a source (image, text or joint attacks); not: {bad}")
         return attacks
@@ -271,8 +214,7 @@ class Suite(_Strict):
             raise ValueError(f"attack labels must be unique, repeated: {dupes}; give each a 'label'")
         for i, attack in enumerate(self.attacks):
             earlier = labels[:i]
-            refs = list(attack.params.get("of", [])) if attack.name == "worst_case" else []
-            refs += [attack.compare_with] if attack.compare_with else []
+            refs = attack.combined + [attack.compare_with] if attack.compare_with else []
             missing = [r for r in refs if r not in earlier]
             if missing:
                 raise ValueError(f"attack {attack.label!r} refers to {missing}, which must be labels of attacks listed "
@@ -317,7 +259,7 @@ class Suite(_Strict):
                 if bad:
                     raise ValueError(f"expect.{model}.{key}: unknown metric(s) {bad}; expectable: {', '.join(EXPECTABLE)}")
 
-    _in_pixel_range = field_validator("epsilons")(classmethod(lambda cls, value: _check_epsilons(value)))
+    _in_pixel_range = field_validator("epsilons")(classmethod(lambda cls, value: check_epsilons(value)))
 
 
 def load_suite(path: str | Path, default_models: Sequence[str] = ()) -> Suite:

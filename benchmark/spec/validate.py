@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.attacks import check_attack
-from benchmark.attacks.registry import traits
 from benchmark.spec.grid import dropped_pairs, expand, expand_transfer
 from benchmark.spec.suite import AttackSpec, ModelSpec, Suite
 from mmrb.core.errors import MmrbError, SuiteError
@@ -33,14 +32,9 @@ def check_device(device: str) -> None:
 
 
 def _attack_problems(prefix: str, attacks: list[AttackSpec]) -> list[tuple[str, str]]:
-    problems = [(f"{prefix}.{i} ({a.label}).{field}", message) for i, a in enumerate(attacks)
-                for field, message in check_attack(a.source, a.name, a.params)]
-    for i, attack in enumerate(attacks):  # what the attack perturbs is its own trait; the suite may not contradict it
-        declared = traits(attack.source, attack.name).modality
-        if declared != "image" and attack.modality != declared:
-            problems.append((f"{prefix}.{i} ({attack.label}).modality", f"{attack.source} {attack.name} perturbs "
-                             f"{declared}, not {attack.modality}; set modality: {declared}"))
-    return problems
+    # (what an attack perturbs is checked against its declaration by the schema: benchmark.spec.attack)
+    return [(f"{prefix}.{i} ({a.label}).{field}", message) for i, a in enumerate(attacks)
+            for field, message in check_attack(a.source, a.name, a.params)]
 
 
 def _model_problems(prefix: str, models: list[ModelSpec]) -> list[tuple[str, str]]:

@@ -13,28 +13,17 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from benchmark.store.record import COLUMNS, DEFAULTS, TEXT, ResultRecord
 from mmrb.core.errors import MmrbError
 from mmrb.core.io import atomic_write, folder_lock
 
-#: Columns of results.csv, in order (docs/metrics.md).
-COLUMNS = (
-    "suite", "model", "defense", "attack", "attack_name", "attack_source", "modality", "epsilon", "seed", "steps", "transfer_source", "n",
-    "clean_accuracy", "robust_accuracy", "as_run_robust_accuracy",
-    "check_rounds", "check_capped", "check_steps", "check_restarts", "check_attacked", "check_seconds",
-    "n_normal", "clean_accuracy_normal", "robust_accuracy_normal",
-    "n_abnormal", "clean_accuracy_abnormal", "robust_accuracy_abnormal",
-    "threshold", "clean_sensitivity", "clean_specificity", "robust_sensitivity", "robust_specificity",
-    "false_reassurance", "false_alarm",
-    "clean_f1", "robust_f1", "auc", "robust_auc", "attack_success_rate",
-    "branch_robust_accuracy", "branch_robust_f1", "queries", "compare_with", "agreement_gap",
-    "zero_gradient", "nonfinite_gradient", "zero_gradient_bpda", "stochastic", "naive_robust_accuracy", "masking",
-    "sub_attacks",
-    "max_perturbation", "over_budget", "seconds", "params", "error",
-)
+if TYPE_CHECKING:
+    import pandas as pd
+
 DB_NAME, LOCK_NAME, CSV_NAME = "run.sqlite", ".mmrb.lock", "results.csv"
 
 
@@ -42,8 +31,9 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else str(value)
 
 
-class RunStore:
-    """Finished cells of one run folder, keyed by each cell's content key (see benchmark.run.keys.Keys.cell)."""
+class CellStore:
+    """Finished cells of one run folder, keyed by each cell's content key (see benchmark.run.keys.Keys.cell), each a
+    JSON object: the defense comparison's units; `RunStore` holds the result records of `mmrb run`."""
 
     def __init__(self, folder: str | Path, fresh: bool = False, suite: dict[str, Any] | None = None) -> None:
         self.folder = Path(folder)
@@ -93,8 +83,8 @@ class RunStore:
         """Keys of cells committed without an error (a failed cell is retried by the next run)."""
         return {key for (key,) in self._db.execute("SELECT key FROM cells WHERE failed = 0")}
 
-    def commit(self, key: str, row: dict[str, Any]) -> None:
-        """Store one finished cell, in its own transaction."""
+    def commit(self, key: str, row: Mapping[str, Any]) -> None:
+        """Store one finished cell, in its own transaction (failed: it has an `error`)."""
         text = json.dumps(row, default=_plain, sort_keys=True)
         with self._transaction():
             self._db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?)",
@@ -123,16 +113,40 @@ class RunStore:
         self._db.close()
         self._lock.__exit__(None, None, None)
 
-    def __enter__(self) -> RunStore:
+    def __enter__(self) -> CellStore:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-def write_csv(rows: Iterable[dict[str, Any]], path: str | Path, columns: Sequence[str] = COLUMNS) -> Path:
-    """Write rows as CSV atomically (a temporary file renamed into place)."""
+class RunStore(CellStore):
+    """The result records of a run folder (benchmark.store.record.ResultRecord, one per cell and training seed): a row
+    with a column the record does not have, or without one it requires, is refused at commit, naming the column; a
+    row an older mmrb committed reads back with the columns added since at their defaults."""
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def commit(self, key: str, row: ResultRecord | Mapping[str, Any]) -> None:
+        """Store one finished cell's record, in its own transaction."""
+        record = row if isinstance(row, ResultRecord) else ResultRecord.of(row)
+        super().commit(key, record.as_row())
+
+    def records(self, keys: Sequence[str]) -> list[ResultRecord]:
+        """The stored records of `keys`, in that order (keys not stored are left out)."""
+        return [ResultRecord.load(row) for row in super().rows(keys)]
+
+    def rows(self, keys: Sequence[str]) -> list[dict[str, Any]]:
+        """The stored records of `keys` as rows (column -> value, every column), in that order."""
+        return [record.as_row() for record in self.records(keys)]
+
+
+def write_csv(rows: Iterable[ResultRecord | Mapping[str, Any]], path: str | Path,
+              columns: Sequence[str] = COLUMNS) -> Path:
+    """Write rows (records, or mappings of their columns) as CSV atomically (a temporary file renamed into place)."""
     path = Path(path)
+    rows = [row.as_row() if isinstance(row, ResultRecord) else row for row in rows]
 
     def fill(tmp: Path) -> None:
         with tmp.open("w", newline="") as handle:
@@ -141,3 +155,18 @@ def write_csv(rows: Iterable[dict[str, Any]], path: str | Path, columns: Sequenc
             writer.writerows(rows)
 
     return atomic_write(path, fill)
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """A results.csv as a frame with every column of `COLUMNS` in order, whichever mmrb wrote it: text columns as text
+    ("" where empty), a column added since at its default, one since dropped left out."""
+    import pandas as pd
+
+    frame = pd.read_csv(path, dtype={c: str for c in TEXT})
+    if "attack_name" not in frame and "attack" in frame:
+        frame["attack_name"] = frame["attack"]
+    for column in COLUMNS:
+        if column not in frame:
+            frame[column] = DEFAULTS.get(column) if column in TEXT else float("nan")
+    frame[list(TEXT)] = frame[list(TEXT)].fillna("").astype(str)
+    return frame[list(COLUMNS)]

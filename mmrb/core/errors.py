@@ -1,4 +1,7 @@
 """Exceptions a user can act on: each names the file, the field and the fix."""
+from __future__ import annotations
+
+from collections.abc import Iterable
 
 
 class MmrbError(Exception):
@@ -33,10 +36,22 @@ class Interrupted(KeyboardInterrupt):
         self.folder, self.kept = folder, kept
 
 
-def unknown_name(kind: str, name: str, registered, error: type[MmrbError] = ModelError) -> MmrbError:
-    """The error for a name missing from a registry: the closest registered names, then all of them."""
+def did_you_mean(name: object, known: Iterable[str], n: int = 3) -> str:
+    """'did you mean a or b?' with the known names closest to `name`, or '' when none is close: the one wording of
+    every hint on a misspelt name (attacks, sources, parameters, models, overrides, defenses)."""
     import difflib
 
-    close = difflib.get_close_matches(name, list(registered), n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    return error(f"unknown {kind} {name!r}.{hint} Registered: {', '.join(sorted(registered))}")
+    close = difflib.get_close_matches(str(name), list(known), n=n)
+    return f"did you mean {' or '.join(close)}?" if close else ""
+
+
+def unknown(kind: str, name: object, known: Iterable[str]) -> str:
+    """'unknown <kind> <name>; did you mean …?; known: …': the message of every registry miss (`known` in its order)."""
+    known = list(known)
+    hint = did_you_mean(name, known)
+    return f"unknown {kind} {name!r}{'; ' + hint if hint else ''}; known: {', '.join(known)}"
+
+
+def unknown_name(kind: str, name: str, registered: Iterable[str], error: type[MmrbError] = ModelError) -> MmrbError:
+    """The error for a name missing from a registry (`unknown`'s message, the registered names sorted)."""
+    return error(unknown(kind, name, sorted(registered)))

@@ -296,11 +296,12 @@ def test_compare_defenses_checks_each_defense_before_pretraining(tmp_path, monke
 
 def test_models_and_attacks_listings_version_and_gate_help(capsys):
     import wrappers
-    from wrappers.registry import BUILTIN_MODELS
+    from wrappers.registry import builtin_models
 
     mine = {n: (e.family, "+".join(sorted(e.modalities)), e.preset, e.cls.__module__) for n in wrappers.list_models()
             for e in [wrappers.model_entry(n)] if e.origin == "mmrb"}
-    assert mine == BUILTIN_MODELS  # the listing without imports is the registry, and each name's module registers it
+    declared = {n: (b.family, b.modalities, b.preset, b.module) for n, b in builtin_models().items()}
+    assert mine == declared  # the listing without imports is the registry, and each name's module registers it
     main(["models", "fusion"])  # a substring, not only a shell pattern
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
     assert names and all("fusion" in n for n in names) and "early_fusion" in names

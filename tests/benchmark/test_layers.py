@@ -111,6 +111,23 @@ def test_every_attack_declares_its_traits_once():
     assert registry.sources()[0] == "mmrb" and {"art", "torchattacks", "textattack"} <= set(registry.sources())
 
 
+def test_the_traits_read_without_torch_are_the_registered_ones():
+    """A suite reads what an attack perturbs and what it combines from the source text of its declaration (no attack
+    module imported): for every built-in attack and library, that is what the imported declaration registers."""
+    from benchmark.attacks import registry
+
+    read = registry._builtin_declarations()
+    builtin = [n for n in registry.mmrb_attacks() if registry.info("mmrb", n).module.startswith("benchmark.attacks.")]
+    assert sorted(read) == sorted(builtin) and len(builtin) > 15
+    for name in builtin:
+        attack = registry.info("mmrb", name)
+        assert read[name] == registry.Declaration(attack.modality, attack.combines), name
+    for source in registry.sources()[1:]:
+        assert registry._adapter_declaration(source) == registry.Declaration(registry.library(source).modality), source
+    assert registry.combines("mmrb", "worst_case") == "of" and registry.combines("mmrb", "pgd") is None
+    assert registry.info("textattack", "PWWS").modality == "text" and registry.info("art", "SquareAttack").modality == "image"
+
+
 PACKAGES = ("mmrb", "benchmark", "wrappers", "defenses")
 LINE_CAP = 400  # ../shared/STYLE.md: short modules; .ci/run enforces it through this test
 

@@ -78,7 +78,7 @@ def test_plugin_errors_name_the_field(tmp_path):
     with pytest.raises(SuiteError, match=r"field 'plugins.0': plug-in module 'no_such_plugin_mod'"):
         suite_from_data(tiny_suite(plugins=["no_such_plugin_mod"], models=["early_fusion"]))
     path = write_plugin(tmp_path, "plug_err", "plug_err_model")
-    with pytest.raises(SuiteError, match=r"models.0.*unknown object in .*'mak'.*Did you mean make"):
+    with pytest.raises(SuiteError, match=r"models.0.*unknown object in .*'mak'.*did you mean make"):
         suite_from_data(tiny_suite(models=[f"{path}:mak"]))
     with pytest.raises(ModelError, match="not a model factory"):
         registry.model_entry(f"{path}:zlib")

@@ -153,7 +153,7 @@ def test_backend_settings_are_checked_before_any_work():
         RayBackend(num_cpus=0).check("cpu")
     with pytest.raises(MmrbError, match="--address: Ray settings; add --backend ray"):
         backend_from("local", address="auto")
-    with pytest.raises(MmrbError, match="choose local or ray"):
+    with pytest.raises(MmrbError, match="unknown backend .dask.*local, ray"):
         backend_from("dask")
 
 

@@ -168,7 +168,7 @@ def test_artifacts_stay_under_the_drivers_keys_when_the_attack_code_changes_mid_
 
     calls = itertools.count()
     real = benchmark.run.keys.attack_code
-    monkeypatch.setattr(benchmark.run.keys, "attack_code", lambda source, name: {**real(source, name), "edit": next(calls)})
+    monkeypatch.setattr(benchmark.run.keys, "attack_code", lambda *args: {**real(*args), "edit": next(calls)})
     suite = write_suite(tmp_path / "resume.yaml", models=["vision_only"], seeds=[0])
     record = run_suite(load_suite(suite), tmp_path / "out", tmp_path / "cache", progress=False)
     samples = pd.read_csv(tmp_path / "out" / "samples.csv")

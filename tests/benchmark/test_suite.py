@@ -70,6 +70,29 @@ def test_attack_defaults_are_art_and_image(tmp_path):
     assert (attack.source, attack.modality) == ("art", "image")
 
 
+def test_modality_defaults_to_the_attacks_declaration_and_may_repeat_it(tmp_path):
+    """What an attack perturbs is its registry trait, read without torch: a suite may leave it out or repeat it."""
+    text = ("models: [early_fusion]\nattacks:\n  - {source: mmrb, name: synonym_swap}\n  - {source: textattack, name: PWWS}\n"
+            "  - {source: mmrb, name: co_attack}\n  - {source: mmrb, name: hotflip, modality: text}\n"
+            "  - {source: mmrb, name: corruption, modality: text, params: {kind: typos}}\n")
+    assert [a.modality for a in load_suite(write(tmp_path, text)).attacks] == ["text", "text", "joint", "text", "text"]
+
+
+def test_a_modality_contradicting_the_declaration_names_the_field_and_the_fix(tmp_path):
+    message = suite_error(write(tmp_path, "models: [early_fusion]\nattacks: [{source: mmrb, name: synonym_swap, "
+                                          "modality: image}]\n"))
+    assert "field 'attacks.0 (synonym_swap).modality': mmrb synonym_swap perturbs text, not image" in message
+    assert "set modality: text" in message
+
+
+def test_a_combining_attack_is_mmrb_and_needs_its_labels(tmp_path):
+    text = "models: [early_fusion]\nattacks: [{name: FGM}, {name: worst_case, label: w, params: {of: [FGM]}}]\n"
+    worst = load_suite(write(tmp_path, text)).attacks[1]
+    assert (worst.source, worst.combined) == ("mmrb", ["FGM"])
+    message = suite_error(write(tmp_path, "models: [early_fusion]\nattacks: [{name: worst_case}]\n"))
+    assert "attacks.0 (worst_case)" in message and "worst_case needs params: {of: [label, ...]}" in message
+
+
 def test_content_hash_is_set_and_follows_the_bytes(tmp_path):
     original = SMOKE.read_bytes()
     copy = tmp_path / "smoke.yaml"
@@ -116,7 +139,7 @@ def test_unknown_model_name_suggests_the_close_match(tmp_path):
         load_suite(path)
     message = str(info.value)
     assert "early_fusoin" in message
-    assert "Did you mean early_fusion" in message
+    assert "did you mean early_fusion" in message
 
 
 def test_unknown_model_name_is_a_suite_error_naming_the_file(tmp_path):

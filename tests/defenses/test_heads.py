@@ -30,7 +30,7 @@ def _trained(name: str, features, **params):
 
 def test_registry_lists_the_four_methods_and_names_close_matches():
     assert list_defenses() == ["lp", "mlp", "nmtune", "ran"]
-    with pytest.raises(ModelError, match="Did you mean ran"):
+    with pytest.raises(ModelError, match="did you mean ran"):
         create_defense("rann", DIM)
     with pytest.raises(ModelError, match="it takes: hidden, alpha, beta"):
         create_defense("ran", DIM, gamma=1.0)

@@ -34,14 +34,17 @@ def test_unknown_model_and_override_errors_name_the_fix():
 
 
 def test_paper_presets_carry_the_paper_hyperparameters():
-    from wrappers.configs import PRESETS, RECIPES
+    from wrappers.configs import PRESETS, recipe_of, resolve_config
 
     assert PRESETS["paper"]["arch"] == "legacy_senet154"
     assert PRESETS["paper"]["text_encoder"] == "emilyalsentzer/Bio_ClinicalBERT"
-    vision = RECIPES["vision", "paper"]
+    vision = recipe_of("vision", "paper")
     assert (vision.lr, vision.batch_size, vision.epochs, vision.scheduler) == (1e-4, 128, 13, "plateau")
-    assert (RECIPES["text", "paper"].lr, RECIPES["text", "paper"].epochs) == (2e-5, 5)
-    assert (RECIPES["early_fusion", "paper"].lr, RECIPES["late_fusion", "paper"].lr) == (1e-4, 1e-5)
+    assert (recipe_of("text", "paper").lr, recipe_of("text", "paper").epochs) == (2e-5, 5)
+    assert (recipe_of("early_fusion", "paper").lr, recipe_of("late_fusion", "paper").lr) == (1e-4, 1e-5)
+    # a config's recipe is the one its family module declares next to its registration, overridden
+    assert resolve_config("late_fusion", "tiny", {"recipe": {"epochs": 2}}, ())["recipe"] == {
+        "lr": 1e-2, "epochs": 2, "batch_size": 64, "weight_decay": 0.0, "scheduler": None, "init_from_unimodal": False}
 
 
 def test_text_encoder_loads_a_local_save_pretrained_folder(tmp_path):

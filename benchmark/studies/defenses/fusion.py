@@ -25,6 +25,7 @@ import pandas as pd
 
 from benchmark.evaluation.costs import COSTS_NAME
 from benchmark.evaluation.evidence import SAMPLES_NAME
+from benchmark.store.results import CSV_NAME, read_results
 from benchmark.studies.defenses.report import paired_table
 from mmrb.core import paired
 from mmrb.core.stats import format_interval, mean_interval
@@ -55,10 +56,7 @@ def check_defended(suite: Any, path: str | Path) -> None:
 
 
 def _runs(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    text = {"model": str, "attack": str, "defense": str, "error": str, "transfer_source": str}
-    results = pd.read_csv(folder / "results.csv", dtype=text)
-    for column in text:
-        results[column] = results[column].fillna("") if column in results else ""
+    results = read_results(folder / CSV_NAME)  # a run folder an older mmrb wrote reads too
     results = results[(results["error"] == "") & (results["transfer_source"] == "")]
     samples = pd.read_csv(folder / SAMPLES_NAME, dtype={"sample_id": str, "model": str, "attack": str})
     costs = pd.read_csv(folder / COSTS_NAME, dtype={"model": str, "defense": str})

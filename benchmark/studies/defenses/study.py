@@ -1,5 +1,5 @@
 """Running a comparison: one unit of work per (seed, noise type, γ, defense), each committed to the run store of
-`mmrb run` (benchmark.store.results.RunStore) the moment it is done, so a comparison killed at any point (kill -9
+`mmrb run` (benchmark.store.results.CellStore) the moment it is done, so a comparison killed at any point (kill -9
 included) resumes into the same folder without recomputing a finished unit; CLIPs come from the content-addressed
 cache; one progress bar."""
 from __future__ import annotations
@@ -27,16 +27,16 @@ STUDY_VERSION = 2  # bump when a unit's rows change meaning (keys then differ: a
 def unit_key(suite: DefenseSuite, data_fingerprint: str, seed: int, kind: str, ratio: float, entry: DefenseEntry) -> str:
     """Content key of one unit: what decides its rows (the suite's recipes, data, attacks and search, the unit)."""
     import benchmark.studies.defenses.scoring as scoring_module
-    from benchmark.attacks.registry import code_modules
+    from benchmark.run.keys import attack_code
     from benchmark.studies.defenses import heads as heads_module
     from wrappers.cache import code_digest, digest
 
     recipe = suite.model_dump(include={"clip", "image_size", "base", "noisy", "noise_attack", "data", "search", "attacks",
                                        "attack_limit", "convergence_check", "spectrum_k"})
-    attack_code = [m for a in suite.attacks for m in code_modules(a.source, a.name)]
     return digest({"v": STUDY_VERSION, "recipe": recipe, "data": data_fingerprint, "seed": seed, "noise": kind,
                    "ratio": ratio, "defense": entry.model_dump(),
-                   "code": code_digest(scoring_module, heads_module, corpora, *attack_code)})
+                   "code": code_digest(scoring_module, heads_module, corpora),
+                   "attacks": [attack_code(a.source, a.name, a.params) for a in suite.attacks]})
 
 
 def run_study(suite: DefenseSuite, out: Path, cache_dir: Path, fresh: bool = False, progress: bool = True,
@@ -44,7 +44,7 @@ def run_study(suite: DefenseSuite, out: Path, cache_dir: Path, fresh: bool = Fal
     """Every unit of the comparison (resumed from `out`'s run store); the rows as a frame and the run's metadata."""
     from tqdm import tqdm
 
-    from benchmark.store.results import RunStore
+    from benchmark.store.results import CellStore
 
     torch.set_num_threads(suite.threads)
     start = time.time()
@@ -55,7 +55,7 @@ def run_study(suite: DefenseSuite, out: Path, cache_dir: Path, fresh: bool = Fal
              for entry in suite.defenses]
     keys = [unit_key(suite, data.fingerprint, *unit) for unit in units]
     out.mkdir(parents=True, exist_ok=True)
-    with RunStore(out, fresh, {"name": suite.name, "source": "compare-defenses", "hash": suite.content_hash}) as store:
+    with CellStore(out, fresh, {"name": suite.name, "source": "compare-defenses", "hash": suite.content_hash}) as store:
         done = store.finished() & set(keys)
         pending = [(u, k) for u, k in zip(units, keys) if k not in done]
         if progress:

@@ -1,8 +1,4 @@
-"""Where a run's cells are computed: in this process (`LocalBackend`, the default) or as Ray tasks (`RayBackend`).
-
-A backend only decides where a cell runs. Every cell is computed by `benchmark.run.engine.compute` on a
-`benchmark.run.engine.Work` (the same code either way), and every outcome comes back to the driver, which alone
-writes the run store (`benchmark.store.results.RunStore`, idempotent by cell key).
+"""The `ray` backend: a run's cells, and the trainings and transfer crafts they need, as Ray tasks.
 
 On Ray (https://docs.ray.io), a run is a task graph:
 
@@ -24,88 +20,21 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from tqdm.auto import tqdm
-
-from benchmark.run.engine import CellResult, Plan, Work, base_row, compute, describe, needs_text_resources
+from benchmark.run.backends import BackendSettings, Progress, register_backend
+from benchmark.run.engine import CellResult, Plan, Work, base_row, compute, needs_text_resources
 from benchmark.spec.grid import Cell
 from benchmark.spec.suite import Suite
 from benchmark.spec.validate import check_device
 from mmrb.core.errors import MmrbError
 from wrappers.numerics import numerics_identity
 
-Pending = list[tuple[Cell, str]]  # (cell, cell key), in grid order
+if TYPE_CHECKING:
+    from benchmark.run.backends import Pending
 
 
-class Backend(Protocol):
-    """Computes pending cells and yields each outcome as it finishes (in any order)."""
-
-    def check(self, device: str) -> None:
-        """Raise MmrbError before any work when this backend cannot run on `device`."""
-
-    def describe(self) -> str:
-        """A few words for the run's first line."""
-
-    def execute(self, plan: Plan, pending: Pending, progress: Progress) -> Iterator[CellResult]:
-        """Compute `pending` and yield one outcome per cell; tasks other than cells are added to `progress`."""
-
-
-class Progress:
-    """The run's one progress bar: a step per pending cell (taken by the runner when it commits the cell), plus a
-    step per task a backend runs besides its cells (the Ray backend's trainings and transfer crafts)."""
-
-    def __init__(self, bar: tqdm) -> None:
-        self._bar = bar
-
-    def note(self, text: str) -> None:
-        """What is running now (the bar's postfix)."""
-        self._bar.set_postfix_str(text)
-
-    def add_tasks(self, n: int) -> None:
-        """`n` more steps: tasks other than cells that this run will wait for."""
-        self._bar.total += n
-        self._bar.refresh()
-
-    def task_done(self) -> None:
-        """One step done: a committed cell, or another task finished."""
-        self._bar.update()
-
-
-
-@dataclass(frozen=True)
-class LocalBackend:
-    """Cells one after another in this process (the default). `torch_threads`: torch's intra-op threads for the
-    run's attacks and scoring (default: torch's own, one per core); trainings run under the canonical numerical
-    setting whatever it is (`wrappers.numerics.canonical_numerics`), and the attacks' figures were measured not to
-    depend on it (docs/models.md, "Same figures everywhere")."""
-
-    torch_threads: int | None = None
-
-    name = "local"
-
-    def check(self, device: str) -> None:
-        check_device(device)
-        if self.torch_threads is not None and self.torch_threads < 1:
-            raise MmrbError(f"--torch-threads {self.torch_threads}: give 1 or more")
-
-    def describe(self) -> str:
-        return "local backend" + (f", {self.torch_threads} torch thread(s)" if self.torch_threads else "")
-
-    def execute(self, plan: Plan, pending: Pending, progress: Progress) -> Iterator[CellResult]:
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.torch_threads or threads)
-        try:
-            work = plan.work()
-            for cell, key in pending:
-                progress.note(describe(cell))
-                yield compute(work, cell, key)
-        finally:
-            torch.set_num_threads(threads)
-
-
+@register_backend("ray")
 @dataclass(frozen=True)
 class RayBackend:
     """Cells, trainings and transfer crafts as Ray tasks.
@@ -125,6 +54,12 @@ class RayBackend:
     local_cpus: int | None = None
 
     name = "ray"
+
+    @classmethod
+    def from_settings(cls, settings: BackendSettings) -> RayBackend:
+        """The Ray backend with the CLI's settings."""
+        return cls(settings.address, settings.num_cpus, settings.num_gpus, settings.torch_threads, settings.max_retries,
+                   settings.local_cpus)
 
     def check(self, device: str) -> None:
         try:
@@ -366,28 +301,3 @@ class _Graph:
             row = base_row(self.plan.suite, cell, len(self.plan.data.test.labels))
             row["error"] = f"Ray could not run this cell: {type(exc).__name__}: {str(exc).splitlines()[0]}"
             return CellResult(cell, key, row, False)
-
-
-def backend_from(name: str, address: str | None = None, num_cpus: float = 1.0, num_gpus: float = 0.0,
-                 torch_threads: int | None = None, max_retries: int = 3, local_cpus: int | None = None) -> Backend:
-    """The backend called `name` ("local" or "ray") with the CLI's settings."""
-    if name == "local":
-        ray_only = dict(address=address, num_gpus=num_gpus or None, local_cpus=local_cpus)
-        given = [k for k, v in ray_only.items() if v]
-        if given:
-            raise MmrbError(f"{', '.join('--' + k.replace('_', '-') for k in given)}: Ray settings; add --backend ray")
-        return LocalBackend(torch_threads)
-    if name == "ray":
-        return RayBackend(address, num_cpus, num_gpus, torch_threads, max_retries, local_cpus)
-    raise MmrbError(f"--backend {name!r}: choose local or ray")
-
-
-def as_backend(backend: str | Backend | None) -> Backend:
-    """A backend from a name ("local", "ray") or a backend object (None: local)."""
-    if backend is None:
-        return LocalBackend()
-    if isinstance(backend, str):
-        return backend_from(backend)
-    return backend
-
-
