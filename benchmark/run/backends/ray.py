@@ -19,7 +19,7 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from benchmark.run.backends import BackendSettings, Progress, register_backend
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 @register_backend("ray")
 @dataclass(frozen=True)
-class RayBackend:
+class RayBackend(BackendSettings):
     """Cells, trainings and transfer crafts as Ray tasks.
 
     `address`: an existing cluster (`"auto"`, `"ray://head:10001"`, or `$RAY_ADDRESS`); None starts a local
@@ -46,20 +46,12 @@ class RayBackend:
     it is, see `LocalBackend`). `max_retries`: re-runs of a task
     whose worker died (Ray's own retry; exceptions are never retried)."""
 
-    address: str | None = None
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    torch_threads: int | None = None
-    max_retries: int = 3
-    local_cpus: int | None = None
-
     name = "ray"
 
     @classmethod
     def from_settings(cls, settings: BackendSettings) -> RayBackend:
         """The Ray backend with the CLI's settings."""
-        return cls(settings.address, settings.num_cpus, settings.num_gpus, settings.torch_threads, settings.max_retries,
-                   settings.local_cpus)
+        return cls(**asdict(settings))
 
     def check(self, device: str) -> None:
         try:
