@@ -3,7 +3,9 @@
 - BPDA, straight-through: `StraightThrough()` is a torch function mode under which every non-differentiable rounding
   step a model takes on a tensor that needs a gradient (`round`, `floor`, `ceil`, `trunc`, `sign`, function or
   method form) keeps its forward value but passes the gradient through as the identity: `x + (op(x) − x).detach()`;
-  so does an input defense's NumPy step (`defenses.input.base.through`: JPEG, smoothing, squeezing, noise).
+  an input defense's NumPy step keeps its value and takes the gradient of the defense's declared stand-in
+  (`defenses.input.base.through`: the exact median filter, differentiable JPEG, the identity for rounding and noise),
+  whose own rounding steps this mode leaves alone.
   A model that quantises its image input (e.g. `torch.round(x * 255) / 255`: a zero input gradient) is then attacked
   through the gradient of its twin without the rounding. The forward values are unchanged, so a model without such
   steps is attacked exactly as before; which steps were passed through is counted (`seen`).
@@ -26,6 +28,11 @@ import numpy as np
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
+
+from defenses.input.base import in_stand_in
+
+#: Forward passes averaged per attack step against a randomised model (EOT; at least 20, Athalye et al. 2018 use 30).
+EOT_DRAWS = 20
 
 #: `eot: auto`: draws chosen by whether the model is randomised (is_stochastic).
 EOT_AUTO = "auto"
@@ -58,7 +65,7 @@ class StraightThrough(TorchFunctionMode):
         out = func(*args, **(kwargs or {}))
         name = _ROUNDING.get(func)
         if name is not None and args and isinstance(args[0], torch.Tensor) and args[0].requires_grad \
-                and isinstance(out, torch.Tensor) and out.is_floating_point() and out.shape == args[0].shape:
+                and not in_stand_in() and isinstance(out, torch.Tensor) and out.is_floating_point() and out.shape == args[0].shape:
             self.seen[name] += 1
             x = args[0]
             return x + (out - x).detach()
@@ -106,3 +113,15 @@ def is_stochastic(model: nn.Module, images: np.ndarray | None, texts: Sequence[s
     images = None if images is None else images[:rows]
     texts = None if texts is None else list(texts)[:rows]
     return not torch.equal(predict_logits(model, images, texts), predict_logits(model, images, texts))
+
+
+def mark_randomised(model: nn.Module, images: np.ndarray | None, texts: Sequence[str] | None) -> bool:
+    """Whether `model` is randomised, declaring it (`model.randomised = True`) when its forward draws afresh without
+    saying so (a submitted model with random shifts or noise): from then on it is scored by the majority of draws
+    (wrappers.training.predict_proba) and attacked with EOT, like a randomised defense."""
+    if getattr(model, "randomised", False):
+        return True
+    if is_stochastic(model, images, texts):
+        model.randomised = True
+        return True
+    return False

@@ -28,11 +28,9 @@ class DefendedModel(nn.Module):
         super().__init__()
         self.model, self.defense = model, defense
         self.modalities = model.modalities
+        self.randomised = bool(defense.randomised)  # scored by the majority of draws (wrappers.training.predict_proba)
         self.config = {**getattr(model, "config", {}), "defense": defense.describe()}
 
-    @property
-    def randomised(self) -> bool:
-        return bool(self.defense.randomised)
 
     def tokenize(self, texts: Sequence[str]) -> Any:
         if self.defense.modality == "text":

@@ -263,9 +263,22 @@ def predict_logits(model: nn.Module, images: np.ndarray | None, texts: Sequence[
     return torch.cat(out)
 
 
-def predict_proba(model: nn.Module, images: np.ndarray | None, texts: Sequence[str] | None) -> np.ndarray:
-    """Class probabilities (n, 2) of `model` on paired images/texts (by position), as a numpy array."""
-    return torch.softmax(predict_logits(model, images, texts), 1).numpy()
+#: Forward passes whose majority decides a randomised model's prediction (odd: two classes never tie).
+SCORING_DRAWS = 21
+
+
+def predict_proba(model: nn.Module, images: np.ndarray | None, texts: Sequence[str] | None,
+                  draws: int | None = None) -> np.ndarray:
+    """Class probabilities (n, 2) of `model` on paired images/texts (by position), as a numpy array. A randomised
+    model (`model.randomised`: a randomised defense, or a forward found to draw afresh) is scored by the majority of
+    `draws` (default `SCORING_DRAWS`) forward passes: the share of draws voting each class, so its argmax is the
+    majority decision and a lucky draw does not count as robust."""
+    draws = draws or (SCORING_DRAWS if getattr(model, "randomised", False) else 1)
+    if draws == 1:
+        return torch.softmax(predict_logits(model, images, texts), 1).numpy()
+    votes = sum(torch.nn.functional.one_hot(predict_logits(model, images, texts).argmax(1), 2).double()
+                for _ in range(draws))
+    return (votes / draws).numpy()
 
 
 def save_checkpoint(model: nn.Module, folder: str | Path, key: str = "", cache_dir: Path | None = None,

@@ -118,6 +118,9 @@ def image_replacement(params: dict[str, Any], target: Target, epsilon: float | N
     lowest probability. Its robust accuracy is the share of samples whose correct prediction no tried image
     changes: the lowest any image attack can reach as far as these images know, so an upper bound on the
     true floor. The sample's own clean image is among the candidates: a sample wrong when clean stays wrong.
+    How much the image still decides: `params["decisions_changed"]`, the share of samples whose decision some
+    candidate changes (right with one image, wrong with another, either way; with two classes exactly a changed
+    decision) or an `extra` image breaks; near 0 for a model that no longer looks at its image.
 
     A cascade (benchmark.attacks.cascade): the candidate pool first (cheap), then each `extra` attack only on the samples the
     pool left standing, escalated like the convergence check (benchmark.attacks.convergence.escalate) until it stops
@@ -142,6 +145,7 @@ def image_replacement(params: dict[str, Any], target: Target, epsilon: float | N
     with torch.no_grad():
         margins = _margins_against_pool(model, pool, tokens, labels, batch_rows)
         chosen = pool[margins.to(device).min(1).indices].cpu().numpy()
+    right = (margins > 0).numpy()  # (n, m): the decision with candidate image j is right
     cascade = Cascade(target, predict_proba(model, chosen, target.texts), chosen)
     cascade.parts.append(Part("pool", len(chosen), int((~cascade.robust).sum()), int(cascade.robust.sum()), 0.0,
                               float(len(chosen) * len(pool))))
@@ -154,7 +158,10 @@ def image_replacement(params: dict[str, Any], target: Target, epsilon: float | N
                                                                       queries=np.ones(len(sub.texts))))
             continue
         _run_extra(cascade, extra, seed, bool(params.get("escalate", True)))
-    return cascade.crafted(0, {"candidates": len(pool), "extra": len(extras)})
+    # a decision the image changes: the candidates disagree on it, or an extra image broke one they all left right
+    changed = (right.any(1) != right.all(1)) | (right.all(1) & ~cascade.robust)
+    return cascade.crafted(0, {"candidates": len(pool), "extra": len(extras),
+                               "decisions_changed": float(changed.mean()) if len(changed) else float("nan")})
 
 
 def _extras(extra: Any, target: Target) -> list[np.ndarray | dict]:

@@ -19,7 +19,7 @@ Defaults are AutoAttack's budget: 100 steps for APGD and FAB, 5000 Square querie
 APGD losses (AutoAttack's "plus" count; its standard version runs nine target classes instead, which two classes
 do not have). The gradient parts attack adaptively (defenses.adaptive): BPDA (straight-through) for any
 rounding step the model takes on its input (probed once; a model without one is attacked as it is), and EOT over
-`eot` forward passes for a randomised model (`eot: auto`: 10 draws when two forward passes on the same inputs
+`eot` forward passes for a randomised model (`eot: auto`: `defenses.adaptive.EOT_DRAWS` draws when two forward passes on the same inputs
 differ, else 1).
 
 Each part's cost and the robust samples left after it are kept in the result's params (`cascade`), and the robust
@@ -36,8 +36,6 @@ from benchmark.attacks import Crafted, Problem, Target
 from benchmark.attacks.registry import register_attack
 
 DEFAULTS: dict[str, Any] = {"steps": 100, "restarts": 5, "fab_steps": 100, "queries": 5000}
-#: EOT draws for a randomised model under `eot: auto`.
-EOT_DRAWS = 10
 PARTS = ("apgd_ce", "apgd_margin", "fab", "square")
 
 
@@ -85,7 +83,7 @@ def craft_standard(params: dict[str, Any], target: Target, epsilon: float, seed:
     the lowest probability is kept."""
     from benchmark.attacks.cascade import Cascade
     from benchmark.attacks.torchattacks_adapter import craft_torchattacks
-    from defenses.adaptive import EOT_AUTO, Adapted, is_stochastic, takes_rounding_steps
+    from defenses.adaptive import EOT_AUTO, EOT_DRAWS, Adapted, is_stochastic, takes_rounding_steps
     from wrappers.training import predict_proba
 
     settings = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}

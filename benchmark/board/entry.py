@@ -149,6 +149,7 @@ class Cell(BaseModel):
     naive_robust_accuracy: Figure = None  # a defended model (docs/defenses.md): the naive attack's figure; the
     masking: Figure = None  # adaptive one is robust_accuracy; masking = naive − adaptive
     probe: str | None = Field(None, description="the attack's soundness-probe role (the registry's `probe` trait)")
+    decisions_changed: Figure = None  # the text floor's cell: share of decisions some replacement image changes
 
 
 #: The fields of a cell, in the order cells.csv lists them.

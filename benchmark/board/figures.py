@@ -7,7 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.board.entry import probe_of
+from benchmark.board.entry import is_floor, probe_of
+from benchmark.evaluation.flags import BLIND_FLAG, BLIND_SAYS
 from benchmark.evaluation.reliance import at_epsilon, seed_reliance
 from mmrb.core.stats import format_interval
 
@@ -22,6 +23,9 @@ LEGEND = ("≈: this evaluation does not separate the model from the one ranked 
           "‡: not converged: the escalating convergence check hit its cap while the figure still fell (the figure is the "
           "lowest found, and more budget might lower it). Unranked: the entry has no image input, or a flag under which "
           "its rank figure cannot be trusted (masking_unresolved: gradient masking no adaptive attack here undoes). "
+          "\"Robust because the image no longer decides\" (flag image_ignored, ranked but shown beside the figure): the "
+          "rank figure lies within its interval of the model's text floor and replacing the image changes at most 1 "
+          "decision in 100: the model withstands image attacks by not looking at the image. "
           "An outside evaluation that found a lower figure replaces the entry's own, credited beside it.")
 #: What each figure shown on the page means: header tooltips (`title`) and the glossary under the legend.
 GLOSSARY = {
@@ -33,10 +37,12 @@ GLOSSARY = {
                             "ranked by (or an outside evaluation's, where it found lower)",
     "text floor": "accuracy when no image can change the prediction: each sample keeps its report while its image is "
                   "replaced by every other test image, a blank and a saturated image and an unbounded PGD image "
-                  "(ε = 1, escalated until it stops breaking samples); no image attack can go below it",
+                  "(ε = 1, escalated until it stops breaking samples); no image attack can go below it. Beside it, the "
+                  "share of decisions some replacement image changes: how much the image still decides",
     "flags": "soundness flags (the Carlini et al. checklist, automated): cells whose figure an attack could still "
              "lower, masked gradients, or a model that (nearly) predicts one class (constant_prediction) or is no better "
-             "than chance (chance_level); details in each model's section",
+             "than chance (chance_level), or is robust only because its image no longer decides (image_ignored); "
+             "details in each model's section",
     "best image attack": "the lowest robust accuracy over the image attacks (any ε)",
     "best text attack": "the lowest robust accuracy over the text attacks",
     "best joint attack": "the lowest robust accuracy over the joint (image + text) attacks",
@@ -86,6 +92,28 @@ def clean_figure(entry: dict[str, Any]) -> Interval:
 
 def floor_figure(entry: dict[str, Any]) -> Interval:
     return _block(entry, "floor", "robust_accuracy")
+
+
+def image_decides(entry: dict[str, Any]) -> float:
+    """The share of decisions that replacing the image changes, from the entry's text floor cell (NaN: not recorded)."""
+    return next((num(c.get("decisions_changed")) for c in cells(entry) if is_floor(c)), math.nan)
+
+
+def image_decides_text(entry: dict[str, Any]) -> str:
+    """' · image changes 0.0 % of decisions' beside the text floor, '' where the entry did not record it."""
+    share = image_decides(entry)
+    return f" · image changes {100 * share:.1f} % of decisions" if finite(share) else ""
+
+
+def blind(entry: dict[str, Any]) -> str:
+    """' · robust because the image no longer decides' where the entry's `image_ignored` flag names its rank cell
+    (benchmark.evaluation.soundness: the figure is within its interval of the text floor and the image changes at most
+    1 decision in 100): shown beside the rank figure; the flag does not unrank."""
+    block = entry.get("rank") or {}
+    label = cell_label({"attack": block.get("attack", ""), "epsilon": block.get("epsilon")})
+    named = [f for f in entry.get("flags") or [] if isinstance(f, dict) and f.get("flag") == BLIND_FLAG
+             and label in str(f.get("cells", "")).split(", ")]
+    return f" · {BLIND_SAYS}" if named else ""
 
 
 def cells(entry: dict[str, Any]) -> list[dict[str, Any]]:

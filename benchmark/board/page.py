@@ -75,7 +75,7 @@ def _ranking_row(r: Ranked, anchor: str, entries: list[dict[str, Any]]) -> dict[
                 family=fig.field(e, "model", "family"), modalities=fig.modalities(e),
                 trained_by=fig.field(e, "card", "trained_by"), clean=interval(fig.clean_figure(e)),
                 robust=interval(fig.rank_figure(e)), not_converged=fig.rank_not_converged(e),
-                lowered=fig.lowered(e) + fig.naive(e),
+                lowered=fig.lowered(e) + fig.naive(e) + fig.blind(e), image_decides=fig.image_decides_text(e),
                 floor=interval(fig.floor_figure(e)), n_flags=len(e.get("flags") or []), flags=", ".join(flags) or "none",
                 date=fig.field(e, "provenance", "date")[:10])
 

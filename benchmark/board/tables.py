@@ -15,8 +15,8 @@ from benchmark.board.ranking import Ranked, tied_pairs
 RANKING_COLUMNS = ("protocol_version", "position", "rank_group", "separable_from_above", "model", "family", "modalities",
                    "trained_by", "clean_accuracy", "clean_ci_low", "clean_ci_high", "rank_attack", "rank_epsilon",
                    "robust_accuracy", "robust_ci_low", "robust_ci_high", "rank_not_converged", "floor_robust_accuracy",
-                   "floor_ci_low", "floor_ci_high", "n_flags", "flags", "submitted", "submission_digest", "mmrb_version",
-                   "mmrb_commit")
+                   "floor_ci_low", "floor_ci_high", "image_decides", "image_ignored", "n_flags", "flags", "submitted",
+                   "submission_digest", "mmrb_version", "mmrb_commit")
 
 
 def ranking_frame(board: dict[str, list[Ranked]]) -> pd.DataFrame:
@@ -35,6 +35,7 @@ def ranking_frame(board: dict[str, list[Ranked]]) -> pd.DataFrame:
                              robust_accuracy=mean, robust_ci_low=low, robust_ci_high=high,
                              rank_not_converged=fig.rank_not_converged(e),
                              floor_robust_accuracy=floor[0], floor_ci_low=floor[1], floor_ci_high=floor[2],
+                             image_decides=fig.image_decides(e), image_ignored=bool(fig.blind(e)),
                              n_flags=len(e.get("flags") or []), flags=";".join(fig.flag_names(e)),
                              submitted=fig.field(e, "provenance", "date"),
                              submission_digest=fig.field(e, "digests", "submission"),
@@ -94,13 +95,14 @@ def markdown_ranking(ranked: list[Ranked]) -> str:
     rows = []
     for r in ranked:
         e, flags = r.entry, fig.flag_names(r.entry)
+        beside = fig.lowered(e) + fig.naive(e) + fig.blind(e)  # md() drops a leading space
         rows.append({"rank": r.group if r.position is not None else f"unranked ({md(r.reason)})",
                      "model": md(r.name) + (" ≈" if r.tied_above else ""),
                      "family": md(fig.field(e, "model", "family")), "modalities": md(fig.modalities(e)),
                      "trained by": md(fig.field(e, "card", "trained_by")), "clean": fig.interval_text(fig.clean_figure(e)),
                      "robust (rank metric)": fig.interval_text(fig.rank_figure(e))
-                     + (" ‡" if fig.rank_not_converged(e) else "") + md(fig.lowered(e) + fig.naive(e)),
-                     "text floor": fig.interval_text(fig.floor_figure(e)),
+                     + (" ‡" if fig.rank_not_converged(e) else "") + (" " + md(beside) if beside else ""),
+                     "text floor": fig.interval_text(fig.floor_figure(e)) + fig.image_decides_text(e),
                      "flags": f"{len(e.get('flags') or [])}: {', '.join(map(md, flags))}" if flags else "none",
                      "submitted": md(fig.field(e, "provenance", "date")[:10])})
     return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)

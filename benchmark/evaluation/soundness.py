@@ -4,8 +4,9 @@ that raised it, so a reader sees which published numbers an attack could still l
 Works on `benchmark.evaluation.aggregate.aggregate` output (one row per model, attack, attack source, modality, ε and
 transfer source, with `robust_accuracy` and its 95 % interval) plus optional columns: `agreement_gap` and
 `compare_with`, `as_run_robust_accuracy` and `not_converged` (the escalating convergence check), `zero_gradient` and
-`nonfinite_gradient` (benchmark.attacks.probes.gradient_health, on the model's clean row). The probes
-(`random_noise`, `image_replacement`) appear as ordinary rows; their attack labels are passed in.
+`nonfinite_gradient` (benchmark.attacks.probes.gradient_health, on the model's clean row), `decisions_changed` (the
+text floor's rows: how much the image still decides). The probes (`random_noise`, `image_replacement`) appear as
+ordinary rows; their attack labels are passed in.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.attacks.registry import AttackInfo, traits
-from benchmark.evaluation.flags import FLAGS, UNRANKING_FLAGS  # noqa: F401  (re-exported)
+from benchmark.evaluation.flags import BLIND_FLAG, BLIND_SAYS, BLIND_SHARE, FLAGS, UNRANKING_FLAGS  # noqa: F401  (re-exported)
 from benchmark.store.record import COLUMNS as RESULT_COLUMNS
 from benchmark.store.record import NUMERIC, TEXT
 from mmrb.core.errors import MmrbError
@@ -100,7 +101,8 @@ def soundness_flags(frame: pd.DataFrame, noise_attacks: Sequence[str], floor_att
             *_black_box_stronger(image, tuple(black_box_attacks)),
             *_floor_not_reached(image, data[data["attack"].isin(floor_attacks)], large_eps),
             *_library_disagreement(data, gap_pp), *_masked_gradients(data), *_randomised(data),
-            *_noise_as_strong(image, data[data["attack"].isin(noise_attacks)])]
+            *_noise_as_strong(image, data[data["attack"].isin(noise_attacks)]),
+            *_image_ignored(image, data[data["attack"].isin(floor_attacks)])]
     rows += _constant_prediction(data)
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
@@ -183,6 +185,33 @@ def _floor_not_reached(image: pd.DataFrame, floors: pd.DataFrame, large_eps: flo
                 out.append(_flag("floor_not_reached", model, [_label(row), _label(floor)],
                                  f"{_with_interval(row)} at ε={row['epsilon']:.4g}, above the text floor "
                                  f"{_pct(floor['robust_accuracy'])} that image replacement reaches"))
+    return out
+
+
+def _image_ignored(image: pd.DataFrame, floors: pd.DataFrame) -> list[dict[str, str]]:
+    """Robust because blind: at some ε the strongest own image attack's interval holds the model's text floor, and
+    replacing the image changes at most `BLIND_SHARE` of the decisions (the floor's `decisions_changed`, the largest
+    over its floor cells): the figure is that of a model that no longer looks at its image, not of one that withstands
+    image attacks. Names every own image cell at such an ε and the floor; does not unrank (flags.BLIND_FLAG)."""
+    out = []
+    own = image[(image["transfer_source"] == "") & image["robust_accuracy"].notna()]
+    for model, group in own.groupby("model", sort=False):
+        found = floors[(floors["model"] == model) & (floors["transfer_source"] == "") & floors["decisions_changed"].notna()]
+        if found.empty or found["decisions_changed"].max() > BLIND_SHARE + TOL:
+            continue
+        floor, changed = found.loc[found["robust_accuracy"].idxmin()], found["decisions_changed"].max()
+        named, said = [], []
+        for _, at_eps in group.groupby("eps_key", sort=True):
+            strongest = at_eps.loc[at_eps["robust_accuracy"].idxmin()]
+            if strongest["robust_accuracy_ci_low"] - TOL <= floor["robust_accuracy"] <= strongest["robust_accuracy_ci_high"] + TOL:
+                named += [_label(r) for _, r in at_eps.iterrows()]
+                said.append(f"{_label(strongest)} {_with_interval(strongest)}")
+        if named:
+            clean = f" (clean {_pct(floor['clean_accuracy'])})" if pd.notna(floor["clean_accuracy"]) else ""
+            out.append(_flag(BLIND_FLAG, model, [*named, _label(floor)],
+                             f"{BLIND_SAYS}: the strongest image attack per ε ({'; '.join(said)}) lies within its interval of "
+                             f"the text floor {_pct(floor['robust_accuracy'])}{clean}, and replacing the image changes "
+                             f"{_pct(changed)} of the decisions (at most {_pct(BLIND_SHARE)})"))
     return out
 
 

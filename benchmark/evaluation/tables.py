@@ -35,7 +35,20 @@ def accuracy_cell(row: pd.Series) -> str:
         text += f" ‡ (as run: {100 * row['as_run_robust_accuracy']:.1f})"
     if pd.notna(row.get("naive_robust_accuracy", float("nan"))):  # a defended model: the adaptive figure counts
         text += f" · naive {100 * row['naive_robust_accuracy']:.1f} (masking {100 * row['masking']:+.1f})"
+    if row.get("blind") is True:  # an image_ignored flag names the cell (mark_blind)
+        text += " ⊘"
     return text
+
+
+def mark_blind(frame: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
+    """The frame with `blind` True on the cells an `image_ignored` flag names (robust because the image no longer
+    decides: `accuracy_cell` marks them ⊘)."""
+    from benchmark.evaluation.flags import BLIND_FLAG
+    from benchmark.evaluation.soundness import cell_label, flags_by_cell
+
+    marks = flags_by_cell(flags)
+    return frame.assign(blind=[BLIND_FLAG in marks.get((r.model, cell_label(r.attack, r.epsilon, r.transfer_source)), [])
+                               for r in frame.itertuples()])
 
 
 def accuracy_table(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
@@ -94,6 +107,8 @@ def attribution_table(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> pd.DataF
         for modality in ("text", "joint"):
             entry[modality] = _lowest(attacks[attacks["modality"] == modality])
         entry["floor"] = _lowest(floors)
+        changed = floors["decisions_changed"].max() if "decisions_changed" in floors else float("nan")
+        entry["image decides"] = "–" if pd.isna(changed) else f"{100 * changed:.1f} % of decisions"
         out[model] = entry
     return pd.DataFrame.from_dict(out, orient="index").fillna("–")
 
@@ -207,18 +222,19 @@ def write_tables(rows: list[dict[str, Any]], out_dir: str | Path, baseline: str 
     frame.to_csv(out_dir / "aggregate.csv", index=False)
     flags.to_csv(out_dir / "flags.csv", index=False)
     parts = []
-    accuracy = accuracy_table(frame)
+    accuracy = accuracy_table(mark_blind(frame, flags) if len(frame) else frame)
     if not accuracy.empty:
         parts += ["## Robust accuracy (%) per attack: mean over training seeds ± 95 % half-width · per class "
                   "(N normal / A abnormal recall) · gradient attacks after the escalating convergence check · ‡ not "
                   "converged: the check hit its cap while the figure still fell (the figure as run in brackets) · a "
                   "defended model: the adaptive figure (BPDA/EOT), then the naive one and the masking (naive − "
-                  "adaptive)", "",
+                  "adaptive) · ⊘ robust because the image no longer decides (flag image_ignored)", "",
                   markdown(accuracy, "attack [modality]"), ""]
     attribution = attribution_table(frame)
     if not attribution.empty:
         parts += ["## Per-modality attribution: robust accuracy (%), lowest over the attacks of each modality; "
-                  "floor = no image can change the prediction", "", markdown(attribution, "model"), ""]
+                  "floor = no image can change the prediction; image decides = the share of decisions some replacement "
+                  "image changes", "", markdown(attribution, "model"), ""]
     defenses = defense_table(rows)
     if not defenses.empty:
         parts += ["## Defenses: adaptive robust accuracy (%; BPDA/EOT for input defenses: the ranked figure), the naive "

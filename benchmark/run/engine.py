@@ -28,6 +28,7 @@ from benchmark.spec.grid import Cell
 from benchmark.spec.suite import AttackSpec, ModelSpec, Suite
 from benchmark.store.artifacts import Artifact, ArtifactCache
 from benchmark.store.record import COLUMNS, ResultRecord
+from defenses.adaptive import mark_randomised
 from mmrb.core.errors import AttackError, MmrbError
 from wrappers.estimators import ImageView
 from wrappers.registry import ModelEntry
@@ -147,6 +148,7 @@ class Work:
                 self._failed_models[spec.label, seed] = exc
                 raise
             test = self.test
+            mark_randomised(model, test.images if "image" in model.modalities else None, test.texts)
             view = ImageView(model, test.images, test.texts, device=self.device) if "image" in model.modalities else None
             target = Target(model, test.images, test.texts, test.labels, view, corpus=self.train_set.texts)
             self._models[spec.label, seed] = TrainedModel(spec, target, predict_proba(model, test.images, test.texts),
@@ -334,9 +336,13 @@ def score(labels: np.ndarray, artifact: Artifact, modality: str) -> dict[str, An
     parts = (meta.get("params") or {}).get("parts") if isinstance(meta.get("params"), dict) else None
     if parts:
         scores["sub_attacks"] = json.dumps(parts, sort_keys=True)
+    if isinstance(meta.get("params"), dict) and meta["params"].get("decisions_changed") is not None:  # the text floor
+        scores["decisions_changed"] = float(meta["params"]["decisions_changed"])
     adaptive = meta.get("adaptive")
     if adaptive:
-        scores.update(naive_robust_accuracy=adaptive["naive_robust_accuracy"],
+        scores.update(naive_robust_accuracy=adaptive["naive_robust_accuracy"], stand_in=adaptive.get("stand_in", ""),
+                      adaptive_steps=adaptive.get("adaptive_steps"), adaptive_restarts=adaptive.get("adaptive_restarts"),
+                      twin_transfer_broken=adaptive.get("twin_broken"),
                       masking=adaptive["naive_robust_accuracy"] - scores["robust_accuracy"])
     if artifact.branch_prob is not None:
         branch = artifact.branch_prob.argmax(1)

@@ -25,7 +25,8 @@ SCORES = ("model", "attack", "attack_source", "modality", "epsilon", "steps", "t
           "robust_accuracy", "robust_accuracy_std", "robust_accuracy_ci_low", "robust_accuracy_ci_high",
           "robust_accuracy_normal", "robust_accuracy_abnormal", "n_normal", "n_abnormal",
           "as_run_robust_accuracy", "not_converged", "check_rounds", "check_steps", "check_restarts", "flags",
-          "clean_f1", "robust_f1", "robust_f1_std", "robust_f1_hw", "auc", "robust_auc", "attack_success_rate")
+          "clean_f1", "robust_f1", "robust_f1_std", "robust_f1_hw", "auc", "robust_auc", "attack_success_rate",
+          "decisions_changed")
 #: A row replaces an earlier one with the same key: re-running a suite updates, never duplicates.
 KEY = ("protocol_version", "suite", "suite_hash", "data_fingerprint", "model", "attack", "attack_source",
        "epsilon", "transfer_source")
@@ -89,6 +90,7 @@ def render_markdown(table: pd.DataFrame) -> str:
                   f"{last['date']}  ", f"{last['packages']}", ""]
         group = group.assign(column=group.apply(_column, axis=1))
         for metric, title in (("robust_accuracy", "Accuracy (‡ not converged: the escalating check hit its cap; "
+                                                  "⊘ robust because the image no longer decides (image_ignored); "
                                                   "* soundness flags, see leaderboard.csv)"),
                               ("robust_accuracy_normal", "Accuracy on normal studies"),
                               ("robust_accuracy_abnormal", "Accuracy on abnormal studies"),
@@ -101,7 +103,10 @@ def render_markdown(table: pd.DataFrame) -> str:
 
 
 def _marks(row: pd.Series) -> str:
-    return (" ‡" if str(row.get("not_converged")) == "True" else "") + (" *" if row.get("flags") else "")
+    from benchmark.evaluation.flags import BLIND_FLAG
+
+    blind = BLIND_FLAG in str(row.get("flags") or "").split(";")
+    return (" ‡" if str(row.get("not_converged")) == "True" else "") + (" ⊘" if blind else "") + (" *" if row.get("flags") else "")
 
 
 def _numeric(row: pd.Series) -> dict[str, Any]:

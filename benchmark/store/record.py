@@ -89,6 +89,15 @@ class ResultRecord:
     stochastic: float | None = _column(seeds="mean")
     naive_robust_accuracy: float | None = _column(seeds="proportion", of="n")
     masking: float | None = _column(seeds="mean")
+    # what the adaptive pass differentiated in place of the defense (its declared stand-in; the same in every seed)
+    stand_in: str = _column("")
+    # the adaptive pass at full strength: largest steps and runs through the stand-in, samples the undefended twin's
+    # transfer broke beyond them (benchmark.run.adaptive)
+    adaptive_steps: float | None = _column(seeds="max")
+    adaptive_restarts: float | None = _column(seeds="mean")
+    twin_transfer_broken: float | None = _column(seeds="mean")
+    # the text floor (image_replacement): share of the n decisions that some replacement image changes
+    decisions_changed: float | None = _column(seeds="proportion", of="n")
     # the figures of a combined attack's parts (JSON)
     sub_attacks: str | None = _column()
     # budget and cost: the largest L∞ change, the fraction over budget, seconds; parameters run (JSON); the error

@@ -1,4 +1,5 @@
-"""A report canonicaliser against text attacks: every word mapped to its canonical spelling before tokenisation."""
+"""A report canonicaliser against text attacks: every word mapped to its canonical spelling before tokenisation. It
+leaves the image alone, so an image attack needs no stand-in (`gradient = "none"`)."""
 from __future__ import annotations
 
 import difflib
@@ -6,7 +7,7 @@ import re
 from collections.abc import Sequence
 
 from defenses.input.base import InputDefense
-from defenses.registry import input_defense
+from defenses.registry import Range, input_defense
 
 #: Synonyms a radiology report uses for the same finding, mapped to one spelling (the words the synonym attacks of
 #: the catalogue swap in); extended by the suite's `synonyms`.
@@ -17,11 +18,12 @@ SYNONYMS = {"enlarged": "enlarged", "enlargement": "enlarged", "increased": "enl
             "cardiomegaly": "cardiomegaly", "heart": "heart", "cardiac": "heart"}
 
 
-@input_defense("canonicaliser", params=("cutoff", "synonyms"))
+@input_defense("canonicaliser", params={"cutoff": Range(0, 1), "synonyms": None})
 class Canonicaliser(InputDefense):
     """Each word of the report lower-cased, mapped through `SYNONYMS` (plus `synonyms`), and a misspelt word
     (edit ratio ≥ `cutoff` to a known one) corrected to it."""
     modality = "text"
+    gradient = stand_in_name = "none"
 
     def __init__(self, seed: int = 0, cutoff: float = 0.8, synonyms: dict[str, str] | None = None) -> None:
         super().__init__(seed, cutoff=cutoff, **({"synonyms": synonyms} if synonyms else {}))

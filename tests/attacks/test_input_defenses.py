@@ -87,6 +87,28 @@ def test_a_misspelt_defense_or_parameter_is_refused_before_any_work(tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.parametrize("defense, field, message", [
+    ("{name: jpeg, params: {quality: 150}}", "quality", r"150 is outside jpeg's range \[1, 95\] \(whole numbers\)"),
+    ("{name: gaussian_augmentation, params: {sigma: -1}}", "sigma", r"-1 is outside gaussian_augmentation's range \[0, inf\)"),
+    ("{name: pgd_at, params: {epsilon: -0.1}}", "epsilon", r"-0.1 is outside pgd_at's range \(0, 1\]"),
+    ("{name: spatial_smoothing, params: {window_size: 2.5}}", "window_size", r"2.5 is not a whole number in"),
+    ("{name: feature_squeezing, params: {bit_depth: four}}", "bit_depth", r"'four' is not a number in"),
+    ("{name: trades, params: {part: head}}", "part", r"'head' is not one of trades's values for part: 'all', 'image'"),
+])
+def test_a_value_outside_its_defenses_range_is_refused_before_any_work(tmp_path, defense, field, message):
+    """Each defense declares its parameters' ranges in its own file (TRAINING for the training defenses); the suite
+    check refuses a value outside, naming the field and the range, before any work."""
+    from benchmark.spec.suite import load_suite
+    from mmrb.core.errors import SuiteError
+
+    suite = tmp_path / "r.yaml"
+    suite.write_text("name: r\ndataset: {name: indiana_synth, n: 40, seed: 0}\nattacks: [{name: none}]\nseeds: [0]\n"
+                     f"models:\n  - vision_only\n  - {{name: vision_only, defense: {defense}}}\n")
+    with pytest.raises(SuiteError, match=rf"(?s)r.yaml.*models.1 \(vision_only\).defense.*params.{field}: {message}"):
+        load_suite(suite)
+    assert not (tmp_path / "cache").exists()
+
+
 def test_the_defended_model_keeps_the_contract_and_its_own_key():
     from benchmark.run.keys import Keys
     from benchmark.spec.suite import suite_from_data
@@ -227,3 +249,39 @@ def test_a_new_input_defense_is_one_file_and_listing_them_costs_no_torch(tmp_pat
     assert result["light"], "listing the input defenses imported torch or ART"
     assert "params.strenght" in result["refused"] and "strength" in result["refused"]
     assert result["out"] == [1.0, 1.0, 1.0, 1.0]
+
+
+class _Opaque:
+    """A planted defense whose forward is the identity but whose gradient is always zero, even under BPDA (it does
+    not go through `defenses.input.base.through`): no stand-in sees through it, only a transfer can."""
+
+    name, kind, modality, randomised, params = "opaque", "input", "image", False, {}
+
+    def images(self, x):
+        return x.detach() + 0 * x
+
+    def texts(self, reports):
+        return list(reports)
+
+    def describe(self):
+        return self.name
+
+
+def test_the_adaptive_pass_runs_at_full_strength_and_adds_the_undefended_twins_transfer():
+    """Through an opaque defense PGD finds no gradient, naively or through BPDA, however long it runs (200 steps × 5
+    restarts at least, on the survivors); the same PGD crafted on the undefended twin and scored through the defense
+    breaks the samples, and the cell keeps the worst of the parts."""
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0.2, 0.8, size=(40, 2, SIDE, SIDE)).astype(np.float32)
+    texts = ["x"] * 40
+    model = DefendedModel(LinearImageModel(SIDE), _Opaque()).eval()
+    labels = predict_proba(model, images, texts).argmax(1)
+    target = Target(model, images, texts, labels, ImageView(model, images, texts))
+    crafted, prob = _naive(target)
+    assert float((prob.argmax(1) == labels).mean()) == 1.0  # the gradient is zero: nothing moves
+    worst, adv_prob, record = adaptive_pass(PGD, EPS, 0, ConvergenceSpec(min_rounds=1, max_rounds=1), target, crafted,
+                                            prob)
+    assert record["adaptive_steps"] >= 200 and record["adaptive_restarts"] >= 5
+    assert record["twin_broken"] >= 30
+    assert float((adv_prob.argmax(1) == labels).mean()) <= 0.25
+    assert np.abs(worst.images - images).max() <= EPS + 1e-6

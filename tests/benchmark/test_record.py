@@ -44,7 +44,7 @@ def same(a: dict, b: dict) -> bool:
 
 
 def test_one_definition_of_the_columns():
-    assert len(COLUMNS) == len(set(COLUMNS)) == 56
+    assert len(COLUMNS) == len(set(COLUMNS)) == 61
     assert COLUMNS[:12] == ("suite", "model", "defense", "attack", "attack_name", "attack_source", "modality", "epsilon",
                             "seed", "steps", "transfer_source", "n") and COLUMNS[-2:] == ("params", "error")
     assert set(REQUIRED) | set(DEFAULTS) == set(COLUMNS) and not set(REQUIRED) & set(DEFAULTS)
@@ -54,7 +54,7 @@ def test_one_definition_of_the_columns():
     assert len(combined) == len(set(combined)) and set(combined) < set(COLUMNS)
     assert set(aggregate.PROPORTIONS.values()) == {"n", "n_normal", "n_abnormal"}
     assert set(COLUMNS) - set(combined) == {"suite", "defense", "attack_name", "seed", "n", "compare_with", "sub_attacks",
-                                            "params", "error"}
+                                            "params", "error", "stand_in"}
     assert set(COLUMNS) <= set(soundness.REQUIRED) | set(soundness.OPTIONAL)
 
 

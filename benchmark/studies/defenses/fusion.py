@@ -5,10 +5,13 @@ on every defended model), then this module writes the comparison in the shape of
 - tables.md: per undefended model, one row per defense (the undefended model first): clean and adaptive robust
   accuracy in every condition with 95 % intervals over seeds × test samples (`mmrb.core.paired`), the naive figure
   and the masking beside each adaptive one, per-class recall (normal / abnormal) in every condition, and the training
-  cost in seconds (the model's own training and the defense's fine-tuning, from training.csv);
+  cost in seconds (the model's own training and the defense's fine-tuning, from training.csv); where the suite has the
+  text floor (image_replacement), beside them the floor, its drop from clean and the share of decisions the image
+  still changes, and "robust because blind" where the `image_ignored` flag is raised (benchmark.evaluation.soundness);
 - verdicts.md: paired tests between every two defenses of a model (the undefended model included) in every
   condition, on the same seeds and samples, with Holm's correction over the whole family and each comparison's
-  minimal detectable difference;
+  minimal detectable difference; a higher figure whose model carries `image_ignored` in that condition is reported as
+  "robust because blind", not as a defense that holds;
 - robust_vs_epsilon_<model>.png: the adaptive robust accuracy against ε per defense.
 
 Everything is read from the run folder (results.csv, samples.csv, training.csv), so the reports can be re-rendered
@@ -25,6 +28,8 @@ import pandas as pd
 
 from benchmark.evaluation.costs import COSTS_NAME
 from benchmark.evaluation.evidence import SAMPLES_NAME
+from benchmark.evaluation.flags import BLIND_FLAG, BLIND_SAYS
+from benchmark.evaluation.soundness import cell_label
 from benchmark.store.results import CSV_NAME, read_results
 from benchmark.studies.defenses.report import paired_table
 from mmrb.core import paired
@@ -79,10 +84,51 @@ def _groups(results: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:
 
 
 def _conditions(results: pd.DataFrame) -> list[tuple[str, float | None]]:
-    """(attack, ε) of the white-box image and clean cells: clean first, then each attack in suite order by ε."""
+    """(attack, ε) of the white-box image and clean cells: clean first, then each attack in suite order by ε (the text
+    floor has its own columns)."""
+    results = results[~results["attack"].isin(_floors(results))]
     keys = results[["attack", "epsilon", "modality"]].drop_duplicates()
     out = [(r.attack, None if pd.isna(r.epsilon) else float(r.epsilon)) for r in keys.itertuples()]
     return sorted(out, key=lambda k: (k[0] != "none", list(results["attack"]).index(k[0]), k[1] or 0.0))
+
+
+def _floors(results: pd.DataFrame) -> list[str]:
+    """Labels of the text floor's cells (the registry's probe "floor")."""
+    from benchmark.evaluation.tables import floor_labels
+
+    return floor_labels(results) if len(results) else []
+
+
+def blind_cells(results: pd.DataFrame) -> dict[str, set[str]]:
+    """Model label -> the cells (soundness.cell_label) its `image_ignored` flag names: robust because the image no
+    longer decides (the figure within its interval of the text floor, at most 1 decision in 100 changed by the image)."""
+    from benchmark.evaluation.aggregate import aggregate
+    from benchmark.evaluation.tables import soundness_table
+
+    flags = soundness_table(aggregate(results.to_dict("records")))
+    return {row.model: set(str(row.cells).split(", ")) for row in flags[flags["flag"] == BLIND_FLAG].itertuples()}
+
+
+def _floor_columns(results: pd.DataFrame, samples: pd.DataFrame, label: str, blind: set[str]) -> dict[str, str]:
+    """Beside the robust figures: the text floor (95 % interval over seeds × samples), its drop from clean and the
+    share of decisions some replacement image changes (mean ± t over seeds), and the cells flagged `image_ignored`."""
+    floors = _floors(results)
+    if not floors:
+        return {}
+    rows = results[(results["model"] == label) & (results["attack"] == floors[0])]
+    right, _ = correct(samples, label, floors[0], None)
+    return {"text floor": _interval(right), "drop clean → floor (pt)": _t(rows["clean_accuracy"] - rows["robust_accuracy"]),
+            "image decides (% of decisions)": _t(rows["decisions_changed"]),
+            "robust because blind": ", ".join(sorted(c.replace(" ε=", "@") for c in blind - set(floors))) or "–"}
+
+
+def _floor_note(results: pd.DataFrame) -> str:
+    if not _floors(results):
+        return ("no text floor in this suite, so nothing says whether a gain comes from ignoring the image (add "
+                "{source: mmrb, name: image_replacement})")
+    return ("the text floor (each image replaced by the others: no image attack goes below it), its drop from clean and "
+            f"the share of decisions the image still changes; robust because blind: the cells flagged {BLIND_FLAG} "
+            f"({BLIND_SAYS}: the figure within its interval of the floor, at most 1 decision in 100 changed by the image)")
 
 
 def _name(attack: str, epsilon: float | None) -> str:
@@ -122,10 +168,13 @@ def _seconds(values: pd.Series) -> str:
     return "–" if not len(values) else f"{values.mean():.0f}"
 
 
-def accuracy_tables(results: pd.DataFrame, samples: pd.DataFrame, costs: pd.DataFrame) -> str:
-    """Per undefended model: accuracy with intervals, naive vs adaptive, per class, and the training cost."""
+def accuracy_tables(results: pd.DataFrame, samples: pd.DataFrame, costs: pd.DataFrame,
+                    blind: dict[str, set[str]] | None = None) -> str:
+    """Per undefended model: accuracy with intervals, naive vs adaptive, per class, the text floor beside them (where
+    the suite has it; `blind`: blind_cells), and the training cost."""
     parts = []
     conditions = _conditions(results)
+    blind = blind_cells(results) if blind is None else blind
     for base, members in _groups(results).items():
         accuracy, masking, per_class = {}, {}, {}
         for defense, label in members:
@@ -145,12 +194,13 @@ def accuracy_tables(results: pd.DataFrame, samples: pd.DataFrame, costs: pd.Data
                 masking[defense][f"{name} naive"] = _t(naive) if naive.notna().any() else "= adaptive"
                 gap = (naive - cell["robust_accuracy"]) if naive.notna().any() else pd.Series(dtype=float)
                 masking[defense][f"{name} masking (pt)"] = "–" if gap.dropna().empty else f"{100 * gap.mean():+.1f}"
+            accuracy[defense].update(_floor_columns(results, samples, label, blind.get(label, set())))
             cost = costs[costs["model"] == label]
             accuracy[defense]["model training (s)"] = _seconds(cost["train_seconds"])
             accuracy[defense]["defense training (s)"] = _seconds(cost["defense_seconds"]) if defense != NONE else "–"
         parts.append(f"## {base}\n\nAccuracy (%) with 95 % intervals over seeds × test samples; under attack the "
-                     "adaptive figure (the one that counts and is ranked); training cost: mean seconds per seed.\n\n"
-                     + _markdown(accuracy))
+                     f"adaptive figure (the one that counts and is ranked); {_floor_note(results)}; training cost: "
+                     "mean seconds per seed.\n\n" + _markdown(accuracy))
         parts.append(f"### {base}: naive beside adaptive\n\nMean ± t over seeds (%); masking = naive − adaptive "
                      "(points a non-adaptive evaluation would have credited the defense with).\n\n" + _markdown(masking))
         parts.append(f"### {base}: per class\n\nRecall (%) of each class, 95 % intervals over seeds × samples.\n\n"
@@ -162,11 +212,14 @@ def _markdown(table: dict[str, dict[str, str]]) -> str:
     return pd.DataFrame.from_dict(table, orient="index").rename_axis("defense").reset_index().to_markdown(index=False)
 
 
-def verdict_table(results: pd.DataFrame, samples: pd.DataFrame, alpha: float = 0.05) -> tuple[str, pd.DataFrame]:
+def verdict_table(results: pd.DataFrame, samples: pd.DataFrame, alpha: float = 0.05,
+                  blind: dict[str, set[str]] | None = None) -> tuple[str, pd.DataFrame]:
     """Every two defenses of a model (the undefended one included), in every condition: A − B [95 % interval] on
-    the same seeds and samples, p, Holm-adjusted p over the whole family, the MDD and the verdict."""
-    found, left_out = [], []
+    the same seeds and samples, p, Holm-adjusted p over the whole family, the MDD and the verdict ("robust because
+    blind" where the higher one's model carries `image_ignored` in that condition; `blind`: blind_cells)."""
+    found, left_out, sides = [], [], []
     conditions = _conditions(results)
+    blind = blind_cells(results) if blind is None else blind
     for base, members in _groups(results).items():
         for (da, la), (db, lb) in combinations(members, 2):
             for attack, epsilon in conditions:
@@ -177,13 +230,24 @@ def verdict_table(results: pd.DataFrame, samples: pd.DataFrame, alpha: float = 0
                     continue
                 found.append({"model": base, "comparison": f"{da} − {db}", "condition": _name(attack, epsilon),
                               "result": paired.paired_test(a, b, seed=len(found)), "names": (da, db)})
+                sides.append([(d, cell_label(attack, epsilon) in blind.get(label, ())) for d, label in ((da, la), (db, lb))])
     if not found:
         return "(no comparison: no model of this suite carries a defense)", pd.DataFrame()
     table = paired_table(found, alpha, same_decision=True)
+    table["verdict"] = [blind_verdict(verdict, pair) for verdict, pair in zip(table["verdict"], sides)]
     note = (f"\n\n{len(left_out)} comparisons left out: samples.csv lacks one side's per-sample decisions for some "
             f"seeds (a failed cell, or its attack-cache entry is gone): {'; '.join(left_out[:6])}"
             f"{' …' if len(left_out) > 6 else ''}") if left_out else ""
     return table.to_markdown(index=False) + note, table
+
+
+def blind_verdict(verdict: str, sides: list[tuple[str, bool]]) -> str:
+    """The verdict, or "robust because blind: …" where the higher side ((name, flagged image_ignored) pairs) is a model
+    whose image no longer decides: its gain is not a defense of the image."""
+    for name, flagged in sides:
+        if flagged and verdict == f"{name} higher":
+            return f"robust because blind: {name} higher, but {BLIND_SAYS} ({BLIND_FLAG})"
+    return verdict
 
 
 def plot_curves(results: pd.DataFrame, out: Path) -> list[Path]:
@@ -225,11 +289,14 @@ def write_fusion_reports(folder: str | Path) -> dict[str, Path]:
     results, samples, costs = _runs(folder)
     from mmrb.core.io import atomic_write
 
-    tables = folder / "tables.md"
-    atomic_write(tables, "# Defense comparison: accuracy\n\n" + accuracy_tables(results, samples, costs) + "\n")
-    text, _ = verdict_table(results, samples)
+    tables, blind = folder / "tables.md", blind_cells(results)
+    atomic_write(tables, "# Defense comparison: accuracy\n\n" + accuracy_tables(results, samples, costs, blind) + "\n")
+    text, _ = verdict_table(results, samples, blind=blind)
     verdicts = folder / "verdicts.md"
     atomic_write(verdicts, "# Defense comparison: paired tests\n\nA − B in points on the same seeds and test samples "
                  "(a bootstrap over seeds × samples); p from the bootstrap's standard error, Holm-adjusted over every "
-                 "row; MDD: the smallest difference this run would detect at 80 % power.\n\n" + text + "\n")
+                 "row; MDD: the smallest difference this run would detect at 80 % power. \"Robust because blind\": the "
+                 f"higher figure is that of a model flagged {BLIND_FLAG} in that condition ({BLIND_SAYS}: within its "
+                 "interval of the text floor, at most 1 decision in 100 changed by replacing the image), not a defense "
+                 "that holds.\n\n" + text + "\n")
     return {"tables": tables, "verdicts": verdicts, **{p.stem: p for p in plot_curves(results, folder)}}
