@@ -83,13 +83,13 @@ def craft_standard(params: dict[str, Any], target: Target, epsilon: float, seed:
     the lowest probability is kept."""
     from benchmark.attacks.cascade import Cascade
     from benchmark.attacks.torchattacks_adapter import craft_torchattacks
-    from defenses.adaptive import EOT_AUTO, EOT_DRAWS, Adapted, is_stochastic, takes_rounding_steps
+    from defenses.adaptive import EOT_AUTO, EOT_DRAWS, Adapted, mark_randomised, takes_rounding_steps
     from wrappers.training import predict_proba
 
     settings = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
     parts = list(params.get("attacks", PARTS))
     eot = params.get("eot", "auto")
-    draws = (EOT_DRAWS if is_stochastic(target.model, target.images, target.texts) else 1) if eot == EOT_AUTO \
+    draws = (EOT_DRAWS if mark_randomised(target.model, target.images, target.texts) else 1) if eot == EOT_AUTO \
         else int(eot)
     cascade = Cascade(target, predict_proba(target.model, target.images, target.texts))
     probe = torch.as_tensor(target.images[:4], dtype=torch.float32, device=target.view.device)

@@ -148,7 +148,7 @@ class Work:
                 self._failed_models[spec.label, seed] = exc
                 raise
             test = self.test
-            mark_randomised(model, test.images if "image" in model.modalities else None, test.texts)
+            mark_randomised(model, test.images, test.texts)  # scored by the majority of draws if it draws afresh
             view = ImageView(model, test.images, test.texts, device=self.device) if "image" in model.modalities else None
             target = Target(model, test.images, test.texts, test.labels, view, corpus=self.train_set.texts)
             self._models[spec.label, seed] = TrainedModel(spec, target, predict_proba(model, test.images, test.texts),
