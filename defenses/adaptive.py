@@ -30,9 +30,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from defenses.input.base import in_stand_in
-
-#: Forward passes averaged per attack step against a randomised model (EOT; at least 20, Athalye et al. 2018 use 30).
-EOT_DRAWS = 20
+from mmrb.core.draws import EOT_DRAWS  # noqa: F401  (re-exported: the attacks read it here)
 
 #: `eot: auto`: draws chosen by whether the model is randomised (is_stochastic).
 EOT_AUTO = "auto"
@@ -72,14 +70,34 @@ class StraightThrough(TorchFunctionMode):
         return out
 
 
+#: EOT's draws are evaluated as one batch (each input repeated per draw) of at most this many rows; more rows are
+#: split into as few batches as fit. One forward of draws × n rows costs far less than `draws` forwards of n rows for
+#: the small models of a CPU run, and a GPU fills with it (scripts/perf.py --eot prints the ratio).
+EOT_BATCH_ROWS = 4096
+
+
+def _repeat(value: Any, times: int) -> Any:
+    """`value` with every tensor (also inside a dict of tensors: a tokenised text) repeated `times` along rows."""
+    if isinstance(value, torch.Tensor):
+        return value.repeat(times, *([1] * (value.dim() - 1)))
+    if isinstance(value, dict):
+        return {k: _repeat(v, times) for k, v in value.items()}
+    return value
+
+
 class Adapted(nn.Module):
     """`module` attacked adaptively: its forward under BPDA (StraightThrough) where `bpda`, the logits averaged over
-    `draws` forward passes (EOT; 1 for a deterministic model)."""
+    `draws` forward passes (EOT; 1 for a deterministic model).
+
+    The draws run as one batch (the inputs repeated `draws` times, EOT_BATCH_ROWS at most per forward) when the
+    module draws afresh per row; a module whose randomness is one draw per call (the repeated rows come out
+    identical) is found out on the first batch and evaluated one call per draw from then on (`per_call`)."""
 
     def __init__(self, module: nn.Module, draws: int = 1, bpda: bool = True) -> None:
         super().__init__()
         self.module, self.draws, self.bpda = module, max(1, int(draws)), bpda
         self.seen: Counter[str] = Counter()
+        self.per_call: bool | None = None  # unknown until the first batched forward
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -90,9 +108,28 @@ class Adapted(nn.Module):
     def forward(self, *args: Any) -> torch.Tensor:
         mode = StraightThrough() if self.bpda else contextlib.nullcontext()
         with mode:
-            logits = torch.stack([self.module(*args) for _ in range(self.draws)]).mean(0)
+            logits = self._expectation(args)
         self.seen.update(getattr(mode, "seen", ()))
         return logits
+
+    def _expectation(self, args: tuple[Any, ...]) -> torch.Tensor:
+        if self.draws == 1:
+            return self.module(*args)
+        rows = next((len(a) for a in args if isinstance(a, torch.Tensor)), 0)
+        if self.per_call or not rows:
+            return torch.stack([self.module(*args) for _ in range(self.draws)]).mean(0)
+        group = max(1, min(self.draws, EOT_BATCH_ROWS // rows))
+        parts, left = [], self.draws
+        while left:
+            times = min(group, left)
+            out = self.module(*(_repeat(a, times) for a in args)).reshape(times, rows, -1)
+            if self.per_call is None and times > 1:
+                self.per_call = bool(torch.equal(out[0], out[1]))  # one draw per call: the rows repeat it
+                if self.per_call:
+                    return torch.stack([out[0]] + [self.module(*args) for _ in range(self.draws - 1)]).mean(0)
+            parts.append(out.sum(0))
+            left -= times
+        return (torch.stack(parts).sum(0) / self.draws).reshape(rows, *parts[0].shape[1:])
 
 
 def takes_rounding_steps(module: nn.Module, *args: Any) -> bool:

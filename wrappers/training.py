@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from mmrb.core.draws import SCORING_DRAWS
 from mmrb.core.errors import ModelError
 from wrappers.cache import build_lock, code_digest, digest, file_digest, write_atomically
 from wrappers.configs import PRESETS, TEXT_KEYS, VISION_KEYS, TrainRecipe
@@ -263,8 +264,6 @@ def predict_logits(model: nn.Module, images: np.ndarray | None, texts: Sequence[
     return torch.cat(out)
 
 
-#: Forward passes whose majority decides a randomised model's prediction (odd: two classes never tie).
-SCORING_DRAWS = 21
 
 
 def predict_proba(model: nn.Module, images: np.ndarray | None, texts: Sequence[str] | None,

@@ -22,6 +22,14 @@ rounding step the model takes on its input (probed once; a model without one is 
 `eot` forward passes for a randomised model (`eot: auto`: `defenses.adaptive.EOT_DRAWS` draws when two forward passes on the same inputs
 differ, else 1).
 
+A randomised model (`eot: auto` finds it: two forward passes on the same inputs differ) is evaluated as
+AutoAttack's version for randomised defenses (`version='rand'`: APGD-CE and APGD-DLR with EOT over 20 draws, no FAB
+or Square, whose single-draw searches a randomised model's noise misleads), scored by the majority of
+`mmrb.core.draws.SCORING_DRAWS` draws: by default the parts are `apgd_ce` and `apgd_margin`, each run first with one
+draw per step (`apgd_ce·1`: the twin's cost; it breaks what one draw's gradient already breaks) and then with EOT
+(`EOT_DRAWS` draws per step, evaluated as one batch) on the samples still standing. Parts a suite lists explicitly
+are all run.
+
 Each part's cost and the robust samples left after it are kept in the result's params (`cascade`), and the robust
 accuracy after each part in `parts`.
 """
@@ -37,6 +45,8 @@ from benchmark.attacks.registry import register_attack
 
 DEFAULTS: dict[str, Any] = {"steps": 100, "restarts": 5, "fab_steps": 100, "queries": 5000}
 PARTS = ("apgd_ce", "apgd_margin", "fab", "square")
+#: The parts run on a randomised model unless the suite lists its own (AutoAttack's version='rand').
+RANDOMISED_PARTS = ("apgd_ce", "apgd_margin")
 
 
 class PaddedMargin(nn.Module):
@@ -87,27 +97,29 @@ def craft_standard(params: dict[str, Any], target: Target, epsilon: float, seed:
     from wrappers.training import predict_proba
 
     settings = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
-    parts = list(params.get("attacks", PARTS))
     eot = params.get("eot", "auto")
     draws = (EOT_DRAWS if mark_randomised(target.model, target.images, target.texts) else 1) if eot == EOT_AUTO \
         else int(eot)
+    parts = list(params.get("attacks", PARTS if draws == 1 else RANDOMISED_PARTS))
     cascade = Cascade(target, predict_proba(target.model, target.images, target.texts))
     probe = torch.as_tensor(target.images[:4], dtype=torch.float32, device=target.view.device)
     bpda = takes_rounding_steps(target.view.model, probe)
     figures, adapted = {}, []
 
-    def wrap(part: str):
+    def wrap(part: str, n: int):
         def build(module: nn.Module) -> nn.Module:
-            module = Adapted(module, draws, bpda)
+            module = Adapted(module, n, bpda)
             adapted.append(module)
             return PaddedMargin(module) if part == "apgd_margin" else module
         return None if part == "square" else build
 
     for part in parts:
         name, part_params = _part_params(part, settings)
-        wrapper = wrap(part)
-        cascade.run(part, lambda sub, n=name, pp=part_params, w=wrapper: craft_torchattacks(n, pp, sub, epsilon, seed,
-                                                                                          wrap=w), epsilon)
+        # a randomised model: one draw per step first (cheap), then EOT on the samples still standing
+        for label, n in ((f"{part}·1", 1), (part, draws)) if draws > 1 and part != "square" else ((part, draws),):
+            wrapper = wrap(part, n)
+            cascade.run(label, lambda sub, nm=name, pp=part_params, w=wrapper: craft_torchattacks(
+                nm, pp, sub, epsilon, seed, wrap=w), epsilon)
         figures[part] = cascade.robust_accuracy()
     seen = sorted({name for module in adapted for name in module.seen})
     steps = settings["steps"] * settings["restarts"]

@@ -19,6 +19,7 @@ from benchmark.attacks.registry import AttackInfo, traits
 from benchmark.evaluation.flags import BLIND_FLAG, BLIND_SAYS, BLIND_SHARE, FLAGS, UNRANKING_FLAGS  # noqa: F401  (re-exported)
 from benchmark.store.record import COLUMNS as RESULT_COLUMNS
 from benchmark.store.record import NUMERIC, TEXT
+from mmrb.core.draws import EOT_DRAWS, SCORING_DRAWS
 from mmrb.core.errors import MmrbError
 
 #: A class recall on clean data below this (at any training seed) marks a (nearly) one-class model.
@@ -260,8 +261,9 @@ def _randomised(data: pd.DataFrame) -> list[dict[str, str]]:
     out = []
     for model, group in data[data["stochastic"] > 0].groupby("model", sort=False):
         out.append(_flag("randomised_model", model, map(_label, (r for _, r in group.iterrows())),
-                         "two forward passes on the same inputs differ: the standard evaluation attacks it with EOT "
-                         "(10 draws per step); every figure is one draw of its predictions"))
+                         "two forward passes on the same inputs differ: its gradient attacks are followed by an "
+                         f"adaptive pass with EOT ({EOT_DRAWS} draws per step) at full strength, and every figure is "
+                         f"the majority decision of {SCORING_DRAWS} draws (a lucky draw does not count as robust)"))
     return out
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from benchmark.attacks.registry import traits
 from benchmark.data import SplitArrays
 from benchmark.evaluation.clinical import operating_scores, threshold_at_specificity
 from benchmark.evaluation.metrics import accuracy, f1_score, perturbation_linf, robustness_scores
-from benchmark.run.adaptive import adaptive_pass, defended
+from benchmark.run.adaptive import adaptive_pass, defended, needs_adaptive
 from benchmark.run.keys import Keys
 from benchmark.spec.grid import Cell
 from benchmark.spec.suite import AttackSpec, ModelSpec, Suite
@@ -54,6 +55,9 @@ class TrainedModel:
     target: Target
     clean_prob: np.ndarray
     threshold: float | None = None  # on P(abnormal), set on the clean held-out samples (benchmark.evaluation.clinical)
+    #: the undefended twin (a defended model: the same weights without an input defense, or the same-seed base model
+    #: of a training defense), loaded when the adaptive pass asks for it; None for an undefended model
+    twin: Callable[[], Any] | None = None
 
 
 def needs_text_resources(suite: Suite) -> bool:
@@ -135,15 +139,20 @@ class Work:
         if (spec.label, seed) not in self._models:
             for old in [k for k in self._models if k[1] != seed]:
                 del self._models[old]
+            def base() -> Any:
+                return obtain_trained(spec.name, spec.params, self.train_set, self.cache_dir, seed, self.device,
+                                      entry=self.plan.models.get(spec.name))
+
+            twin = None
             try:
-                model = obtain_trained(spec.name, spec.params, self.train_set, self.cache_dir, seed, self.device,
-                                       entry=self.plan.models.get(spec.name))
+                model = base()
                 if spec.defense is not None:
                     from defenses.defended import defend
                     from defenses.registry import build_model_defense
 
                     model = defend(model, build_model_defense(spec.defense.name, spec.defense.params, seed),
                                    self.train_set, self.cache_dir, self.keys.model(spec, seed), seed)
+                    twin = (lambda inner=model.model: inner) if defended(model) else base  # a training defense: reload
             except Exception as exc:
                 self._failed_models[spec.label, seed] = exc
                 raise
@@ -152,7 +161,7 @@ class Work:
             view = ImageView(model, test.images, test.texts, device=self.device) if "image" in model.modalities else None
             target = Target(model, test.images, test.texts, test.labels, view, corpus=self.train_set.texts)
             self._models[spec.label, seed] = TrainedModel(spec, target, predict_proba(model, test.images, test.texts),
-                                                          self._threshold(model))
+                                                          self._threshold(model), twin)
         return self._models[spec.label, seed]
 
     def _threshold(self, model: Any) -> float | None:
@@ -229,10 +238,10 @@ class Work:
             as_run_prob = adv_prob
             crafted, adv_prob, check_record = self._convergence_check(cell, target, crafted, adv_prob)
         adaptive = None
-        if check and defended(target.model) and attack.modality in ("image", "joint") \
+        if check and needs_adaptive(target.model, run.twin) and attack.modality in ("image", "joint") \
                 and traits(attack.source, attack.name).gradient:  # naive figure kept; the adaptive one counts
             crafted, adv_prob, adaptive = adaptive_pass(attack, cell.epsilon, cell.seed, self.suite.convergence_check or None,
-                                                        target, crafted, adv_prob, self.device)
+                                                        target, crafted, adv_prob, self.device, twin=run.twin)
         model = target.model
         branch_prob = None
         if hasattr(model, "branches") and attack.modality in ("image", "text"):

@@ -18,7 +18,10 @@ from wrappers.cache import code_digest, digest, library_version, reference_diges
 from wrappers.registry import ModelEntry
 from wrappers.training import model_key
 
-ADAPTIVE_VERSION = 1  # how a defended model's cells are attacked adaptively (benchmark.run.adaptive)
+#: How a defended or randomised model's cells are attacked adaptively (benchmark.run.adaptive); part of every checked
+#: craft's key, since whether a model is randomised is only found when it runs. 2: training defenses and randomised
+#: models too, EOT's draws as one batch.
+ADAPTIVE_VERSION = 2
 
 
 def attack_code(source: str, name: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -98,7 +101,7 @@ class Keys:
         return digest({"model": self.model(model, seed), "data": self.fingerprint, "samples": self.samples,
                        "attack": _attack_identity(attack), "epsilon": epsilon, "seed": seed,
                        "check": self.suite.convergence_check.model_dump() if check and self.suite.convergence_check
-                       else None,
+                       else None, "adaptive": ADAPTIVE_VERSION if check else None,
                        "protocol": PROTOCOL_VERSION, "attack_code": attack_code(attack.source, attack.name, attack.params)}, length=32)
 
     def cell(self, cell: Cell) -> str:

@@ -72,10 +72,35 @@ def test_a_randomised_model_is_detected_and_attacked_in_expectation():
     assert is_stochastic(noisy, images, texts) and not is_stochastic(plain, images, texts)
     x = torch.as_tensor(images)
     torch.manual_seed(0)
-    adapted = Adapted(noisy, draws=6, bpda=False)(x, None)
+    adapted = Adapted(noisy, draws=6, bpda=False)
+    mean = adapted(x, None)
     torch.manual_seed(0)
-    draws = torch.stack([noisy(x, None) for _ in range(6)])
-    torch.testing.assert_close(adapted, draws.mean(0))
+    draws = noisy(x.repeat(6, 1, 1, 1), None).reshape(6, len(x), -1)  # the six draws, evaluated as one batch
+    torch.testing.assert_close(mean, draws.mean(0))
+    assert adapted.per_call is False and not torch.equal(draws[0], draws[1])
+
+
+class OneDrawPerCall(LinearImageModel):
+    """Randomised per call, not per row: one noise offset for the whole batch."""
+
+    def forward(self, images, text):
+        return super().forward(images + 0.05 * torch.randn(()), text)
+
+
+def test_a_model_drawing_once_per_call_is_averaged_over_calls():
+    """Repeating rows in one batch would give such a model one draw, not six: Adapted finds it out on the first batch
+    and averages one call per draw."""
+    images, texts = _data(8)
+    x, model = torch.as_tensor(images), OneDrawPerCall(SIDE)
+    adapted = Adapted(model, draws=6, bpda=False)
+    torch.manual_seed(0)
+    mean = adapted(x, None)
+    assert adapted.per_call is True
+    torch.manual_seed(0)
+    first = model(x.repeat(6, 1, 1, 1), None)[: len(x)]
+    expected = torch.stack([first] + [model(x, None) for _ in range(5)]).mean(0)
+    torch.testing.assert_close(mean, expected)
+    assert adapted(x, None).shape == mean.shape
 
 
 def test_pgd_refuses_bad_parameters_before_any_work():

@@ -153,6 +153,10 @@ def test_pgd_at_raises_the_converged_robust_accuracy_of_a_small_fusion_model(tmp
     pgd = frame[frame["attack"] == "PGD"].pivot(index="seed", columns="model", values="robust_accuracy")
     defended = [c for c in pgd.columns if c.startswith("early_fusion+pgd_at[")]
     assert len(defended) == 1
+    # the fine-tuned model's PGD cells took the adaptive pass: 200 steps x 5 restarts on the survivors and the
+    # transfer from the same-seed base model
+    rows = frame[(frame["attack"] == "PGD") & (frame["model"] == defended[0])]
+    assert (rows["adaptive_steps"] >= 200).all() and rows["twin_transfer_broken"].notna().all()
     samples = pd.read_csv(tmp_path / "out" / "samples.csv")
     samples = samples[samples["attack"] == "PGD"].assign(correct=lambda f: f["adversarial_prediction"] == f["label"])
     outcomes = {name: samples[samples["model"] == name].pivot(index="seed", columns="sample_id", values="correct")
@@ -280,8 +284,75 @@ def test_the_adaptive_pass_runs_at_full_strength_and_adds_the_undefended_twins_t
     crafted, prob = _naive(target)
     assert float((prob.argmax(1) == labels).mean()) == 1.0  # the gradient is zero: nothing moves
     worst, adv_prob, record = adaptive_pass(PGD, EPS, 0, ConvergenceSpec(min_rounds=1, max_rounds=1), target, crafted,
-                                            prob)
+                                            prob, twin=lambda: model.model)
     assert record["adaptive_steps"] >= 200 and record["adaptive_restarts"] >= 5
     assert record["twin_broken"] >= 30
     assert float((adv_prob.argmax(1) == labels).mean()) <= 0.25
     assert np.abs(worst.images - images).max() <= EPS + 1e-6
+
+
+class _MaskedByTraining(LinearImageModel):
+    """What a training defense could leave: the base model's weights behind a forward whose input gradient is zero
+    (no input defense, no rounding step: BPDA has nothing to pass through)."""
+
+    def forward(self, images, text):
+        return super().forward(images.detach() + 0 * images, text)
+
+
+def test_a_training_defense_is_attacked_at_full_strength_and_by_transfer_from_its_same_seed_base_model():
+    """A model fine-tuned by a training defense has no stand-in to go through: the adaptive pass runs the attack at
+    full strength on the survivors and transfers the attack crafted on the same-seed base model (`twin`, loaded only
+    when needed), which breaks what a masked gradient hid."""
+    rng = np.random.default_rng(1)
+    images = rng.uniform(0.2, 0.8, size=(40, 2, SIDE, SIDE)).astype(np.float32)
+    texts = ["x"] * 40
+    model, base = _MaskedByTraining(SIDE).eval(), LinearImageModel(SIDE).eval()
+    labels = predict_proba(model, images, texts).argmax(1)
+    target = Target(model, images, texts, labels, ImageView(model, images, texts))
+    crafted, prob = _naive(target)
+    loads = []
+    _, adv_prob, record = adaptive_pass(PGD, EPS, 0, None, target, crafted, prob,
+                                        twin=lambda: loads.append(1) or base)
+    assert loads == [1] and record["stand_in"] == "" and record["eot_draws"] == 1
+    assert record["adaptive_steps"] >= 200 and record["twin_broken"] >= 30
+    assert float((adv_prob.argmax(1) == labels).mean()) <= 0.25
+
+
+class _Noisy(LinearImageModel):
+    """A randomised model: fresh Gaussian noise on its input at every forward pass."""
+
+    def forward(self, images, text):
+        return super().forward(images + 0.3 * torch.randn_like(images), text)
+
+
+def test_a_randomised_model_gets_the_adaptive_pass_with_eot_and_is_scored_by_the_majority():
+    """PGD as declared follows one draw's gradient; the adaptive pass attacks the survivors with EOT over 20 draws
+    at full strength (200 steps x 5 restarts at least) and the cell is scored by the majority of 21 draws; a
+    submitted model has no undefended twin to transfer from."""
+    from benchmark.run.adaptive import needs_adaptive
+    from defenses.adaptive import mark_randomised
+
+    rng = np.random.default_rng(2)
+    images = rng.uniform(0.2, 0.8, size=(40, 2, SIDE, SIDE)).astype(np.float32)
+    texts = ["x"] * 40
+    model = _Noisy(SIDE).eval()
+    assert mark_randomised(model, images, texts) and needs_adaptive(model)
+    labels = predict_proba(model, images, texts).argmax(1)
+    target = Target(model, images, texts, labels, ImageView(model, images, texts))
+    crafted, prob = _naive(target)
+    _, adv_prob, record = adaptive_pass(PGD, EPS, 0, None, target, crafted, prob)
+    assert record["eot_draws"] == 20 and record["adaptive_steps"] >= 200 and record["twin_broken"] is None
+    assert set(np.unique(adv_prob * 21).round(6)) <= set(range(22))  # vote shares: the majority of 21 draws
+    assert (adv_prob.argmax(1) == labels).mean() <= (prob.argmax(1) == labels).mean()
+
+
+def test_a_gaussian_noise_cell_is_scored_by_the_majority_of_its_draws():
+    """A model behind Gaussian noise is randomised by declaration: every probability mmrb scores is the share of 21
+    draws voting each class, not one draw's softmax."""
+    rng = np.random.default_rng(3)
+    images = rng.uniform(0.2, 0.8, size=(30, 2, SIDE, SIDE)).astype(np.float32)
+    model = DefendedModel(LinearImageModel(SIDE), build_model_defense("gaussian_augmentation", {"sigma": 0.2}, 0))
+    assert model.randomised
+    votes = predict_proba(model, images, ["x"] * 30)
+    assert np.allclose(votes.sum(1), 1) and set(np.unique(votes * 21).round(6)) <= set(range(22))
+    assert not set(np.unique(predict_proba(model.model, images, ["x"] * 30) * 21).round(6)) <= set(range(22))
