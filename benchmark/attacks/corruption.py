@@ -20,6 +20,7 @@ from scipy.ndimage import gaussian_filter
 
 from benchmark.attacks import Crafted, Target
 from benchmark.attacks.registry import register_attack
+from benchmark.data.report_terms import is_protected
 from mmrb.core.errors import AttackError
 
 #: kind -> its amount at severities 1..5 (the unit is the kind's own, see `image_corruption`/`report_corruption`).
@@ -57,6 +58,11 @@ DICTATION = {
     "heart": "hart", "mildly": "mainly", "stable": "staple", "intact": "in tact", "normal": "formal",
     "pneumothorax": "new mo thorax", "atelectasis": "at electasis", "opacity": "capacity", "acute": "a cute",
 }
+
+#: The confusions a report corruption may make: none of a protected word (a finding, its anatomy, a negation cue:
+#: "no" -> "know" deletes a negation, "opacity" -> "capacity" a finding; benchmark.data.report_terms). The
+#: abbreviations stay: each writes a term as the abbreviation the report rules read as that term.
+SAFE_DICTATION = {term: typed for term, typed in DICTATION.items() if not any(is_protected(w) for w in term.split())}
 
 
 def amount(kind: str, severity: int) -> float:
@@ -128,6 +134,8 @@ def image_corruption(images: np.ndarray, kind: str, severity: int, seed: int) ->
 
 def _replace_terms(text: str, table: dict[str, str], fraction: float, rng: np.random.Generator) -> str:
     """Replace `fraction` of the occurrences of `table`'s terms (longest first, whole words) in `text`."""
+    if not table:
+        return text
     pattern = re.compile(r"\b(" + "|".join(re.escape(t) for t in sorted(table, key=len, reverse=True)) + r")\b")
     found = list(pattern.finditer(text))
     chosen = set(rng.permutation(len(found))[: int(round(fraction * len(found)))].tolist())
@@ -153,14 +161,14 @@ def report_corruption(text: str, kind: str, severity: int, rng: np.random.Genera
     a = amount(kind, severity)
     if kind == "typos":
         words = text.split()
-        eligible = [i for i, w in enumerate(words) if len(w) >= 4 and len(set(w)) > 1]
+        eligible = [i for i, w in enumerate(words) if len(w) >= 4 and len(set(w)) > 1 and not is_protected(w)]
         for i in rng.permutation(eligible)[: int(round(a * len(words)))]:
             words[i] = _typo(words[i], rng)
         return " ".join(words)
     if kind == "abbreviations":
         return _replace_terms(text, ABBREVIATIONS, a, rng)
     if kind == "dictation":
-        return _replace_terms(text, DICTATION, a, rng)
+        return _replace_terms(text, SAFE_DICTATION, a, rng)
     if kind == "dropped_sections":
         sentences = [s for s in re.split(r"(?<=\.)\s+", text) if s]
         drop = min(int(round(a * len(sentences))), len(sentences) - 1)

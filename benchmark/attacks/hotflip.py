@@ -18,6 +18,7 @@ import torch
 from benchmark.attacks import Crafted, Target
 from benchmark.attacks import text as ta
 from benchmark.attacks.registry import register_attack
+from benchmark.data.report_terms import PROTECTED, is_protected
 from mmrb.core.errors import AttackError
 
 DEFAULTS = {"word_fraction": 0.1, "top_n": 5}
@@ -56,9 +57,11 @@ def text_encoder(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def whole_words(tokenizer) -> np.ndarray:
-    """Vocabulary ids of alphabetic whole words (no '##' pieces, no special tokens): the swap candidates."""
+    """Vocabulary ids of alphabetic whole words (no '##' pieces, no special tokens, no protected word of a report: a
+    swap may not write in a finding or a negation, benchmark.data.report_terms): the swap candidates."""
     vocab = tokenizer.get_vocab()
-    return np.array(sorted(i for w, i in vocab.items() if w.isalpha() and w not in tokenizer.all_special_tokens))
+    return np.array(sorted(i for w, i in vocab.items() if w.isalpha() and w not in tokenizer.all_special_tokens
+                           and w.lower() not in PROTECTED))
 
 
 class _WordTokenizer:
@@ -136,7 +139,8 @@ def _hotflip_attack(view, top_n: int, max_words: int):
 
     with ta._quiet_textattack():
         return textattack.Attack(UntargetedClassification(view),
-                                 [RepeatModification(), StopwordModification(), MaxWordsPerturbed(max_num_words=max_words)],
+                                 [RepeatModification(), StopwordModification(), *ta.protected_constraints(),
+                                  MaxWordsPerturbed(max_num_words=max_words)],
                                  EmbeddingGradientSwap(view, top_n), GreedyWordSwapWIR(wir_method="delete"))
 
 
@@ -187,7 +191,7 @@ def random_word_swap(params: dict[str, Any], target: Target, epsilon: float | No
     for i, text in enumerate(target.texts):
         rng, tokens = np.random.default_rng([seed, i]), text.split()
         slots = [j for j, t in enumerate(tokens) if ta._split_core(t)[1].isalpha()
-                 and ta._split_core(t)[1].lower() not in ta.STOPWORDS]
+                 and ta._split_core(t)[1].lower() not in ta.STOPWORDS and not is_protected(t)]
         for j in rng.permutation(slots)[:word_budget(text, fraction)]:
             lead, core, trail = ta._split_core(tokens[j])
             tokens[j] = lead + str(vocab[rng.integers(len(vocab))]) + trail

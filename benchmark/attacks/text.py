@@ -31,6 +31,7 @@ import torch
 
 from benchmark.attacks import Crafted, Problem, Target
 from benchmark.attacks.registry import register_attack
+from benchmark.data.report_terms import PROTECTED, is_protected
 from benchmark.data.text_resources import ENGLISH_STOPWORDS, ensure_text_resources
 from mmrb.core.errors import AttackError
 
@@ -105,12 +106,13 @@ def _synonyms(word: str) -> tuple[str, ...]:
 
 def _eligible(token: str) -> bool:
     core = _split_core(token)[1]
-    return core.isalpha() and core.lower() not in STOPWORDS and bool(_synonyms(core.lower()))
+    return core.isalpha() and core.lower() not in STOPWORDS and not is_protected(core) and bool(_synonyms(core.lower()))
 
 
 def eligible_words(text: str) -> list[int]:
     """Indices into `text.split()` of the words a synonym swap may replace: core (punctuation stripped)
-    alphabetic, not one of NLTK's English stopwords (case-insensitive), at least one WordNet synonym."""
+    alphabetic, not one of NLTK's English stopwords (case-insensitive), not a protected word of a radiology report
+    (a finding, its anatomy, a negation cue: benchmark.data.report_terms), at least one WordNet synonym."""
     return [i for i, token in enumerate(text.split()) if _eligible(token)]
 
 
@@ -165,13 +167,15 @@ def synonym_swap(texts: Sequence[str], fraction: float, seed: int) -> list[str]:
 
 
 def word_deletion(texts: Sequence[str], fraction: float = 0.5, seed: int = 0) -> list[str]:
-    """The paper's "half-sentence deleting": delete `fraction × #words` (rounded half up) words of each
-    text at positions drawn with default_rng([seed, i]); the others keep their order."""
+    """The paper's "half-sentence deleting": delete `fraction × #words` (rounded half up) of the words of each text
+    that are not protected (a finding, its anatomy, a negation cue: benchmark.data.report_terms), at positions drawn
+    with default_rng([seed, i]); the others keep their order."""
     out = []
     for i, text in enumerate(texts):
         tokens = text.split()
-        k = _count(fraction, len(tokens))
-        drop = set(np.random.default_rng([seed, i]).choice(len(tokens), size=k, replace=False).tolist()) if k else set()
+        free = [j for j, token in enumerate(tokens) if not is_protected(token)]
+        k = _count(fraction, len(free))
+        drop = set(np.random.default_rng([seed, i]).choice(free, size=k, replace=False).tolist()) if k else set()
         out.append(" ".join(t for j, t in enumerate(tokens) if j not in drop))
     return out
 
@@ -267,6 +271,25 @@ def _example_seed(seed: int, i: int) -> int:
     return int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
 
 
+def protected_constraints() -> list:
+    """TextAttack constraints that keep a search off the words of a report that carry its label
+    (benchmark.data.report_terms.PROTECTED): none of them may be modified, and none may be written in."""
+    from textattack.constraints import Constraint
+    from textattack.constraints.pre_transformation import StopwordModification
+
+    class NoProtectedWordWritten(Constraint):
+        """Rejects a swap whose new word is a finding, its anatomy or a negation cue."""
+
+        def __init__(self) -> None:
+            super().__init__(compare_against_original=False)
+
+        def _check_constraint(self, transformed_text, reference_text) -> bool:
+            changed = transformed_text.attack_attrs.get("newly_modified_indices", ())
+            return not any(is_protected(transformed_text.words[i]) for i in changed if i < len(transformed_text.words))
+
+    return [StopwordModification(stopwords=PROTECTED), NoProtectedWordWritten()]
+
+
 def build_attack(name: str, view, params: dict[str, Any]):
     """The TextAttack `Attack` for recipe `name` on `view` (only parts that download nothing)."""
     import textattack
@@ -292,6 +315,10 @@ def build_attack(name: str, view, params: dict[str, Any]):
             )
         else:
             raise AttackError(f"unknown TextAttack recipe {name!r}; known: {', '.join(RECIPES)}")
+    # no recipe may touch a finding, its anatomy or a negation cue, nor write one in (benchmark.data.report_terms)
+    pre, post = protected_constraints()
+    attack.pre_transformation_constraints.append(pre)
+    attack.constraints.append(post)
     if params.get("query_budget") is not None:
         attack.goal_function.query_budget = int(params["query_budget"])
     attack.goal_function.batch_size = view.batch_size

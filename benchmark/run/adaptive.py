@@ -9,8 +9,9 @@ standing: the same attack through `defenses.adaptive.Adapted` — BPDA (the defe
 stand-in its file declares: the exact median filter, differentiable JPEG, the identity for rounding and noise; the
 cell's `stand_in` names it) and, for a randomised model, EOT (the logits averaged over `defenses.adaptive.EOT_DRAWS`
 draws) — escalated by the convergence check where its last round would exceed the full strength; then at full
-strength (ADAPTIVE_STEPS × ADAPTIVE_RESTARTS, each run at least as long as any round of the check); then the attack crafted on the undefended twin (same weights without the input defense, or the
-same-seed base model of a training defense) and scored through the defense. Each sample keeps the worst outcome,
+strength (ADAPTIVE_STEPS × ADAPTIVE_RESTARTS, each run at least as long as any round of the check); then the
+attack crafted on the undefended twin (same weights without the input defense, or the same-seed base model of a
+training defense) and scored through the defense. Each sample keeps the worst outcome,
 scored by the model itself (a randomised one by the majority of its draws): that adaptive figure is the cell's
 robust accuracy (published and ranked); the naive one is kept beside it, and their gap is the masking
 (docs/defenses.md).
@@ -55,11 +56,12 @@ def adaptive_pass(attack: AttackSpec, epsilon: float | None, seed: int, converge
     """The worst case, per sample, of the naive run (`crafted`, `adv_prob`: the attack as declared) and, on the
     samples it left standing: `attack` again through BPDA (the defense's stand-in; a model rounding its input: the
     rounding passed straight through) and EOT (`draws`, default `EOT_DRAWS` for a randomised model, else 1),
-    escalated by `convergence` where it goes beyond the full strength — for an input-defended or randomised model; the attack at full strength
-    (`full_strength`); and the attack crafted on the undefended `twin` (a zero-argument loader; none for a submitted
-    model) scored through the defense. Returns the per-sample worse inputs, their probabilities under the model itself
-    (a randomised one by the majority of its draws) and the record (naive_robust_accuracy, the stand-in, EOT draws,
-    BPDA passages, rounds, steps, restarts, the samples the twin's transfer broke, seconds)."""
+    escalated by `convergence` where it goes beyond the full strength — for an input-defended or randomised model;
+    the attack at full strength (`full_strength`); and the attack crafted on the undefended `twin` (a zero-argument
+    loader; none for a submitted model) scored through the defense. Returns the per-sample worse inputs, their
+    probabilities under the model itself (a randomised one by the majority of its draws) and the record
+    (naive_robust_accuracy, the stand-in, EOT draws, BPDA passages, rounds, steps, restarts, the samples the twin's
+    transfer broke, seconds)."""
     from defenses.adaptive import EOT_DRAWS, Adapted, takes_rounding_steps
     from wrappers.estimators import ImageView
     from wrappers.training import predict_proba

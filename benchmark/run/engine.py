@@ -21,6 +21,7 @@ from benchmark.attacks.convergence import escalate_attack
 from benchmark.attacks.probes import gradient_health
 from benchmark.attacks.registry import traits
 from benchmark.data import SplitArrays
+from benchmark.data.report_terms import keep_labels
 from benchmark.evaluation.clinical import operating_scores, threshold_at_specificity
 from benchmark.evaluation.metrics import accuracy, f1_score, perturbation_linf, robustness_scores
 from benchmark.run.adaptive import adaptive_pass, defended, needs_adaptive
@@ -229,6 +230,10 @@ class Work:
             return self._worst_case(cell, run)
         crafted = craft(attack.source, attack.name, attack.params, target, cell.epsilon, cell.seed)
         crafted, over_budget = enforce_budget(crafted, target.images, cell.epsilon)
+        labels_kept = None
+        if attack.modality in ("text", "joint") and crafted.texts is not None:  # a label-changing edit is not robustness
+            texts, labels_kept = keep_labels(list(target.texts), list(crafted.texts))
+            crafted = replace(crafted, texts=texts)
         if attack.modality == "none":
             adv_prob = run.clean_prob
         else:
@@ -251,7 +256,8 @@ class Work:
         changes_texts = attack.modality in ("text", "joint")
         meta = dict(steps=crafted.steps, params=crafted.params, over_budget=over_budget,
                     max_perturbation=perturbation_linf(target.images, crafted.images),
-                    seconds=round(time.perf_counter() - start, 3), check=check_record, adaptive=adaptive)
+                    seconds=round(time.perf_counter() - start, 3), check=check_record, adaptive=adaptive,
+                    label_kept=labels_kept)
         if attack.modality == "none" and "image" in model.modalities:
             meta.update(gradient_health(model, target.images, target.texts, target.labels))
         return Artifact(run.clean_prob, adv_prob, crafted.images if changes_images else None,
@@ -336,7 +342,8 @@ def score(labels: np.ndarray, artifact: Artifact, modality: str) -> dict[str, An
                   over_budget=meta.get("over_budget"), seconds=meta.get("seconds"),
                   queries=float(np.mean(artifact.queries)) if artifact.queries is not None else None,
                   zero_gradient=meta.get("zero_gradient"), nonfinite_gradient=meta.get("nonfinite_gradient"),
-                  zero_gradient_bpda=meta.get("zero_gradient_bpda"), stochastic=meta.get("stochastic"))
+                  zero_gradient_bpda=meta.get("zero_gradient_bpda"), stochastic=meta.get("stochastic"),
+                  label_kept=meta.get("label_kept"))
     if artifact.as_run_prob is not None:
         scores["as_run_robust_accuracy"] = accuracy(labels, artifact.as_run_prob.argmax(1))
         check = meta.get("check") or {}

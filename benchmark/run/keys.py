@@ -98,11 +98,16 @@ class Keys:
         if attack.combined:  # its parts' crafts, under its name
             parts = [self.craft(model, self.attacks[label], epsilon, seed) for label in attack.combined]
             return digest({attack.name: parts})
-        return digest({"model": self.model(model, seed), "data": self.fingerprint, "samples": self.samples,
-                       "attack": _attack_identity(attack), "epsilon": epsilon, "seed": seed,
-                       "check": self.suite.convergence_check.model_dump() if check and self.suite.convergence_check
-                       else None, "adaptive": ADAPTIVE_VERSION if check else None,
-                       "protocol": PROTOCOL_VERSION, "attack_code": attack_code(attack.source, attack.name, attack.params)}, length=32)
+        parts = {"model": self.model(model, seed), "data": self.fingerprint, "samples": self.samples,
+                 "attack": _attack_identity(attack), "epsilon": epsilon, "seed": seed,
+                 "check": self.suite.convergence_check.model_dump() if check and self.suite.convergence_check
+                 else None, "adaptive": ADAPTIVE_VERSION if check else None,
+                 "protocol": PROTOCOL_VERSION, "attack_code": attack_code(attack.source, attack.name, attack.params)}
+        if attack.modality in ("text", "joint"):  # its reports are re-labelled and label changes put back (engine)
+            import benchmark.data.report_terms
+
+            parts["report_rules"] = code_digest(benchmark.data.report_terms)
+        return digest(parts, length=32)
 
     def cell(self, cell: Cell) -> str:
         """Key of a cell: its craft, and for transfer cells the target model scoring it."""

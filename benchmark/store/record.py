@@ -98,6 +98,9 @@ class ResultRecord:
     twin_transfer_broken: float | None = _column(seeds="mean")
     # the text floor (image_replacement): share of the n decisions that some replacement image changes
     decisions_changed: float | None = _column(seeds="proportion", of="n")
+    # a text or joint attack: share of the n adversarial reports that kept their label by the report rules
+    # (benchmark.data.report_terms; the others were put back to their original report before scoring)
+    label_kept: float | None = _column(seeds="proportion", of="n")
     # the figures of a combined attack's parts (JSON)
     sub_attacks: str | None = _column()
     # budget and cost: the largest L∞ change, the fraction over budget, seconds; parameters run (JSON); the error

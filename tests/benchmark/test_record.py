@@ -44,7 +44,7 @@ def same(a: dict, b: dict) -> bool:
 
 
 def test_one_definition_of_the_columns():
-    assert len(COLUMNS) == len(set(COLUMNS)) == 61
+    assert len(COLUMNS) == len(set(COLUMNS)) == 62
     assert COLUMNS[:12] == ("suite", "model", "defense", "attack", "attack_name", "attack_source", "modality", "epsilon",
                             "seed", "steps", "transfer_source", "n") and COLUMNS[-2:] == ("params", "error")
     assert set(REQUIRED) | set(DEFAULTS) == set(COLUMNS) and not set(REQUIRED) & set(DEFAULTS)
