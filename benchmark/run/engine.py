@@ -42,10 +42,29 @@ log = logging.getLogger(__name__)
 CHECK_FIELDS = tuple(c.removeprefix("check_") for c in COLUMNS if c.startswith("check_"))
 
 
+def escalation_of(attack: AttackSpec) -> tuple[str, str, dict[str, Any]] | None:
+    """The attack the convergence check escalates for `attack` (source, name, params), None where none applies: a
+    gradient image attack itself; a joint attack's image part, against its adversarial reports held fixed — the
+    `joint` attack's own image attack where it is a gradient attack, mmrb's PGD at the attack's steps for a gradient
+    joint attack whose image step is its own (Co-Attack, SGA: their extra loss terms are left out of the re-runs)."""
+    if attack.modality == "image":
+        return (attack.source, attack.name, attack.params) if traits(attack.source, attack.name).gradient else None
+    if attack.modality != "joint":
+        return None
+    if attack.source == "mmrb" and attack.name == "joint":
+        part = dict(attack.params.get("image") or {})
+        source = part.get("source", "art")
+        return (source, part["name"], part.get("params", {})) if "name" in part and traits(source, part["name"]).gradient \
+            else None
+    if traits(attack.source, attack.name).gradient:
+        return "mmrb", "pgd", {"steps": int(attack.params.get("steps", 10)), "random_start": True}
+    return None
+
+
 def _checked(cell: Cell) -> bool:
-    """Whether the convergence check applies: an ε-bounded gradient attack on the image."""
-    attack = cell.attack
-    return cell.epsilon is not None and attack.modality == "image" and traits(attack.source, attack.name).gradient
+    """Whether the convergence check applies: an ε-bounded gradient attack on the image, or a joint attack's image
+    part (`escalation_of`)."""
+    return cell.epsilon is not None and escalation_of(cell.attack) is not None
 
 
 @dataclass(frozen=True)
@@ -268,8 +287,11 @@ class Work:
         """The cell's attack escalated on the samples it left standing (benchmark.attacks.convergence.escalate): the worst
         inputs found, their probabilities and the check's record (rounds, cap, budget, cost)."""
         attack = cell.attack
+        source, name, params = escalation_of(attack)
+        if attack.modality == "joint":  # the image part escalated against the adversarial reports, held fixed
+            target = target.with_texts(crafted.texts)
         cascade = Cascade(target, adv_prob, crafted.images, crafted.texts)
-        record = escalate_attack(cascade, attack.source, attack.name, attack.params, cell.epsilon, cell.seed,
+        record = escalate_attack(cascade, source, name, params, cell.epsilon, cell.seed,
                                  attack.label, **self.suite.convergence_check.model_dump())
         return replace(crafted, images=cascade.images, texts=cascade.texts), cascade.probs, record
 

@@ -22,6 +22,8 @@ from wrappers.training import model_key
 #: craft's key, since whether a model is randomised is only found when it runs. 2: training defenses and randomised
 #: models too, EOT's draws as one batch.
 ADAPTIVE_VERSION = 2
+#: How a joint attack's image part is escalated by the convergence check (benchmark.run.engine.escalation_of).
+JOINT_ESCALATION_VERSION = 1
 
 
 def attack_code(source: str, name: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -107,6 +109,8 @@ class Keys:
             import benchmark.data.report_terms
 
             parts["report_rules"] = code_digest(benchmark.data.report_terms)
+        if attack.modality == "joint" and check:  # its image part escalated (benchmark.run.engine.escalation_of)
+            parts["joint_escalation"] = JOINT_ESCALATION_VERSION
         return digest(parts, length=32)
 
     def cell(self, cell: Cell) -> str:
