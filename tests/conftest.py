@@ -17,6 +17,19 @@ IMAGE_SIZE = 32
 #: On the default suite's data (480 studies at 64 px) the 8 epochs learn at every seed measured (91.7-92.5 %).
 TEST_OVERRIDES = {"early_fusion": {"recipe": {"epochs": 12}}}
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load_example(relative: str):
+    """The module of an example plug-in file (examples/<relative>), imported from its path as a user would."""
+    import importlib.util
+
+    path = EXAMPLES / relative
+    spec = importlib.util.spec_from_file_location("mmrb_example_" + path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:

@@ -3,9 +3,6 @@ and not ranked above its twin without the rounding (the same weights); masking B
 with the reason on the page."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -13,16 +10,13 @@ import mmrb
 from benchmark.board import rank_entries, render_html, render_readme
 from benchmark.evaluation.soundness import UNRANKING_FLAGS
 from benchmark.evaluation.tables import soundness_table
+from tests.conftest import load_example
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "masked_model" / "rounded.py"
 EPS = 8 / 255
 
 
 def _example():
-    spec = importlib.util.spec_from_file_location("mmrb_masked_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("masked_model/rounded.py")
 
 
 @pytest.fixture(scope="module")

@@ -6,25 +6,20 @@ two differ by 12.5 points, within what this budget can tell. The adaptive pass o
 (EOT at full strength) is tested on a small model in tests/attacks/test_input_defenses.py."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 import mmrb
 from benchmark.evaluation.tables import soundness_table
+from tests.conftest import load_example
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "randomised_model" / "jittered.py"
 EPS = 8 / 255
 LIMIT = 40
 
 
 def _example():
-    spec = importlib.util.spec_from_file_location("mmrb_randomised_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("randomised_model/jittered.py")
 
 
 @pytest.fixture(scope="module")
