@@ -5,7 +5,7 @@ costs on this machine (ms per row at 40 and at 800 rows).
 
     .venv/bin/python scripts/bench_randomised.py [--n 40] [--steps 50] [--eot-steps 30] [--draws 10]
 
-Uses suites/randomised_twin.yaml's data and the twin trained by mmrb (trained first if the cache lacks it).
+Uses examples/randomised_model/randomised_twin.yaml's data and the twin trained by mmrb (trained first if the cache lacks it).
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=10)
     args = parser.parse_args()
     example, eps = _example(), 8 / 255
-    suite = load_suite(ROOT / "suites" / "randomised_twin.yaml")
+    suite = load_suite(ROOT / "examples" / "randomised_model" / "randomised_twin.yaml")  # the plug-in is loaded
     data = prepare_data(suite, default_cache())
     twin = obtain_trained("early_fusion", {}, data.train_set, default_cache(), suite.training_seeds[0], "cpu").eval()
     test = data.test

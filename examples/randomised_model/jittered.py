@@ -11,7 +11,7 @@ shift keeps most of its samples even under EOT at the protocol's budget).
 mmrb detects it (two forward passes on the same inputs differ: `randomised_model`), attacks it with EOT (the logits
 averaged over `defenses.adaptive.EOT_DRAWS` draws, evaluated as one batch) and scores it by the majority decision of
 `wrappers.training.SCORING_DRAWS` draws, so its ranked figure is what it withstands most of the time. Submit it:
-`mmrb submit examples/randomised_model/card.yaml`; compare it with its twin: `mmrb run suites/randomised_twin.yaml
+`mmrb submit examples/randomised_model/card.yaml`; compare it with its twin: `mmrb run examples/randomised_model/randomised_twin.yaml
 --import examples/randomised_model/jittered.py`.
 """
 from __future__ import annotations

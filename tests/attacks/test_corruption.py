@@ -17,6 +17,7 @@ from benchmark.attacks.corruption import (
     report_corruptions,
 )
 from benchmark.attacks.registry import check
+from benchmark.data.report_terms import is_protected
 from benchmark.evaluation.metrics import class_accuracy
 from wrappers.training import obtain_trained, predict_proba
 
@@ -74,7 +75,10 @@ def test_report_corruption_is_seeded_and_grows_with_severity(kind):
 def test_each_report_corruption_changes_the_report_by_its_stated_amount(severity):
     words = REPORT.split()
     typos = report_corruptions([REPORT], "typos", severity, 0)[0].split()
-    assert sum(a != b for a, b in zip(words, typos)) == round(SEVERITIES["typos"][severity - 1] * len(words))
+    editable = [w for w in words if len(w) >= 4 and len(set(w)) > 1 and not is_protected(w)]  # never a protected word
+    assert sum(a != b for a, b in zip(words, typos)) == min(round(SEVERITIES["typos"][severity - 1] * len(words)),
+                                                            len(editable))
+    assert [w for w in typos if is_protected(w)] == [w for w in words if is_protected(w)]
     sentences = REPORT.count(". ") + 1
     dropped = report_corruptions([REPORT], "dropped_sections", severity, 0)[0]
     kept = dropped.count(". ") + 1
@@ -82,7 +86,9 @@ def test_each_report_corruption_changes_the_report_by_its_stated_amount(severity
     abbreviated = report_corruptions([REPORT], "abbreviations", 5, 0)[0]
     assert not any(f" {term} " in f" {abbreviated} " for term in ABBREVIATIONS)  # severity 5: every term
     dictated = report_corruptions([REPORT], "dictation", 5, 0)[0]
-    assert "a fusion" in dictated and "new mo thorax" in dictated and set(DICTATION)
+    # every confusion of a word that is not protected; "no" -> "know", "effusion" -> "a fusion" are not made
+    assert "a cute" in dictated and "vocal" in dictated and "know" not in dictated.split() and set(DICTATION)
+    assert [w for w in dictated.split() if is_protected(w)] == [w for w in REPORT.split() if is_protected(w)]
 
 
 def test_the_registry_refuses_unknown_kinds_and_severities():

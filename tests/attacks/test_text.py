@@ -10,6 +10,7 @@ import torch
 from nltk.corpus import stopwords, wordnet
 
 from benchmark.attacks import text as ta
+from benchmark.data.report_terms import is_protected
 from mmrb.core.errors import AttackError
 from wrappers.training import predict_logits
 
@@ -45,9 +46,11 @@ def wordnet_synonyms(word: str) -> set[str]:
 # --------------------------------------------------------------------------- synonym swap / word deletion
 
 def test_eligible_words_by_hand():
-    assert ta.eligible_words("The heart is enlarged.") == [1, 3]          # "The", "is": stopwords
-    assert ta.eligible_words("no pleural effusion or pneumothorax.") == [2]  # pleural, pneumothorax: no synonym
-    assert ta.eligible_words("xxxx-year-old male with chest pain") == [1, 3, 4]  # not alphabetic; stopword
+    # "The", "is": stopwords; "heart", "enlarged": protected (a finding and its anatomy: report_terms)
+    assert ta.eligible_words("The heart is enlarged.") == []
+    assert ta.eligible_words("no pleural effusion or pneumothorax.") == []  # a negation, findings: protected
+    assert ta.eligible_words("xxxx-year-old male with chest pain") == [1, 4]  # not alphabetic; stopword; protected
+    assert ta.eligible_words("mild degenerative changes of the thoracic spine.") == [0, 2, 5, 6]  # no synonym: 1
     assert ta.eligible_words("") == []
 
 
@@ -69,7 +72,8 @@ def test_synonym_swap_replaces_the_asked_number_of_eligible_words(fraction):
             assert word.lower() in wordnet_synonyms(core(before[i])), (before[i], after[i])
         for i in set(range(len(before))) - set(changed):
             assert before[i] == after[i]
-    assert sum(a != b for a, b in zip(REPORTS, swapped)) >= len(REPORTS) - 1
+    assert all(a != b for a, b in zip(REPORTS, swapped) if half_up(fraction * len(ta.eligible_words(a))))
+    assert sum(a != b for a, b in zip(REPORTS, swapped)) >= len(REPORTS) // 2
 
 
 def test_synonym_swap_is_seeded_and_fraction_zero_is_identity():
@@ -86,13 +90,15 @@ def test_word_deletion_drops_half_the_words_keeping_order():
     deleted = ta.word_deletion(REPORTS, 0.5, seed=0)
     for original, new in zip(REPORTS, deleted):
         before, after = original.split(), new.split()
-        assert len(after) == len(before) - half_up(0.5 * len(before))
+        protected = [w for w in before if is_protected(w)]
+        assert len(after) == len(before) - half_up(0.5 * (len(before) - len(protected)))
+        assert [w for w in after if is_protected(w)] == protected  # a finding or a negation is never deleted
         it = iter(before)
         assert all(word in it for word in after), "remaining words must be a subsequence of the original"
     assert ta.word_deletion(REPORTS, seed=1) == ta.word_deletion(REPORTS, seed=1)
     assert ta.word_deletion(REPORTS, seed=1) != ta.word_deletion(REPORTS, seed=2)
     assert ta.word_deletion(REPORTS, 0.0) == [" ".join(r.split()) for r in REPORTS]
-    assert ta.word_deletion(REPORTS, 1.0) == [""] * len(REPORTS)
+    assert ta.word_deletion(REPORTS, 1.0) == [" ".join(w for w in r.split() if is_protected(w)) for r in REPORTS]
     assert ta.word_deletion(["one two three"], 0.5)[0].count(" ") == 0  # 1.5 -> 2 deleted (half up)
 
 

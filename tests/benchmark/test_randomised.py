@@ -1,7 +1,7 @@
 """A randomised model (fresh noise on its image at every forward, `noisy_early_fusion` of
 examples/randomised_model/jittered.py) beside its deterministic twin (the same weights): detected, attacked with EOT,
 scored by the majority of its draws (issue 36). How far its figure then lies from the twin's is measured by
-suites/randomised_twin.yaml (docs/honest-numbers.md), not asserted here: on 40 samples at 32 px and 20 steps the
+examples/randomised_model/randomised_twin.yaml (docs/honest-numbers.md), not asserted here: on 40 samples at 32 px and 20 steps the
 two differ by 12.5 points, within what this budget can tell. The adaptive pass of a gradient attack on a randomised model
 (EOT at full strength) is tested on a small model in tests/attacks/test_input_defenses.py."""
 from __future__ import annotations
