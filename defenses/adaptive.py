@@ -129,7 +129,7 @@ class Adapted(nn.Module):
                     return torch.stack([out[0]] + [self.module(*args) for _ in range(self.draws - 1)]).mean(0)
             parts.append(out.sum(0))
             left -= times
-        return (torch.stack(parts).sum(0) / self.draws).reshape(rows, *parts[0].shape[1:])
+        return torch.stack(parts).sum(0) / self.draws
 
 
 def takes_rounding_steps(module: nn.Module, *args: Any) -> bool:
