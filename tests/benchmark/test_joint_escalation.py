@@ -2,13 +2,11 @@
 each round, against the adversarial reports held fixed, so a joint cell's figure is converged by construction."""
 from __future__ import annotations
 
-import pytest
-
 import mmrb
 from benchmark.run.engine import escalation_of
 from benchmark.spec.suite import AttackSpec
 
-EPS = 8 / 255
+EPS = 2 / 255  # at 8/255 the first joint run breaks every sample under some CPU kernels: nothing left to check
 LIMIT = 40
 
 
@@ -41,4 +39,4 @@ def test_a_joint_cell_is_escalated_and_a_four_times_longer_run_finds_at_most_one
     short, long = rows.loc["joint-10"], rows.loc["joint-40"]
     assert short["check_rounds"] >= 1 and short["robust_accuracy"] <= short["as_run_robust_accuracy"]
     assert long["robust_accuracy"] >= short["robust_accuracy"] - 1 / LIMIT - 1e-9, (short, long)
-    assert short["label_kept"] == pytest.approx(short["label_kept"])  # recorded for the joint attack's reports
+    assert 0 < short["label_kept"] <= 1  # recorded for the joint attack's reports (share whose label the words keep)
