@@ -100,6 +100,13 @@ def assert_joint_budget(clean: np.ndarray, adv: np.ndarray, epsilon: float, text
     hotflip.assert_budget(texts, adv_texts, fraction, "co_attack")
 
 
+def dual_encoder(model: torch.nn.Module) -> bool:
+    """Whether the model is a CLIP-style dual encoder that exposes both embeddings (`encode_image`, and
+    `encoder.encode_text` of its tokens): SGA's cross-modal loss applies."""
+    return callable(getattr(model, "encode_image", None)) and \
+        callable(getattr(getattr(model, "encoder", None), "encode_text", None))
+
+
 def rescaled(x: torch.Tensor, scale: float) -> torch.Tensor:
     """`x` resized by `scale` and back to its own size (bilinear, differentiable): SGA's scale-set augmentation for
     models that take one input size. Scale 1 is the identity."""
@@ -113,13 +120,16 @@ def rescaled(x: torch.Tensor, scale: float) -> torch.Tensor:
 def guided_pgd(model: torch.nn.Module, clean: np.ndarray, labels: np.ndarray, epsilon: float, steps: int, size: float,
                seed: int, guides: list[dict[str, torch.Tensor]], anchor: dict[str, torch.Tensor],
                scored: dict[str, torch.Tensor], weight: float = 1.0, random_start: bool = True,
-               scales: tuple[float, ...] = (1.0,), start: np.ndarray | None = None) -> np.ndarray:
+               scales: tuple[float, ...] = (1.0,), start: np.ndarray | None = None,
+               cross_modal: bool = False) -> np.ndarray:
     """L∞ PGD on the images (sign steps of `size`, projected on ε around `clean` and [0, 1]) maximising, averaged over
     every report set in `guides` (tokenized, one report per sample) and every image scale in `scales`, the negative
     true-class margin plus `weight` × the cosine distance of the fused representation from the clean pair's (`clean`
     with the `anchor` reports, scale 1). Per sample the iterate of lowest true-class margin with the `scored` reports
     at scale 1 is returned. `start`: the first iterate (e.g. an earlier stage's), else `clean` (+ uniform noise of
-    size ε with `random_start`, drawn from `seed`). BPDA through rounding steps, like mmrb's pgd."""
+    size ε with `random_start`, drawn from `seed`). BPDA through rounding steps, like mmrb's pgd. `cross_modal` (a
+    dual encoder, `dual_encoder`): the loss is instead SGA's image-text alignment — the cosine distance of each scaled
+    image's embedding from each guiding report's embedding — and the classifier only picks the iterate."""
     device = next(model.parameters()).device
     on = lambda tokens: {k: v.to(device) for k, v in tokens.items()}  # noqa: E731
     shared = len(guides) == 1 and guides[0] is scored and tuple(scales) == (1.0,)  # one forward scores and steps
@@ -131,6 +141,8 @@ def guided_pgd(model: torch.nn.Module, clean: np.ndarray, labels: np.ndarray, ep
     try:
         with torch.no_grad():
             _, reference = _represent(model, x0, anchor)
+            embedded = [F.normalize(model.encoder.encode_text(g["input_ids"]), dim=-1) for g in guides] \
+                if cross_modal else []
         if start is not None:
             x = torch.as_tensor(start, device=device)
         elif random_start:
@@ -143,7 +155,7 @@ def guided_pgd(model: torch.nn.Module, clean: np.ndarray, labels: np.ndarray, ep
             x = x.detach().requires_grad_(step < steps)
             with torch.enable_grad():
                 terms = [(_represent(model, rescaled(x, scale), tokens), scale) for tokens in guides for scale in scales] \
-                    if step < steps or shared else []
+                    if (step < steps and not cross_modal) or shared else []
                 if shared:
                     margin = true_margin(terms[0][0][0].detach(), y)
                 else:
@@ -153,9 +165,13 @@ def guided_pgd(model: torch.nn.Module, clean: np.ndarray, labels: np.ndarray, ep
                 best[better], best_margin[better] = x.detach()[better], margin[better]
                 if step == steps:
                     break
-                loss = sum((-true_margin(logits, y) + weight * (1 - F.cosine_similarity(rep, reference, dim=1))).sum()
-                           for (logits, rep), _ in terms)
-                grad, = torch.autograd.grad(loss / len(terms), x)
+                if cross_modal:
+                    loss = sum((1 - F.cosine_similarity(model.encode_image(rescaled(x, scale)), text, dim=1)).sum()
+                               for scale in scales for text in embedded) / (len(scales) * len(embedded))
+                else:
+                    loss = sum((-true_margin(logits, y) + weight * (1 - F.cosine_similarity(rep, reference, dim=1))).sum()
+                               for (logits, rep), _ in terms) / len(terms)
+                grad, = torch.autograd.grad(loss, x)
             x = torch.min(torch.max(x.detach() + size * grad.sign(), x0 - epsilon), x0 + epsilon).clamp(0, 1)
     finally:
         model.train(mode)

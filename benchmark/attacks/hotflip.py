@@ -111,7 +111,8 @@ def _gradient_view_class() -> type:
             finally:
                 hook.remove()
                 self.model.zero_grad(set_to_none=True)
-            grad = captured[0].grad[0].detach().cpu()
+            # summed over every forward and row the view's model made (one, or one per image of a scale set)
+            grad = sum(c.grad.sum(0) for c in captured if c.grad is not None).detach().cpu()
             out_grad, out_ids, at = np.zeros((len(words), grad.shape[1]), np.float32), [], 1
             for j, word in enumerate(pieces):
                 end = min(at + len(word), len(ids) - 1)

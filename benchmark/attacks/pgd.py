@@ -12,8 +12,9 @@ What no library attack here does at once:
 
 params: `steps` (100), `restarts` (1), `step_size` (2.5·ε/steps), `random_start` (true: the first restart too starts
 at a random point of the ε-ball), `loss` ("margin": the true-class logit minus the other's, free of softmax
-saturation; or "ce"), `eot` (1), `bpda` (true), `batch_size` (128). Per sample, the input with the lowest true-class
-margin over all iterates and restarts is returned.
+saturation; or "ce"), `eot` (1), `bpda` (true), `batch_size` (128), `early_stop` (true; false: every sample runs
+every step of every restart, as transfer attacks do — the baseline SGA's transfer gain is measured against). Per
+sample, the input with the lowest true-class margin over all iterates and restarts is returned.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from mmrb.core.errors import AttackError
 from wrappers.training import model_device
 
 DEFAULTS: dict[str, Any] = {"steps": 100, "restarts": 1, "step_size": None, "random_start": True, "loss": "margin",
-                            "eot": 1, "bpda": True, "batch_size": 128}
+                            "eot": 1, "bpda": True, "batch_size": 128, "early_stop": True}
 LOSSES = ("margin", "ce")
 #: Second word of the random-start generator's seed (keeps its draws apart from other streams of the same seed).
 START_STREAM = 0x70676400
@@ -51,7 +52,7 @@ def check(params: dict[str, Any]) -> list[Problem]:
         problems.append(("params.step_size", f"a positive number (default 2.5·ε/steps); got {size!r}"))
     if params.get("loss", "margin") not in LOSSES:
         problems.append(("params.loss", f"one of {', '.join(LOSSES)}; got {params.get('loss')!r}"))
-    for key in ("random_start", "bpda"):
+    for key in ("random_start", "bpda", "early_stop"):
         if not isinstance(params.get(key, True), bool):
             problems.append((f"params.{key}", f"true or false; got {params.get(key)!r}"))
     return problems
@@ -95,7 +96,7 @@ def craft(params: dict[str, Any], target: Target, epsilon: float | None, seed: i
             p["bpda"] = takes_rounding_steps(model, torch.as_tensor(clean[rows], device=device),
                                              None if tokens is None else {k: v[rows].to(device) for k, v in tokens.items()})
         for restart in range(int(p["restarts"])):
-            standing = np.flatnonzero(best_margin >= 0)
+            standing = np.flatnonzero(best_margin >= 0) if p["early_stop"] else np.arange(n)
             if not len(standing):
                 break
             start = _starts(clean[standing], epsilon, seed, restart) if (p["random_start"] or restart) \
@@ -116,7 +117,8 @@ def craft(params: dict[str, Any], target: Target, epsilon: float | None, seed: i
 def _run(model: torch.nn.Module, clean: np.ndarray, start: np.ndarray, labels: np.ndarray,
          tokens: dict[str, torch.Tensor] | None, epsilon: float, steps: int, size: float, p: dict[str, Any],
          device: torch.device, seen: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One restart on one batch, with early stop: (best input, its margin, forward passes) per row."""
+    """One restart on one batch, with early stop unless `p["early_stop"]` is false: (best input, its margin, forward
+    passes) per row."""
     x0 = torch.as_tensor(clean, device=device)
     x = torch.as_tensor(start, device=device).clone()
     y = torch.as_tensor(labels, dtype=torch.long, device=device)
@@ -138,7 +140,8 @@ def _run(model: torch.nn.Module, clean: np.ndarray, start: np.ndarray, labels: n
             better = m < best_margin[active]
             best[active[better]] = xa.detach()[better]
             best_margin[active[better]] = m[better]
-            keep = m >= 0  # early stop: a misclassified iterate is this sample's adversarial input
+            # early stop: a misclassified iterate is this sample's adversarial input
+            keep = m >= 0 if p["early_stop"] else torch.ones_like(m, dtype=torch.bool)
             if step == steps or not bool(keep.any()):
                 break
             if p["loss"] == "ce":

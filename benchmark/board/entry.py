@@ -197,12 +197,21 @@ class OperatingPoint(_Block):
 
 
 class Reliance(_Block):
-    """The modality-reliance index (benchmark.evaluation.reliance) at `epsilon`: the joint attack's drop minus the larger of the
-    two single-modality drops, mean over the training seeds ± the seed t-interval half-width."""
+    """The modality-reliance index (benchmark.evaluation.reliance) at `epsilon`. Protocol ≥ 6 (`definition:
+    only_joint`): the share of (seed, sample) pairs that only the joint attack breaks, with its two-level bootstrap
+    interval (`low`, `high`), the counts and, for a saturated case, the words (`said`). Earlier entries: the joint
+    attack's drop minus the larger single-modality drop, mean over seeds ± the seed t half-width."""
 
     epsilon: float
+    definition: str = "drop"
     index: Figure = None
+    low: Figure = None
+    high: Figure = None
     halfwidth: Figure = None
+    only_joint: Count = None
+    missed: Count = None
+    pairs: Count = None
+    said: str | None = None
     joint_drop: Figure = None
     single_drop: Figure = None
     seeds: Count = None

@@ -54,10 +54,12 @@ GLOSSARY = {
                         "held-out samples at the protocol's specificity (benchmark.evaluation.clinical)",
     "A→N / N→A": "decisions the rank attack flipped per seed at that threshold: abnormal studies called normal "
                  "(false reassurance) and normal studies called abnormal (a false alarm)",
-    "modality reliance (pt)": "what attacking both modalities at once reveals: the joint attack's drop from clean minus "
-                              "the larger of the image attack's (same ε) and the text attack's drop, in points (mean "
-                              "± seed half-width; benchmark.evaluation.reliance). Positive: the model leans on both modalities; "
-                              "near 0: one modality carries the decision",
+    "modality reliance (pt)": "what attacking both modalities at once reveals (benchmark.evaluation.reliance). "
+                              "Protocol ≥ 6: the share (%) of (seed, sample) pairs that only the joint attack — the "
+                              "rank attack's image part against the adversarial report — breaks, with its bootstrap "
+                              "interval over seeds and samples; high: the model leans on both modalities; 0: one "
+                              "modality carries every decision the attacks move. Earlier protocols: the joint attack's "
+                              "drop minus the larger single-modality drop, in points (mean ± seed half-width)",
     "corruption mCE": "corruption error summed over 5 severities, relative to the protocol's named baseline model, "
                       "mean over corruption kinds (%; 100 = the baseline, lower is better)",
 }
@@ -153,6 +155,11 @@ def reliance(entry: dict[str, Any]) -> tuple[Interval, str]:
     rank ε where a joint cell is there; nan where the entry has no joint cell or not both single-modality attacks."""
     block = entry.get("reliance")
     missing: Interval = (math.nan,) * 3
+    if isinstance(block, dict) and block.get("definition") == "only_joint" and finite(num(block.get("index"))):
+        how = f"at ε {num(block.get('epsilon')):.4g}, {block.get('only_joint')} of {block.get('pairs')} (seed, sample) " \
+              f"pairs, {block.get('seeds')} seeds"
+        return (num(block["index"]), num(block.get("low")), num(block.get("high"))), \
+            how + (f"; {block['said']}" if block.get("said") else "")
     if isinstance(block, dict) and finite(num(block.get("index"))):
         value, hw = num(block["index"]), num(block.get("halfwidth"))
         bounds = (value - hw, value + hw) if finite(hw) else (math.nan, math.nan)

@@ -128,13 +128,22 @@ def correct_matrix(frame: pd.DataFrame, model: str, attack: str, epsilon: float 
     return table.sort_index().sort_index(axis=1).to_numpy(dtype=bool)
 
 
-def entry_evidence(folder: Path, model: str, attack: str, epsilon: float | None) -> dict[str, Any] | None:
-    """The `evidence` block of a leaderboard entry from its run folder: the rank cell's per-sample decisions and the
-    model's broken samples (None where the run wrote no samples.csv)."""
+def read_samples(folder: Path) -> pd.DataFrame | None:
+    """A run folder's samples.csv as written (sample ids as text, ε blank for the cells without one); None where the
+    run wrote none."""
     path = Path(folder) / SAMPLES_NAME
     if not path.is_file():
         return None
-    frame = pd.read_csv(path, dtype={"sample_id": str}, keep_default_na=False, na_values={"epsilon": [""]})
+    return pd.read_csv(path, dtype={"sample_id": str, "model": str, "attack": str}, keep_default_na=False,
+                       na_values={"epsilon": [""]})
+
+
+def entry_evidence(folder: Path, model: str, attack: str, epsilon: float | None) -> dict[str, Any] | None:
+    """The `evidence` block of a leaderboard entry from its run folder: the rank cell's per-sample decisions and the
+    model's broken samples (None where the run wrote no samples.csv)."""
+    frame = read_samples(folder)
+    if frame is None:
+        return None
     ids = sorted(frame["sample_id"].unique())
     broken_path = Path(folder) / BROKEN_NAME
     broken = json.loads(broken_path.read_text()) if broken_path.is_file() else []

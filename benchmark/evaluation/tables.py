@@ -14,7 +14,8 @@ import pandas as pd
 from benchmark.evaluation.aggregate import aggregate, with_interval
 from benchmark.evaluation.baselines import baseline_table, below_text_only, operating_table
 from benchmark.evaluation.corruption_summary import corruption_table, rank_comparison
-from benchmark.evaluation.reliance import reliance_table
+from benchmark.evaluation.evidence import read_samples
+from benchmark.evaluation.reliance import joint_comparison, reliance_table, shown
 from mmrb.core.stats import mean_interval
 
 
@@ -166,17 +167,22 @@ def transfer_matrices(rows: Iterable[dict[str, Any]], metric: str = "robust_f1")
 
 
 def transfer_gains(rows: Iterable[dict[str, Any]]) -> dict[str, pd.DataFrame]:
-    """What each transfer attack adds over the first one the suite lists (e.g. SGA over PGD): per target (rows) and
-    source (columns), attack − reference robust accuracy in points, paired by training seed (mean ± t half-width;
-    negative: the attack transfers better). Keyed 'ATTACK − REFERENCE, ε=…'."""
+    """What each transfer attack adds over the first one the suite lists (e.g. SGA over PGD) and each later joint
+    attack over the first joint attack listed (e.g. SGA over the sequential joint attack: the text attack held equal):
+    per target (rows) and source (columns), attack − reference robust accuracy in points, paired by training seed
+    (mean ± t half-width; negative: the attack transfers better). Keyed 'ATTACK − REFERENCE, ε=…'."""
     frame = pd.DataFrame([r for r in rows if r.get("transfer_source") and not r.get("error")])
     if frame.empty or frame["attack"].nunique() < 2:
         return {}
     labels = list(dict.fromkeys(frame["attack"]))
-    reference, keys = labels[0], ["model", "transfer_source", "seed", "epsilon"]
-    base = frame[frame["attack"] == reference].set_index(keys)["robust_accuracy"]
+    joint = [a for a in labels if (frame.loc[frame["attack"] == a, "modality"] == "joint").any()]
+    pairs = [(label, labels[0]) for label in labels[1:]]
+    if joint and joint[0] != labels[0]:
+        pairs += [(label, joint[0]) for label in joint[1:]]
+    keys = ["model", "transfer_source", "seed", "epsilon"]
     out = {}
-    for label in labels[1:]:
+    for label, reference in pairs:
+        base = frame[frame["attack"] == reference].set_index(keys)["robust_accuracy"]
         other = frame[frame["attack"] == label].set_index(keys)["robust_accuracy"]
         paired = (other - base).dropna().reset_index()
         for epsilon, group in paired.groupby("epsilon", sort=True):
@@ -195,16 +201,18 @@ def soundness_table(frame: pd.DataFrame) -> pd.DataFrame:
     return soundness_flags(frame, noise_labels(frame), floor_labels(frame))
 
 
-def reliance_markdown(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> str:
-    """The modality-reliance index per multimodal model and ε (benchmark.evaluation.reliance) as Markdown; '' where no model has
-    the cells."""
-    table = reliance_table(rows)
+def reliance_markdown(samples: pd.DataFrame | None, rows: Iterable[dict[str, Any]] | pd.DataFrame = ()) -> str:
+    """The modality-reliance index per multimodal model and ε (benchmark.evaluation.reliance) from the run's per-sample
+    evidence as Markdown; '' where no model has the cells."""
+    table = reliance_table(samples, rows)
     if table.empty:
         return ""
-    shown = pd.DataFrame({"model": table["model"], "ε": table["epsilon"].map(lambda e: f"{e:.4g}"),
-                          "reliance": [f"{100 * r:+.1f} ± {100 * h:.1f}" for r, h in zip(table["reliance"], table["reliance_hw"])],
-                          "seeds": table["seeds"]})
-    return shown.to_markdown(index=False)
+    out = pd.DataFrame({"model": table["model"], "ε": table["epsilon"].map(lambda e: f"{e:.4g}"),
+                        "only the joint attack breaks (%) [95 % bootstrap]": [shown(r) for _, r in table.iterrows()],
+                        "pairs": [f"{o} of {p}" for o, p in zip(table["only_joint"], table["pairs"])],
+                        "joint misses (pairs a single attack breaks)": table["missed"], "seeds": table["seeds"],
+                        "joint attack(s)": table["joint_attacks"]})
+    return out.to_markdown(index=False)
 
 
 def write_tables(rows: list[dict[str, Any]], out_dir: str | Path, baseline: str | None = None,
@@ -240,10 +248,26 @@ def write_tables(rows: list[dict[str, Any]], out_dir: str | Path, baseline: str 
         parts += ["## Defenses: adaptive robust accuracy (%; BPDA/EOT for input defenses: the ranked figure), the naive "
                   "one, and the paired difference to the undefended model over training seeds (mean ± 95 % t; p "
                   "Holm-corrected over this table)", "", defenses.to_markdown(index=False), ""]
-    reliance = reliance_markdown(rows)
+    samples = read_samples(out_dir)
+    reliance = reliance_markdown(samples, rows)
+    compared = joint_comparison(samples)
+    if len(compared):
+        shown_pairs = pd.DataFrame({
+            "model": compared["model"], "ε": compared["epsilon"].map(lambda e: f"{e:.4g}"),
+            "attack − reference": compared["attack"] + " − " + compared["reference"],
+            "robust accuracy difference (pt) [95 % bootstrap]": [
+                f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+                for d, lo, hi in zip(compared["difference"], compared["low"], compared["high"])],
+            "right only under attack / reference": [f"{a} / {b}" for a, b in zip(compared["attack_only"],
+                                                                                    compared["reference_only"])],
+            "verdict": compared["verdict"]})
+        parts += ["## Joint attacks compared: each against the first joint attack of the run, on the same (seed, "
+                  "sample) pairs — two-level bootstrap over seeds and samples, McNemar mid-p, Holm over this table "
+                  "(negative: stronger than the reference)", "", shown_pairs.to_markdown(index=False), ""]
     if reliance:
-        parts += ["## Modality reliance: the joint attack's drop minus the larger single-modality drop at the same ε "
-                  "(percentage points, mean over seeds ± t half-width)", "", reliance, ""]
+        parts += ["## Modality reliance: the share of (seed, sample) pairs that only the joint attack breaks — no image "
+                  "attack at the same ε and no text attack (report corruptions are not attacks) — with its two-level "
+                  "bootstrap interval over seeds and samples", "", reliance, ""]
     parts += ["## Soundness flags", "", markdown(flags.set_index("flag"), "flag") if len(flags) else "none raised", ""]
     (out_dir / "accuracy.md").write_text("\n".join(parts))
     clinical = clinical_parts(frame, baseline, labels)

@@ -353,7 +353,7 @@ def extras(record, suite: Suite, documents: list[dict[str, Any]], rank: dict[str
     corruption = corruption_figure(aggregate(record.rows), model, suite.corruption_baseline)
     if corruption is not None:
         out["corruption"] = corruption
-    reliance = entry_reliance(record.rows, model, rank_by.epsilon)
+    reliance = entry_reliance(Path(record.results_path).parent, record.rows, model, rank_by.epsilon)
     if reliance is not None:
         out["reliance"] = reliance
     if rank is not None and suite.operating_point is not None and rank.get("robust_sensitivity") is not None:
@@ -363,17 +363,19 @@ def extras(record, suite: Suite, documents: list[dict[str, Any]], rank: dict[str
     return out
 
 
-def entry_reliance(rows: list[dict[str, Any]], model: str, epsilon: float) -> dict[str, Any] | None:
-    """The modality-reliance index of the run's model from its per-seed rows (benchmark.evaluation.reliance), at the rank ε where
-    a joint cell is there, else at the largest ε of its joint cells; None for a model without both modalities' cells."""
+def entry_reliance(folder: Path, rows: list[dict[str, Any]], model: str, epsilon: float) -> dict[str, Any] | None:
+    """The model's modality-reliance index from the per-sample evidence in the run `folder` (benchmark.evaluation.reliance)
+    at the rank ε, else the largest ε of its joint cells; None for a model without both modalities' cells."""
+    from benchmark.evaluation.evidence import read_samples
     from benchmark.evaluation.reliance import at_epsilon, reliance_table
 
-    table = reliance_table(rows)
+    table = reliance_table(read_samples(folder), rows)
     row = at_epsilon(table[table["model"] == model].to_dict("records") if not table.empty else [], epsilon)
     if row is None:
         return None
-    return {"epsilon": float(row["epsilon"]), "index": float(row["reliance"]), "halfwidth": _json_value(row["reliance_hw"]),
-            "joint_drop": float(row["joint_drop"]), "single_drop": float(row["single_drop"]), "seeds": int(row["seeds"])}
+    counts = {k: int(row[k]) for k in ("only_joint", "missed", "pairs", "seeds")}
+    return {"epsilon": float(row["epsilon"]), "definition": "only_joint", "index": float(row["reliance"]),
+            "low": float(row["low"]), "high": float(row["high"]), **counts, "said": row["said"] or None}
 
 
 def _json_value(value: Any) -> Any:

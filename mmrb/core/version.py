@@ -11,4 +11,8 @@ __version__ = "0.1.0"
 #: and the rank cell's per-sample evidence (adjacent entries separated by a paired test).
 #: 5: trained BatchNorm statistics recomputed on the training data after training (the image models of protocol 4
 #: could predict one class in eval mode at some seeds), near-constant and chance-level models unranked.
-PROTOCOL_VERSION = "5"
+#: 6: the joint attack is the rank attack's image part (the standard evaluation) run against the synonym-swapped
+#: report, and the modality-reliance index is per sample — the share of (seed, sample) pairs only the joint attack
+#: breaks, with a seeds × samples bootstrap interval; report corruptions are not text attacks; text attacks keep
+#: the words that carry the label and every adversarial report is re-labelled (`label_kept`).
+PROTOCOL_VERSION = "6"

@@ -331,32 +331,46 @@ def test_every_multimodal_entry_shows_its_modality_reliance(tmp_path):
     from_means = make_entry("older_fusion", "1", 0.60, 0.05)
     image_only = make_entry("image_model", "1", 0.35, 0.05)
     image_only["cells"] = [c for c in image_only["cells"] if c["modality"] in ("none", "image")]
-    for entry in (recorded, from_means):  # the text floor is mmrb's probe, not a text attack
+    per_sample = make_entry("new_fusion", "1", 0.40, 0.05)  # protocol ≥ 6: the share only the joint attack breaks
+    per_sample["reliance"] = {"epsilon": EPS, "definition": "only_joint", "index": 0.0, "low": 0.0, "high": 0.0,
+                              "only_joint": 0, "missed": 2, "pairs": 120, "seeds": 3,
+                              "said": "none of 120 (seed, sample) pairs is broken by the joint attack alone"}
+    for entry in (recorded, from_means, per_sample):  # the text floor is mmrb's probe, not a text attack
         next(c for c in entry["cells"] if c["attack"] == "floor")["attack_source"] = "mmrb"
     directory = write_entries(tmp_path, {"1": [("recorded_fusion", recorded), ("older_fusion", from_means),
-                                               ("image_model", image_only)]})
+                                               ("image_model", image_only), ("new_fusion", per_sample)]})
     build_board(directory)
     page = (directory / HTML_NAME).read_text()
     assert "<th scope=\"col\"" in page and "modality reliance (pt)</th>" in page
     rows = {m: page.split(f"<tr><td>{m}</td>", 1)[1].split("</tr>", 1)[0] for m in ("recorded_fusion", "older_fusion",
-                                                                                     "image_model")}
+                                                                                     "image_model", "new_fusion")}
+    assert "0 of 120 (seed, sample) pairs" in rows["new_fusion"] and "none of 120" in rows["new_fusion"]
     assert "12.8 ± 9.8" in rows["recorded_fusion"] and "3 seeds" in rows["recorded_fusion"]
     assert ">10.0 <span class=\"attack\">(at ε 0.03137, from the seed means" in rows["older_fusion"]
     assert rows["image_model"].rstrip().endswith("<td class=\"num\" data-sort=\"\">–</td>")
 
 
-def test_a_submission_records_the_reliance_index_of_its_seeds():
-    from benchmark.evaluation.reliance import reliance_table
+def test_a_submission_records_the_reliance_index_of_its_samples(tmp_path):
+    from benchmark.evaluation.evidence import SAMPLES_NAME
     from benchmark.submission.submit import entry_reliance
 
-    rows = [{"model": "m", "seed": seed, "modality": modality, "epsilon": eps, "robust_accuracy": value}
-            for seed, shift in enumerate((0.0, 0.05, -0.05))
-            for modality, eps, value in (("none", None, 0.9), ("image", EPS, 0.5 + shift), ("image", 0.2, 0.2), ("text", None, 0.6),
-                                         ("joint", EPS, 0.3 + 2 * shift), ("joint", 0.2, 0.1))]
-    found = entry_reliance(rows, "m", EPS)
-    expected = reliance_table(rows).query("epsilon == @EPS").iloc[0]
-    assert found["epsilon"] == EPS and found["seeds"] == 3
-    assert found["index"] == pytest.approx(expected["reliance"]) and found["halfwidth"] == pytest.approx(expected["reliance_hw"])
-    assert found["index"] == pytest.approx(0.2)  # (0.9 − 0.3) − (0.9 − 0.5), the shifts cancel in the mean
-    assert entry_reliance(rows, "m", 0.5)["epsilon"] == 0.2  # no joint cell at that ε: the largest there is
-    assert entry_reliance([r for r in rows if r["modality"] != "joint"], "m", EPS) is None
+    # 3 seeds × 10 samples; at EPS the joint attack alone breaks samples 0-1, at 0.2 sample 0; the image attack 2-4
+    samples = [{"sample_id": f"s{i}", "model": "m", "seed": seed, "attack": attack, "modality": modality,
+                "epsilon": eps, "label": 1, "clean_prediction": 1, "broken": broken(i)}
+               for seed in range(3) for i in range(10)
+               for attack, modality, eps, broken in (("clean", "none", None, lambda i: False),
+                                                     ("PGD", "image", EPS, lambda i: 2 <= i <= 4),
+                                                     ("PGD", "image", 0.2, lambda i: i >= 2),
+                                                     ("swap", "text", None, lambda i: False),
+                                                     ("joint", "joint", EPS, lambda i: i <= 4),
+                                                     ("joint", "joint", 0.2, lambda i: True))]
+    import pandas as pd
+
+    pd.DataFrame(samples).to_csv(tmp_path / SAMPLES_NAME, index=False)
+    found = entry_reliance(tmp_path, [], "m", EPS)
+    assert found["epsilon"] == EPS and found["seeds"] == 3 and found["definition"] == "only_joint"
+    assert found["index"] == pytest.approx(0.2) and found["only_joint"] == 6 and found["pairs"] == 30
+    assert 0 <= found["low"] <= found["index"] <= found["high"] <= 1
+    assert entry_reliance(tmp_path, [], "m", 0.5)["epsilon"] == 0.2  # no joint cell at that ε: the largest there is
+    pd.DataFrame([r for r in samples if r["modality"] != "joint"]).to_csv(tmp_path / SAMPLES_NAME, index=False)
+    assert entry_reliance(tmp_path, [], "m", EPS) is None
