@@ -6,7 +6,8 @@ of the masked LM at the word's position in the unmasked report, sub-word words b
 run on each report with its own image bound. The recipe's Universal Sentence Encoder constraint is left out: it is a
 hub download. The masked LM is `wrappers.masked_lm`'s, trained on the suite's training reports (the attacker knows the
 report distribution, not the model), or a real one from a local folder (`masked_lm: path/to/folder`, written with
-`save_pretrained`). Budget: at most `round_half_up(word_fraction × n_words)` whitespace words change per report
+`save_pretrained`). `objective: embedding`: Co-Attack's text objective (benchmark.attacks.text_objective).
+Budget: at most `round_half_up(word_fraction × n_words)` whitespace words change per report
 (asserted); the paper's budget is 40 % of the words, mmrb's default the text attacks' 10 %.
 
 A masked LM proposes words that fit the context, which in a radiology report can be the opposite finding ("no
@@ -25,10 +26,11 @@ from benchmark.attacks import Crafted, Problem, Target
 from benchmark.attacks import text as ta
 from benchmark.attacks.hotflip import assert_budget, per_report
 from benchmark.attacks.registry import register_attack
+from benchmark.attacks.text_objective import aim_at_embeddings, goal_for, objective_problems
 from mmrb.core.errors import AttackError
 from wrappers.masked_lm import load_masked_lm, masked_lm_of  # at the top: its code is part of the cell key
 
-DEFAULTS = {"word_fraction": 0.1, "max_candidates": 48, "lm_epochs": 60}
+DEFAULTS = {"word_fraction": 0.1, "max_candidates": 48, "lm_epochs": 60, "objective": "classification"}
 
 
 def _problems(params: dict[str, Any]) -> list[Problem]:
@@ -41,6 +43,7 @@ def _problems(params: dict[str, Any]) -> list[Problem]:
         value = params.get(name, DEFAULTS[name])
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             problems.append((f"params.{name}", f"a positive whole number; got {value!r}"))
+    problems += objective_problems(params)
     folder = params.get("masked_lm")
     if folder is not None and not (Path(str(folder)) / "config.json").is_file():
         problems.append(("params.masked_lm", f"{folder!r} is not a folder written with save_pretrained (no "
@@ -63,14 +66,13 @@ def _bert_attack(view, tokenizer, lm, max_candidates: int, max_words: int):
     import textattack
     from textattack.constraints.overlap import MaxWordsPerturbed
     from textattack.constraints.pre_transformation import RepeatModification, StopwordModification
-    from textattack.goal_functions import UntargetedClassification
     from textattack.search_methods import GreedyWordSwapWIR
     from textattack.transformations import WordSwapMaskedLM
 
     with ta._quiet_textattack():
         swap = WordSwapMaskedLM(method="bert-attack", masked_language_model=lm, tokenizer=tokenizer,
                                 max_length=min(128, lm.config.max_position_embeddings), max_candidates=max_candidates)
-        attack = textattack.Attack(UntargetedClassification(view),
+        attack = textattack.Attack(goal_for(view),
                                    [RepeatModification(), StopwordModification(), MaxWordsPerturbed(max_num_words=max_words)],
                                    swap, GreedyWordSwapWIR(wir_method="unk"))
     attack.goal_function.batch_size = view.batch_size
@@ -78,7 +80,7 @@ def _bert_attack(view, tokenizer, lm, max_candidates: int, max_words: int):
 
 
 @register_attack("bert_attack", modality="text", bounded=False, black_box=True,
-                 params=("word_fraction", "max_candidates", "lm_epochs", "masked_lm"), check=_problems,
+                 params=("word_fraction", "max_candidates", "lm_epochs", "masked_lm", "objective"), check=_problems,
                  defaults=DEFAULTS, files=("masked_lm",))
 def bert_attack(params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
     """Masked-LM word substitutions on each report, its own image bound, at most its word budget."""
@@ -88,10 +90,13 @@ def bert_attack(params: dict[str, Any], target: Target, epsilon: float | None, s
     tokenizer, lm = masked_lm(params, target, seed)
     images = target.images if "image" in target.model.modalities else None
     view = ta._text_view_class()(target.model, images, batch_size=32)
+    objective = params.get("objective", "classification")
+    if objective == "embedding":  # Co-Attack's objective (benchmark.attacks.text_objective)
+        aim_at_embeddings(view, target.texts)
     adv, queries = per_report(target, fraction, seed, view,
                               lambda v, budget: _bert_attack(v, tokenizer, lm, max_candidates, budget))
     assert_budget(target.texts, adv, fraction, "bert_attack")
-    used = {"word_fraction": fraction, "max_candidates": max_candidates,
+    used = {"word_fraction": fraction, "max_candidates": max_candidates, "objective": objective,
             "masked_lm": str(params["masked_lm"]) if params.get("masked_lm") else "trained on the training reports"}
     if not params.get("masked_lm"):
         used["lm_epochs"] = int(params.get("lm_epochs", DEFAULTS["lm_epochs"]))

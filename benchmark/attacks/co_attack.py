@@ -4,19 +4,21 @@ text so the two add up, under one stated joint budget (image L∞ ε, word fract
 1. Text (`text_attack`): HotFlip word swaps (`benchmark.attacks.hotflip`), the gradient taken through the fused model
    with each report's own image, or BERT-Attack's masked-LM substitutions (`benchmark.attacks.bert_attack`, the
    paper's own text step; needs no BERT in the model, so it runs on the CLIP models); `auto` (the default) takes
-   HotFlip where the model has a BERT text encoder, else BERT-Attack. At most `round_half_up(word_fraction ×
+   HotFlip where the model has a BERT text encoder, else BERT-Attack. Each candidate is scored, as in the paper, by the
+   cosine distance of the fused representation from the clean pair's (`text_objective: embedding`,
+   benchmark.attacks.text_objective), and the budget is spent in full. At most `round_half_up(word_fraction ×
    n_words)` words per report.
 2. Image: PGD on the clean image with the adversarial text, maximising the classification loss plus `weight` × the
    cosine distance of the fused representation (the input of the model's `head`; its logits for a model without one)
    from the clean pair's (the paper's eq. 5, with the classifier's loss added as for a classifier).
 Both budgets are asserted on the output. params: `word_fraction` (0.1), `text_attack` (auto), `top_n` (5, HotFlip's
 candidates per word), `max_candidates` (48, BERT-Attack's), `steps` (20), `step_size` (2.5·ε/steps), `random_start`
-(true), `weight` (1.0).
+(true), `weight` (1.0), `text_objective` (`embedding`: the paper's — the text step's words are scored by the distance
+of the fused representation from the clean pair's, benchmark.attacks.text_objective; `classification`: by the
+decision).
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -27,21 +29,23 @@ import torch.nn.functional as F
 from benchmark.attacks import Crafted, Target, hotflip
 from benchmark.attacks.probes import true_margin
 from benchmark.attacks.registry import register_attack
+from benchmark.attacks.text_objective import OBJECTIVES, fused_representation
 from defenses.adaptive import StraightThrough
 from mmrb.core.errors import AttackError
 
 DEFAULTS: dict[str, Any] = {"word_fraction": 0.1, "text_attack": "auto", "top_n": 5, "max_candidates": 48, "steps": 20,
-                            "step_size": None, "random_start": True, "weight": 1.0}
+                            "step_size": None, "random_start": True, "weight": 1.0, "text_objective": "embedding"}
 #: The text steps a joint attack can take (`text_attack`); auto: HotFlip on a model with a BERT, else BERT-Attack.
 TEXT_ATTACKS = ("auto", "hotflip", "bert_attack")
 
 
 def text_attack_problems(params: dict[str, Any]) -> list[tuple[str, str]]:
     """An unknown `text_attack`, before any work."""
-    choice = params.get("text_attack", "auto")
-    if choice not in TEXT_ATTACKS:
-        return [("params.text_attack", f"one of {', '.join(TEXT_ATTACKS)}; got {choice!r}")]
-    return []
+    choice, objective = params.get("text_attack", "auto"), params.get("text_objective", "classification")
+    found = [] if choice in TEXT_ATTACKS else [("params.text_attack", f"one of {', '.join(TEXT_ATTACKS)}; got {choice!r}")]
+    if objective not in OBJECTIVES:
+        found.append(("params.text_objective", f"one of {', '.join(OBJECTIVES)}; got {objective!r}"))
+    return found
 
 
 def text_step(p: dict[str, Any], target: Target, seed: int) -> Crafted:
@@ -52,11 +56,13 @@ def text_step(p: dict[str, Any], target: Target, seed: int) -> Crafted:
     choice = p.get("text_attack", "auto")
     if choice == "auto":
         choice = "hotflip" if hotflip.bert_encoder(target.model) is not None else "bert_attack"
+    objective = p.get("text_objective", "classification")
     if choice == "hotflip":
-        crafted = hotflip.hotflip({"word_fraction": p["word_fraction"], "top_n": p["top_n"]}, target, None, seed)
+        crafted = hotflip.hotflip({"word_fraction": p["word_fraction"], "top_n": p["top_n"], "objective": objective},
+                                  target, None, seed)
     else:
-        crafted = bert_attack.bert_attack({"word_fraction": p["word_fraction"], "max_candidates": p["max_candidates"]},
-                                          target, None, seed)
+        crafted = bert_attack.bert_attack({"word_fraction": p["word_fraction"], "max_candidates": p["max_candidates"],
+                                           "objective": objective}, target, None, seed)
     return replace(crafted, params={**crafted.params, "text_attack": choice})
 
 
@@ -71,19 +77,6 @@ def joint_setup(name: str, params: dict[str, Any], defaults: dict[str, Any], tar
     p = {**defaults, **params}
     steps = int(p["steps"])
     return p, float(p["word_fraction"]), steps, float(p["step_size"] or 2.5 * epsilon / steps)
-
-
-@contextlib.contextmanager
-def fused_representation(model: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
-    """Collect what the model's `head` receives on each forward (empty when it has no head: logits are used)."""
-    seen: list[torch.Tensor] = []
-    head = getattr(model, "head", None)
-    hook = head.register_forward_hook(lambda m, inputs, out: seen.append(inputs[0])) if head is not None else None
-    try:
-        yield seen
-    finally:
-        if hook is not None:
-            hook.remove()
 
 
 def _represent(model, images, tokens) -> tuple[torch.Tensor, torch.Tensor]:

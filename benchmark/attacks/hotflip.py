@@ -5,6 +5,8 @@ swap of the same word budget as its control.
 word importance) around `WordSwapGradientBased`, fed by a gradient view of mmrb's BERT models: `get_grad` returns one
 gradient and one id per *word* (the word's word-pieces summed; its first piece's id), each sample scored with its own
 image. Budget: at most `round_half_up(word_fraction × n_words)` whitespace words change per report (asserted).
+`objective: embedding`: the gradient and the search follow Co-Attack's objective instead, the fused representation's
+distance from the clean pair's (benchmark.attacks.text_objective).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import torch
 from benchmark.attacks import Crafted, Target
 from benchmark.attacks import text as ta
 from benchmark.attacks.registry import register_attack
+from benchmark.attacks.text_objective import aim_at_embeddings, distance, goal_for, objective_problems, represent
 from benchmark.data.report_terms import PROTECTED, is_protected
 from mmrb.core.errors import AttackError
 
@@ -106,8 +109,10 @@ def _gradient_view_class() -> type:
                 image = None if not self.uses_images else torch.as_tensor(self.images[self.index:self.index + 1],
                                                                           dtype=torch.float32, device=device)
                 with torch.enable_grad():
-                    logits = self.model(image, tokens)
-                    torch.nn.functional.cross_entropy(logits, logits.argmax(1)).backward()
+                    logits, rep = represent(self.model, image, tokens)
+                    reference = getattr(self, "reference", None)
+                    (torch.nn.functional.cross_entropy(logits, logits.argmax(1)) if reference is None  # away from
+                     else distance(rep, reference[self.index]).sum()).backward()  # the decision / the clean pair
             finally:
                 hook.remove()
                 self.model.zero_grad(set_to_none=True)
@@ -128,7 +133,6 @@ def _hotflip_attack(view, top_n: int, max_words: int):
     import textattack
     from textattack.constraints.overlap import MaxWordsPerturbed
     from textattack.constraints.pre_transformation import RepeatModification, StopwordModification
-    from textattack.goal_functions import UntargetedClassification
     from textattack.search_methods import GreedyWordSwapWIR
     from textattack.transformations import WordSwapGradientBased
 
@@ -139,7 +143,7 @@ def _hotflip_attack(view, top_n: int, max_words: int):
             self.tokenizer, self.top_n, self.is_black_box = _WordTokenizer(text_encoder(view.model).tokenizer), top_n, False
 
     with ta._quiet_textattack():
-        return textattack.Attack(UntargetedClassification(view),
+        return textattack.Attack(goal_for(view),
                                  [RepeatModification(), StopwordModification(), *ta.protected_constraints(),
                                   MaxWordsPerturbed(max_num_words=max_words)],
                                  EmbeddingGradientSwap(view, top_n), GreedyWordSwapWIR(wir_method="delete"))
@@ -169,17 +173,20 @@ def per_report(target: Target, fraction: float, seed: int, view, build) -> tuple
     return adv, queries
 
 
-@register_attack("hotflip", modality="text", bounded=False, white_box=True, params=("word_fraction", "top_n"),
-                 defaults=DEFAULTS)
+@register_attack("hotflip", modality="text", bounded=False, white_box=True, params=("word_fraction", "top_n", "objective"),
+                 defaults={**DEFAULTS, "objective": "classification"}, check=objective_problems)
 def hotflip(params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
     """Gradient-chosen word swaps on each report, its own image bound, at most its word budget."""
     fraction, top_n = float(params.get("word_fraction", 0.1)), int(params.get("top_n", 5))
+    objective = params.get("objective", "classification")
     ta.ensure_text_resources()
     images = target.images if "image" in target.model.modalities else None
     view = _gradient_view_class()(target.model, images, batch_size=32)
+    if objective == "embedding":
+        aim_at_embeddings(view, target.texts)
     adv, queries = per_report(target, fraction, seed, view, lambda v, budget: _hotflip_attack(v, top_n, budget))
     assert_budget(target.texts, adv, fraction, "hotflip")
-    return Crafted(target.images, adv, 1, {"word_fraction": fraction, "top_n": top_n}, queries)
+    return Crafted(target.images, adv, 1, {"word_fraction": fraction, "top_n": top_n, "objective": objective}, queries)
 
 
 @register_attack("random_word_swap", modality="text", bounded=False, params=("word_fraction",), defaults=DEFAULTS)

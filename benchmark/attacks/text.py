@@ -31,6 +31,7 @@ import torch
 
 from benchmark.attacks import Crafted, Problem, Target
 from benchmark.attacks.registry import register_attack
+from benchmark.attacks.text_objective import represent, scored
 from benchmark.data.report_terms import PROTECTED, is_protected
 from benchmark.data.text_resources import ENGLISH_STOPWORDS, ensure_text_resources
 from mmrb.core.errors import AttackError
@@ -227,7 +228,11 @@ class _TextViewBase:
             chunk = texts[start:start + self.batch_size]
             tokens = {k: v.to(device) for k, v in self.model.tokenize(chunk).items()}
             images = None if image is None else image.expand(len(chunk), *image.shape[1:])
-            out.append(self.model(images, tokens).float().cpu())
+            if getattr(self, "reference", None) is not None:  # Co-Attack's objective (benchmark.attacks.text_objective)
+                logits, rep = represent(self.model, images, tokens)
+                out.append(scored(logits, rep, self.reference[self.index]).float().cpu())
+            else:
+                out.append(self.model(images, tokens).float().cpu())
         return torch.cat(out).numpy() if out else np.zeros((0, 2), dtype=np.float32)
 
     def _tokenize(self, inputs: Sequence[str]) -> list[list[str]]:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from benchmark.run.backends import Backend
 
 log = logging.getLogger(__name__)
-PROTOCOL_SUITE = Path(__file__).resolve().parent.parent / "suites" / "leaderboard.yaml"
+PROTOCOL_SUITE = Path(__file__).resolve().parents[2] / "suites" / "leaderboard.yaml"
 @dataclass(frozen=True)
 class Outcome:
     """What a submission did: the entry's path, whether it was written now, and a line for the user."""

@@ -70,3 +70,35 @@ def test_co_attack_on_a_clip_model_takes_bert_attack_for_its_text_step(train_set
     robust = (predict_logits(model, crafted.images, crafted.texts).argmax(1).numpy() == target.labels).mean()
     assert robust < clean, (robust, clean)
     assert registry.check("mmrb", "co_attack", {"text_attack": "pwws"})[0][0] == "params.text_attack"
+
+
+@pytest.mark.parametrize("attack", ["hotflip", "bert_attack"])
+def test_the_embedding_objective_moves_the_fused_representation_further(attack, trained, test_split, train_set):
+    """Co-Attack's text objective (benchmark.attacks.text_objective): scored by the fused representation's distance
+    from the clean pair's and never stopping early, the word swaps move that representation further than the same
+    attack aimed at the decision, within the same budget."""
+    import torch
+
+    from benchmark.attacks.text_objective import distance, represent
+
+    model = trained("early_fusion")
+    idx = np.arange(8)
+    target = Target(model, test_split.images[idx], [test_split.texts[i] for i in idx], test_split.labels[idx],
+                    corpus=list(train_set.texts))
+    params = {"word_fraction": 0.2, **({"max_candidates": 8, "lm_epochs": 5} if attack == "bert_attack" else {})}
+    by_decision = registry.craft("mmrb", attack, params, target, None, seed=0)
+    by_embedding = registry.craft("mmrb", attack, {**params, "objective": "embedding"}, target, None, seed=0)
+    assert by_embedding.params["objective"] == "embedding"
+
+    def moved(texts):
+        images = torch.as_tensor(target.images)
+        with torch.no_grad():
+            _, clean = represent(model.eval(), images, model.tokenize(list(target.texts)))
+            _, adv = represent(model, images, model.tokenize(list(texts)))
+        return np.array([float(distance(adv[i:i + 1], clean[i])) for i in range(len(texts))])
+
+    for original, adv in zip(target.texts, by_embedding.texts):
+        assert hf.changed_words(original, adv) <= hf.word_budget(original, 0.2)
+    assert moved(by_embedding.texts).mean() > moved(by_decision.texts).mean(), \
+        (moved(by_embedding.texts), moved(by_decision.texts))
+    assert registry.check("mmrb", attack, {"objective": "loss"})  # an unknown objective is refused before any work

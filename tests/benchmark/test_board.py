@@ -374,3 +374,13 @@ def test_a_submission_records_the_reliance_index_of_its_samples(tmp_path):
     assert entry_reliance(tmp_path, [], "m", 0.5)["epsilon"] == 0.2  # no joint cell at that ε: the largest there is
     pd.DataFrame([r for r in samples if r["modality"] != "joint"]).to_csv(tmp_path / SAMPLES_NAME, index=False)
     assert entry_reliance(tmp_path, [], "m", EPS) is None
+
+
+def test_the_default_protocol_is_the_repository_suite():
+    """`mmrb submit CARD` without --protocol runs suites/leaderboard.yaml (a path that broke once when submit.py moved)."""
+    from pathlib import Path
+
+    from benchmark.submission.submit import PROTOCOL_SUITE
+
+    assert PROTOCOL_SUITE == Path(__file__).resolve().parents[2] / "suites" / "leaderboard.yaml"
+    assert PROTOCOL_SUITE.is_file() and "rank_by" in PROTOCOL_SUITE.read_text()
