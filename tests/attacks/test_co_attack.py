@@ -102,3 +102,23 @@ def test_the_embedding_objective_moves_the_fused_representation_further(attack, 
     assert moved(by_embedding.texts).mean() > moved(by_decision.texts).mean(), \
         (moved(by_embedding.texts), moved(by_decision.texts))
     assert registry.check("mmrb", attack, {"objective": "loss"})  # an unknown objective is refused before any work
+
+
+def test_sep_attack_crafts_each_part_on_the_clean_pair_within_the_joint_budget(trained, test_split):
+    """Sep-Attack, Co-Attack's baseline (`joint` with order independent): the image attacked against the clean report
+    and the report against the clean image, then shown together — each part is exactly its attack alone."""
+    model = trained("early_fusion")
+    idx = np.arange(8)
+    target = Target(model, test_split.images[idx], [test_split.texts[i] for i in idx], test_split.labels[idx])
+    pgd = {"source": "mmrb", "name": "pgd", "params": {"steps": 5}}
+    text = {"source": "mmrb", "name": "hotflip", "params": {"word_fraction": FRACTION}}
+    sep = registry.craft("mmrb", "joint", {"image": pgd, "text": text, "order": "independent"}, target, EPS, seed=0)
+    image_alone = registry.craft("mmrb", "pgd", pgd["params"], target, EPS, seed=0)
+    text_alone = registry.craft("mmrb", "hotflip", text["params"], target, None, seed=0)
+    assert np.array_equal(sep.images, image_alone.images) and list(sep.texts) == list(text_alone.texts)
+    assert np.abs(sep.images - target.images).max() <= EPS + 1e-6
+    for original, adv in zip(target.texts, sep.texts):
+        assert hf.changed_words(original, adv) <= hf.word_budget(original, FRACTION)
+    sequential = registry.craft("mmrb", "joint", {"image": pgd, "text": text, "order": "text_first"}, target, EPS, 0)
+    changed = [i for i, (a, b) in enumerate(zip(target.texts, text_alone.texts)) if a != b]
+    assert changed and not np.array_equal(sequential.images[changed], sep.images[changed])  # crafted against the swap
