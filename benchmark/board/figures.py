@@ -158,8 +158,9 @@ def reliance(entry: dict[str, Any]) -> tuple[Interval, str]:
     if isinstance(block, dict) and block.get("definition") == "only_joint" and finite(num(block.get("index"))):
         how = f"at ε {num(block.get('epsilon')):.4g}, {block.get('only_joint')} of {block.get('pairs')} (seed, sample) " \
               f"pairs, {block.get('seeds')} seeds"
-        return (num(block["index"]), num(block.get("low")), num(block.get("high"))), \
-            how + (f"; {block['said']}" if block.get("said") else "")
+        if block.get("said"):  # saturated or none: said in words, no interval
+            return (num(block["index"]), math.nan, math.nan), f"{how}; {block['said']}"
+        return (num(block["index"]), num(block.get("low")), num(block.get("high"))), how
     if isinstance(block, dict) and finite(num(block.get("index"))):
         value, hw = num(block["index"]), num(block.get("halfwidth"))
         bounds = (value - hw, value + hw) if finite(hw) else (math.nan, math.nan)
@@ -225,6 +226,16 @@ def interval_text(figures: Interval, digits: int = 1) -> str:
     if not finite(mean):
         return "–"
     return format_interval(mean, digits=digits, halfwidth=(high - low) / 2 if finite(low) and finite(high) else None)
+
+
+def bracket_text(figures: Interval, digits: int = 1) -> str:
+    """`mean [low, high]` in percent (an interval that need not be symmetric); the mean alone without bounds."""
+    mean, low, high = figures
+    if not finite(mean):
+        return "–"
+    if not (finite(low) and finite(high)):
+        return f"{100 * mean:.{digits}f}"
+    return f"{100 * mean:.{digits}f} [{100 * low:.{digits}f}, {100 * high:.{digits}f}]"
 
 
 def epsilon_text(epsilon: Any) -> str:

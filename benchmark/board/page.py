@@ -44,7 +44,8 @@ def _protocol(index: int, version: str, ranked: list[Ranked], plots: dict[str, A
                 baselines=reference_rows(entries), samples=entry_samples(entries),
                 ranking=[_ranking_row(r, anchors[r.name], entries) for r in ranked],
                 pairs=[f"{name} ≈ {above}" for name, above in tied_pairs(ranked)],
-                attribution=[dict(model=row["model"], figures=[(interval(row[k][0]), row[k][1]) for k in ATTRIBUTION_KEYS])
+                attribution=[dict(model=row["model"], figures=[(interval(row[k][0], k == "reliance"), row[k][1])
+                                                               for k in ATTRIBUTION_KEYS])
                              for row in fig.attribution_rows([r.entry for r in ranked])],
                 models=[_model(r, anchors[r.name], plots["curves"][r.name]) for r in ranked])
 
@@ -53,10 +54,11 @@ def _sort_value(value: float | int | None) -> str:
     return "" if value is None or not fig.finite(float(value)) else f"{float(value):.6g}"
 
 
-def interval(figures: fig.Interval) -> dict[str, str]:
-    """A figure as a table cell shows it: its text, its sort key and its 95 % interval as the tooltip."""
+def interval(figures: fig.Interval, bracketed: bool = False) -> dict[str, str]:
+    """A figure as a table cell shows it: its text (`mean ± half-width`, or `mean [low, high]` where `bracketed`), its
+    sort key and its 95 % interval as the tooltip."""
     bounds = fig.finite(figures[1]) and fig.finite(figures[2])
-    return dict(text=fig.interval_text(figures), sort=_sort_value(figures[0]),
+    return dict(text=fig.bracket_text(figures) if bracketed else fig.interval_text(figures), sort=_sort_value(figures[0]),
                 title=f"95 % interval {100 * figures[1]:.1f}–{100 * figures[2]:.1f}" if bounds else "")
 
 

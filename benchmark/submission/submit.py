@@ -195,13 +195,14 @@ def plan_message(card: Card, entry, run: Suite) -> str:
     return (f"{card.name}: the leaderboard protocol {run.name} ({run.source}): {seeds} trainings (one per training seed, "
             f"{'by mmrb' if card.trained_by == 'mmrb' else 'none: the weights are final'}), then {cells} cells; "
             f"roughly {max(1, round(cells * SECONDS_PER_CELL / 60))} min on 2 CPU cores for a small model "
-            f"that keeps half its test samples under attack (early_fusion: ≈ 14 min), less for one that keeps none, "
+            f"that keeps half its test samples under attack (early_fusion: ≈ 38 min), less for one that keeps none, "
             f"longer for a large one")
 
 
-#: Measured under protocol 3: early_fusion (36 cells, 53 % robust under the standard evaluation) ≈ 14 min on 2 CPU
-#: cores, most of it the standard evaluation on the samples that stay robust (≈ 200 s per training seed).
-SECONDS_PER_CELL = 23
+#: Measured under protocol 6: early_fusion (54 cells and 6 transfer crafts, 53 % robust under the standard evaluation)
+#: 38 min on 2 CPU cores with --backend ray, most of it the standard evaluation, alone and in the joint attack, on the
+#: samples that stay robust.
+SECONDS_PER_CELL = 42
 
 
 def check_submission(card: Card, card_path: Path, suite: Suite, data, cache: Path, device: str) -> None:

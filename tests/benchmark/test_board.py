@@ -345,7 +345,8 @@ def test_every_multimodal_entry_shows_its_modality_reliance(tmp_path):
     rows = {m: page.split(f"<tr><td>{m}</td>", 1)[1].split("</tr>", 1)[0] for m in ("recorded_fusion", "older_fusion",
                                                                                      "image_model", "new_fusion")}
     assert "0 of 120 (seed, sample) pairs" in rows["new_fusion"] and "none of 120" in rows["new_fusion"]
-    assert "12.8 ± 9.8" in rows["recorded_fusion"] and "3 seeds" in rows["recorded_fusion"]
+    assert ">0.0 <span" in rows["new_fusion"] and "± 0.0" not in rows["new_fusion"]  # said in words, no interval
+    assert "12.8 [3.0, 22.6]" in rows["recorded_fusion"] and "3 seeds" in rows["recorded_fusion"]
     assert ">10.0 <span class=\"attack\">(at ε 0.03137, from the seed means" in rows["older_fusion"]
     assert rows["image_model"].rstrip().endswith("<td class=\"num\" data-sort=\"\">–</td>")
 
