@@ -199,9 +199,8 @@ def plan_message(card: Card, entry, run: Suite) -> str:
             f"longer for a large one")
 
 
-#: Measured under protocol 6: early_fusion (54 cells and 6 transfer crafts, 53 % robust under the standard evaluation)
-#: 38 min on 2 CPU cores with --backend ray, most of it the standard evaluation, alone and in the joint attack, on the
-#: samples that stay robust.
+#: Measured under protocol 6: early_fusion (54 cells, 6 transfer crafts, 53 % robust under the standard evaluation) 38 min
+#: on 2 CPU cores with --backend ray, most of it the standard evaluation, alone and in the joint attack.
 SECONDS_PER_CELL = 42
 
 
