@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from benchmark.attacks import Crafted, Target, hotflip
 from benchmark.attacks.probes import true_margin
 from benchmark.attacks.registry import register_attack
-from benchmark.attacks.text_objective import OBJECTIVES, fused_representation
+from benchmark.attacks.text_objective import distance, objective_problems, represent
 from defenses.adaptive import StraightThrough
 from mmrb.core.errors import AttackError
 
@@ -40,12 +40,10 @@ TEXT_ATTACKS = ("auto", "hotflip", "bert_attack")
 
 
 def text_attack_problems(params: dict[str, Any]) -> list[tuple[str, str]]:
-    """An unknown `text_attack`, before any work."""
-    choice, objective = params.get("text_attack", "auto"), params.get("text_objective", "classification")
+    """An unknown `text_attack` or `text_objective`, before any work."""
+    choice = params.get("text_attack", "auto")
     found = [] if choice in TEXT_ATTACKS else [("params.text_attack", f"one of {', '.join(TEXT_ATTACKS)}; got {choice!r}")]
-    if objective not in OBJECTIVES:
-        found.append(("params.text_objective", f"one of {', '.join(OBJECTIVES)}; got {objective!r}"))
-    return found
+    return found + objective_problems(params, "text_objective")
 
 
 def text_step(p: dict[str, Any], target: Target, seed: int) -> Crafted:
@@ -80,9 +78,8 @@ def joint_setup(name: str, params: dict[str, Any], defaults: dict[str, Any], tar
 
 
 def _represent(model, images, tokens) -> tuple[torch.Tensor, torch.Tensor]:
-    with fused_representation(model) as seen, StraightThrough():  # BPDA through rounding steps, like mmrb pgd
-        logits = model(images, tokens)
-    return logits, (seen[-1] if seen else logits)
+    with StraightThrough():  # BPDA through rounding steps, like mmrb pgd
+        return represent(model, images, tokens)
 
 
 def assert_joint_budget(clean: np.ndarray, adv: np.ndarray, epsilon: float, texts, adv_texts, fraction: float) -> None:
@@ -134,8 +131,7 @@ def guided_pgd(model: torch.nn.Module, clean: np.ndarray, labels: np.ndarray, ep
     try:
         with torch.no_grad():
             _, reference = _represent(model, x0, anchor)
-            embedded = [F.normalize(model.encoder.encode_text(g["input_ids"]), dim=-1) for g in guides] \
-                if cross_modal else []
+            embedded = [model.encoder.encode_text(g["input_ids"]) for g in guides] if cross_modal else []
         if start is not None:
             x = torch.as_tensor(start, device=device)
         elif random_start:
@@ -159,10 +155,10 @@ def guided_pgd(model: torch.nn.Module, clean: np.ndarray, labels: np.ndarray, ep
                 if step == steps:
                     break
                 if cross_modal:
-                    loss = sum((1 - F.cosine_similarity(model.encode_image(rescaled(x, scale)), text, dim=1)).sum()
+                    loss = sum(distance(model.encode_image(rescaled(x, scale)), text).sum()
                                for scale in scales for text in embedded) / (len(scales) * len(embedded))
                 else:
-                    loss = sum((-true_margin(logits, y) + weight * (1 - F.cosine_similarity(rep, reference, dim=1))).sum()
+                    loss = sum((-true_margin(logits, y) + weight * distance(rep, reference)).sum()
                                for (logits, rep), _ in terms) / len(terms)
                 grad, = torch.autograd.grad(loss, x)
             x = torch.min(torch.max(x.detach() + size * grad.sign(), x0 - epsilon), x0 + epsilon).clamp(0, 1)

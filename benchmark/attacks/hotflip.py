@@ -110,9 +110,8 @@ def _gradient_view_class() -> type:
                                                                           dtype=torch.float32, device=device)
                 with torch.enable_grad():
                     logits, rep = represent(self.model, image, tokens)
-                    reference = getattr(self, "reference", None)
-                    (torch.nn.functional.cross_entropy(logits, logits.argmax(1)) if reference is None  # away from
-                     else distance(rep, reference[self.index]).sum()).backward()  # the decision / the clean pair
+                    (torch.nn.functional.cross_entropy(logits, logits.argmax(1)) if self.reference is None  # away from
+                     else distance(rep, self.reference[self.index]).sum()).backward()  # the decision / the clean pair
             finally:
                 hook.remove()
                 self.model.zero_grad(set_to_none=True)

@@ -203,6 +203,9 @@ class _TextViewBase:
         self.images = images
         self.batch_size = int(batch_size)
         self.index: int | None = None
+        # per sample, the clean pair's fused representation when scoring by Co-Attack's objective
+        # (benchmark.attacks.text_objective.aim_at_embeddings); None: by the decision
+        self.reference: torch.Tensor | None = None
         self.queries: Counter[int] = Counter()
 
     def bind(self, i: int):
@@ -228,7 +231,7 @@ class _TextViewBase:
             chunk = texts[start:start + self.batch_size]
             tokens = {k: v.to(device) for k, v in self.model.tokenize(chunk).items()}
             images = None if image is None else image.expand(len(chunk), *image.shape[1:])
-            if getattr(self, "reference", None) is not None:  # Co-Attack's objective (benchmark.attacks.text_objective)
+            if self.reference is not None:  # Co-Attack's objective (benchmark.attacks.text_objective)
                 logits, rep = represent(self.model, images, tokens)
                 out.append(scored(logits, rep, self.reference[self.index]).float().cpu())
             else:

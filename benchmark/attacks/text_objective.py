@@ -62,7 +62,7 @@ def aim_at_embeddings(view, texts: Sequence[str]) -> None:
 
 
 def distance(rep: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Cosine distance of each row of `rep` from one reference representation."""
+    """Cosine distance of each row of `rep` from the reference (one representation, or one per row)."""
     return 1 - F.cosine_similarity(rep, reference.expand_as(rep), dim=1)
 
 
@@ -101,14 +101,15 @@ def goal_for(view):
     aims at embeddings, else TextAttack's untargeted classification."""
     from textattack.goal_functions import UntargetedClassification
 
-    if getattr(view, "reference", None) is not None:
+    if view.reference is not None:
         return embedding_goal_class()(view)
     return UntargetedClassification(view)
 
 
-def objective_problems(params: dict) -> list[tuple[str, str]]:
-    """An unknown `objective` of a text attack, before any work."""
-    value = params.get("objective", "classification")
+def objective_problems(params: dict, key: str = "objective") -> list[tuple[str, str]]:
+    """An unknown objective (`params[key]`: a text attack's `objective`, a joint attack's `text_objective`), before
+    any work."""
+    value = params.get(key, "classification")
     if value not in OBJECTIVES:
-        return [("params.objective", f"one of {', '.join(OBJECTIVES)}; got {value!r}")]
+        return [(f"params.{key}", f"one of {', '.join(OBJECTIVES)}; got {value!r}")]
     return []

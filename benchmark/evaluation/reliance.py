@@ -46,12 +46,13 @@ def attack_names(rows: Iterable[dict[str, Any]] | pd.DataFrame) -> dict[tuple[st
     return {(str(m), str(a)): str(n) for m, a, n in frame[["model", "attack", "attack_name"]].itertuples(index=False)}
 
 
-def _matrix(rows: pd.DataFrame, seeds: list[int], ids: list[str]) -> np.ndarray:
-    """(seeds, samples) booleans: some cell among `rows` broke the sample at that seed."""
+def _matrix(rows: pd.DataFrame, seeds: list[int], ids: list[str], column: str = "broken") -> np.ndarray:
+    """(seeds, samples) booleans: `column` holds for some cell among `rows` at that seed (by default: it broke the
+    sample)."""
     if rows.empty:
         return np.zeros((len(seeds), len(ids)), dtype=bool)
-    table = rows.assign(b=rows["broken"].astype(int)).pivot_table(index="seed", columns="sample_id", values="b",
-                                                                   aggfunc="max")
+    table = rows.assign(b=rows[column].astype(int)).pivot_table(index="seed", columns="sample_id", values="b",
+                                                                 aggfunc="max")
     return table.reindex(index=seeds, columns=ids).fillna(0).to_numpy() > 0
 
 
@@ -87,9 +88,8 @@ def model_reliance(samples: pd.DataFrame, names: dict[tuple[str, str], str], mod
         if not seeds:
             continue
         ids = sorted(own["sample_id"].unique())
-        right = own[own["seed"].isin(seeds)].assign(r=lambda f: (f["clean_prediction"] == f["label"]).astype(int)) \
-            .pivot_table(index="seed", columns="sample_id", values="r", aggfunc="max") \
-            .reindex(index=seeds, columns=ids).fillna(0).to_numpy() > 0
+        right = _matrix(own[own["seed"].isin(seeds)].assign(right=lambda f: f["clean_prediction"] == f["label"]),
+                        seeds, ids, "right")
         j, i, t = (_matrix(part[part["seed"].isin(seeds)], seeds, ids) for part in (joint, image, text))
         single = i | t
         only, missed = j & ~single, single & ~j
@@ -147,41 +147,3 @@ def seed_reliance(group: pd.DataFrame) -> list[dict[str, float]]:
         out.append({"epsilon": float(eps), "reliance": base - float(joint["robust_accuracy"].min()) - single})
     return out
 
-
-def joint_comparison(samples: pd.DataFrame | None) -> pd.DataFrame:
-    """Which joint attack is stronger, per multimodal model and ε: each joint attack against the first joint attack of
-    the run (its robust accuracy minus the reference's, in the same (seed, sample) pairs), with the two-level
-    bootstrap interval, McNemar's mid-p on the discordant pairs and Holm's correction over the table
-    (`mmrb.core.paired`). Negative: the attack is stronger than the reference."""
-    from mmrb.core.paired import holm, paired_test
-
-    columns = ["model", "epsilon", "attack", "reference", "difference", "low", "high", "attack_only", "reference_only",
-               "p_holm", "verdict"]
-    if samples is None or samples.empty:
-        return pd.DataFrame(columns=columns)
-    joint = samples[samples["modality"] == "joint"].assign(right=lambda f: (f["adversarial_prediction"] == f["label"]))
-    found = []
-    for (model, epsilon), group in joint.groupby(["model", "epsilon"], sort=False):
-        attacks = list(dict.fromkeys(group["attack"]))
-        table = group.assign(right=group["right"].astype(int)).pivot_table(
-            index=["attack", "seed"], columns="sample_id", values="right", aggfunc="first")
-        for attack in attacks[1:]:
-            a, b = table.loc[attack], table.loc[attacks[0]]
-            seeds = sorted(set(a.index) & set(b.index))
-            if not seeds:
-                continue
-            result = paired_test(a.loc[seeds].to_numpy(), b.loc[seeds].to_numpy())
-            found.append({"model": model, "epsilon": float(epsilon), "attack": attack, "reference": attacks[0],
-                          "difference": result.difference, "low": result.low, "high": result.high,
-                          "attack_only": result.a_only, "reference_only": result.b_only, "p": result.p_mid,
-                          "result": result})
-    if not found:
-        return pd.DataFrame(columns=columns)
-    for entry, adjusted in zip(found, holm([f["p"] for f in found])):
-        entry["p_holm"] = adjusted
-        result = entry.pop("result")
-        entry.pop("p")
-        stronger = entry["attack"] if result.difference < 0 else entry["reference"]
-        entry["verdict"] = f"{stronger} stronger (p_holm = {adjusted:.2g})" if adjusted < 0.05 else \
-            f"no difference detected (p_holm = {adjusted:.2g}; detectable: ≥ {100 * result.mdd:.1f} pt)"
-    return pd.DataFrame(found, columns=columns)

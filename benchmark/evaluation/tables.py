@@ -15,7 +15,8 @@ from benchmark.evaluation.aggregate import aggregate, with_interval
 from benchmark.evaluation.baselines import baseline_table, below_text_only, operating_table
 from benchmark.evaluation.corruption_summary import corruption_table, rank_comparison
 from benchmark.evaluation.evidence import read_samples
-from benchmark.evaluation.reliance import joint_comparison, reliance_table, shown
+from benchmark.evaluation.joint_pairs import joint_comparison_markdown
+from benchmark.evaluation.reliance import reliance_table, shown
 from mmrb.core.stats import mean_interval
 
 
@@ -249,21 +250,11 @@ def write_tables(rows: list[dict[str, Any]], out_dir: str | Path, baseline: str 
                   "one, and the paired difference to the undefended model over training seeds (mean ± 95 % t; p "
                   "Holm-corrected over this table)", "", defenses.to_markdown(index=False), ""]
     samples = read_samples(out_dir)
-    reliance = reliance_markdown(samples, rows)
-    compared = joint_comparison(samples)
-    if len(compared):
-        shown_pairs = pd.DataFrame({
-            "model": compared["model"], "ε": compared["epsilon"].map(lambda e: f"{e:.4g}"),
-            "attack − reference": compared["attack"] + " − " + compared["reference"],
-            "robust accuracy difference (pt) [95 % bootstrap]": [
-                f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
-                for d, lo, hi in zip(compared["difference"], compared["low"], compared["high"])],
-            "right only under attack / reference": [f"{a} / {b}" for a, b in zip(compared["attack_only"],
-                                                                                    compared["reference_only"])],
-            "verdict": compared["verdict"]})
+    reliance, compared = reliance_markdown(samples, rows), joint_comparison_markdown(samples)
+    if compared:
         parts += ["## Joint attacks compared: each against the first joint attack of the run, on the same (seed, "
                   "sample) pairs — two-level bootstrap over seeds and samples, McNemar mid-p, Holm over this table "
-                  "(negative: stronger than the reference)", "", shown_pairs.to_markdown(index=False), ""]
+                  "(negative: stronger than the reference)", "", compared, ""]
     if reliance:
         parts += ["## Modality reliance: the share of (seed, sample) pairs that only the joint attack breaks — no image "
                   "attack at the same ε and no text attack (report corruptions are not attacks) — with its two-level "

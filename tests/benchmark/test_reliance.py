@@ -122,7 +122,7 @@ def test_a_model_that_uses_only_its_image_has_index_zero(trained, indiana_root, 
 
 
 def test_joint_attacks_are_compared_on_the_same_seeds_and_samples():
-    from benchmark.evaluation.reliance import joint_comparison
+    from benchmark.evaluation.joint_pairs import joint_comparison
 
     right = np.ones((3, 40), dtype=bool)
     weak = np.zeros((3, 40), dtype=bool)
