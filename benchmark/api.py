@@ -29,9 +29,9 @@ class Evaluation(NamedTuple):
 
     @property
     def cells(self) -> pd.DataFrame:
-        from benchmark.evaluation.aggregate import aggregate
+        from benchmark.evaluation.aggregate import aggregate_run
 
-        return aggregate(self.record.rows)
+        return aggregate_run(self.record)
 
 
 def evaluate(suite: str | Path | Mapping[str, Any] | Suite, models: Mapping[str, nn.Module] | None = None, *,
@@ -59,9 +59,11 @@ def evaluate(suite: str | Path | Mapping[str, Any] | Suite, models: Mapping[str,
         out = Path(out) if out is not None else Path("runs") / suite.name
         record = run_suite(suite, out, cache, device=device, progress=progress, fresh=fresh, backend=backend)
     if leaderboard is not None:
+        from benchmark.evaluation.evidence import read_samples
         from benchmark.run.suite_boards import provenance, publish
 
-        publish(record.rows, provenance(suite.name, suite.content_hash, record.data_fingerprint, suite.seed), leaderboard)
+        publish(record.rows, provenance(suite.name, suite.content_hash, record.data_fingerprint, suite.seed), leaderboard,
+                read_samples(Path(record.results_path).parent))
     return Evaluation(pd.read_csv(record.results_path, keep_default_na=False, na_values=[""]), record)
 
 

@@ -136,14 +136,34 @@ class Cell(BaseModel):
     check_restarts: Count = None
     flags: str = Field("", description="soundness flags raised on this cell, ';'-separated")
     robust_f1: Figure = None
-    robust_f1_hw: Figure = None
+    robust_f1_hw: Figure = None  # entries before bounded intervals: the seed t half-width
+    robust_f1_ci_low: Figure = None
+    robust_f1_ci_high: Figure = None
     auc: Figure = None
+    auc_ci_low: Figure = None
+    auc_ci_high: Figure = None
     robust_auc: Figure = None
+    robust_auc_ci_low: Figure = None
+    robust_auc_ci_high: Figure = None
     attack_success_rate: Figure = None
+    attack_success_rate_ci_low: Figure = None
+    attack_success_rate_ci_high: Figure = None
+    interval: str | None = Field(None, description="how the intervals were made: bootstrap (seeds × samples) or seeds")
     steps: Count = None
     queries: Count = None
+    threshold: Figure = None  # the operating threshold on P(abnormal), mean over seeds
+    clean_sensitivity: Figure = None
+    clean_sensitivity_ci_low: Figure = None
+    clean_sensitivity_ci_high: Figure = None
+    clean_specificity: Figure = None
+    clean_specificity_ci_low: Figure = None
+    clean_specificity_ci_high: Figure = None
     robust_sensitivity: Figure = None  # at the operating threshold (benchmark.evaluation.clinical); absent in older entries
+    robust_sensitivity_ci_low: Figure = None
+    robust_sensitivity_ci_high: Figure = None
     robust_specificity: Figure = None
+    robust_specificity_ci_low: Figure = None
+    robust_specificity_ci_high: Figure = None
     false_reassurance: Count = None
     false_alarm: Count = None
     naive_robust_accuracy: Figure = None  # a defended model (docs/defenses.md): the naive attack's figure; the

@@ -54,12 +54,11 @@ def _sort_value(value: float | int | None) -> str:
     return "" if value is None or not fig.finite(float(value)) else f"{float(value):.6g}"
 
 
-def interval(figures: fig.Interval, bracketed: bool = False) -> dict[str, str]:
-    """A figure as a table cell shows it: its text (`mean ± half-width`, or `mean [low, high]` where `bracketed`), its
-    sort key and its 95 % interval as the tooltip."""
-    bounds = fig.finite(figures[1]) and fig.finite(figures[2])
-    return dict(text=fig.bracket_text(figures) if bracketed else fig.interval_text(figures), sort=_sort_value(figures[0]),
-                title=f"95 % interval {100 * figures[1]:.1f}–{100 * figures[2]:.1f}" if bounds else "")
+def interval(figures: fig.Interval, signed: bool = False) -> dict[str, str]:
+    """A figure as a table cell shows it: its text (`mean [low, high]`, inside 0–100, or −100–100 where `signed`),
+    its sort key and its 95 % interval as the tooltip."""
+    text = fig.interval_text(figures, bounds=(-1.0, 1.0) if signed else (0.0, 1.0))
+    return dict(text=text, sort=_sort_value(figures[0]), title=f"95 % interval {text.partition(' [')[2][:-1]}" if " [" in text else "")
 
 
 def _ranking_row(r: Ranked, anchor: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -110,7 +109,10 @@ def _pct(value: Any) -> str:
 
 
 def _cell(c: dict[str, Any]) -> dict[str, Any]:
-    f1, f1_hw = fig.num(c.get("robust_f1")), fig.num(c.get("robust_f1_hw"))
+    f1 = fig.num(c.get("robust_f1"))
+    f1_low, f1_high = fig.num(c.get("robust_f1_ci_low")), fig.num(c.get("robust_f1_ci_high"))
+    if not fig.finite(f1_low):  # an entry made before bounded intervals: its seed half-width (cut to 0–100 when shown)
+        f1_low, f1_high = f1 - fig.num(c.get("robust_f1_hw")), f1 + fig.num(c.get("robust_f1_hw"))
     return dict(attack=c.get("attack", ""), source=c.get("attack_source", ""), modality=c.get("modality", ""),
                 epsilon=fig.epsilon_text(c.get("epsilon")), epsilon_sort=_sort_value(fig.num(c.get("epsilon"))),
                 transfer=c.get("transfer_source") or "", n=c.get("n", ""), seeds=c.get("seeds", ""),
@@ -119,7 +121,7 @@ def _cell(c: dict[str, Any]) -> dict[str, Any]:
                 naive=(f"{_pct(c.get('naive_robust_accuracy'))} ({100 * fig.num(c.get('masking')):+.1f})"
                        if fig.finite(fig.num(c.get("naive_robust_accuracy"))) else "–"),
                 classes=f"{_pct(c.get('robust_accuracy_normal'))} / {_pct(c.get('robust_accuracy_abnormal'))}",
-                f1=interval((f1, f1 - f1_hw, f1 + f1_hw)), auc=_pct(c.get("auc")),
+                f1=interval((f1, f1_low, f1_high)), auc=_pct(c.get("auc")),
                 success=_pct(c.get("attack_success_rate")), flags=c.get("flags") or "")
 
 

@@ -1,8 +1,11 @@
-"""Per-seed results -> one row per (model, attack, ε, transfer source): mean, spread and confidence interval.
+"""Per-seed results -> one row per (model, attack, ε, transfer source): mean, spread and a 95 % interval inside
+the metric's range ([0, 1]), `<m>_ci_low` / `<m>_ci_high`, printed as `mean [low, high]`.
 
-Accuracies (proportions of the n test samples) get `benchmark.evaluation.metrics.seed_interval`: the seed spread and
-the finite test set combined. F1, AUC and the other scores are not proportions of n samples; they get the
-seed spread only (mean, standard deviation, and the t-interval half-width over seeds).
+Where the run's per-sample evidence (samples.csv) is given, every interval of a white-box cell is the two-level
+bootstrap over seeds × samples (`benchmark.evaluation.intervals`). Without it (transfer cells, or no evidence):
+accuracies (proportions of the n test samples) get `mmrb.core.stats.seed_interval` (the seed t-interval and the
+test set's Wilson interval combined); F1, AUC and the attack success rate, which are not proportions of n, the seed
+t-interval. Both are cut to [0, 1]; the column `interval` names which a row carries.
 """
 from __future__ import annotations
 
@@ -26,10 +29,12 @@ MEANS = over_seeds("mean")
 MAXIMA = over_seeds("max")
 
 
-def aggregate(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+def aggregate(rows: Iterable[dict[str, Any]], samples: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per cell over its training seeds (rows with an error are left out). Columns: the GROUP keys,
-    `seeds`, `n`, for each accuracy `<m>`, `<m>_std`, `<m>_ci_low`, `<m>_ci_high`; for F1/AUC-like scores
-    `<m>`, `<m>_std`, `<m>_hw` (seed t-interval half-width); means of the bookkeeping columns."""
+    `seeds`, `n`, for each accuracy or score `<m>`, `<m>_std`, `<m>_ci_low`, `<m>_ci_high` (module docstring;
+    `samples`: the run's samples.csv), `interval`; means of the bookkeeping columns."""
+    from benchmark.evaluation.intervals import refine
+
     frame = pd.DataFrame([r for r in rows if not r.get("error")])
     if frame.empty:
         return pd.DataFrame(columns=[*GROUP, "seeds", "n"])
@@ -48,8 +53,9 @@ def aggregate(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
         for metric in SPREAD_ONLY:
             values = _values(group, metric)
             if len(values):
-                row.update({metric: float(values.mean()), f"{metric}_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                            f"{metric}_hw": t_halfwidth(values)})
+                mean, hw = float(values.mean()), t_halfwidth(values)
+                row.update({metric: mean, f"{metric}_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                            f"{metric}_ci_low": max(0.0, mean - hw), f"{metric}_ci_high": min(1.0, mean + hw)})
         for metric in MEANS:
             values = _values(group, metric)
             if len(values):
@@ -60,7 +66,16 @@ def aggregate(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 row[metric] = float(values.max())
         row.update(_worst_seed_recalls(group))
         out.append(publish_converged(row))
-    return pd.DataFrame(out)
+    return refine(pd.DataFrame(out), frame, samples)
+
+
+def aggregate_run(record: Any) -> pd.DataFrame:
+    """`aggregate` of a finished run (a `RunRecord`), with the per-sample evidence its folder holds."""
+    from pathlib import Path
+
+    from benchmark.evaluation.evidence import read_samples
+
+    return aggregate(record.rows, read_samples(Path(record.results_path).parent))
 
 
 def _worst_seed_recalls(group: pd.DataFrame) -> dict[str, float]:
@@ -97,19 +112,14 @@ def publish_converged(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def half_width(row: pd.Series | dict, metric: str) -> float:
-    """The ± figure printed beside a mean: half the confidence interval (accuracies) or the seed t-interval
-    half-width (other scores)."""
-    if f"{metric}_ci_low" in row and pd.notna(row[f"{metric}_ci_low"]):
-        return (float(row[f"{metric}_ci_high"]) - float(row[f"{metric}_ci_low"])) / 2
-    value = row.get(f"{metric}_hw") if isinstance(row, dict) else row.get(f"{metric}_hw", np.nan)
-    return float(value) if value is not None and pd.notna(value) else float("nan")
-
-
 def with_interval(row: pd.Series | dict, metric: str, scale: float = 100.0, digits: int = 1) -> str:
-    """`mean ± half-width` in percent, '–' when the metric is missing."""
-    value = row.get(metric) if isinstance(row, dict) else row.get(metric, np.nan)
+    """`mean [low, high]` in percent, '–' when the metric is missing."""
+    from mmrb.core.stats import format_interval
+
+    get = row.get
+    value = get(metric)
     if value is None or pd.isna(value):
         return "–"
-    hw = half_width(row, metric)
-    return f"{scale * float(value):.{digits}f}" + ("" if pd.isna(hw) else f" ± {scale * hw:.{digits}f}")
+    low, high = get(f"{metric}_ci_low"), get(f"{metric}_ci_high")
+    return format_interval(float(value), None if low is None or pd.isna(low) else float(low),
+                           None if high is None or pd.isna(high) else float(high), digits, scale)

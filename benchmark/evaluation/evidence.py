@@ -25,7 +25,7 @@ from benchmark.store.artifacts import ArtifactCache
 from mmrb.core.io import atomic_write
 
 log = logging.getLogger(__name__)
-SAMPLES_NAME, BROKEN_NAME = "samples.csv", "broken.json"
+SAMPLES_NAME, BROKEN_NAME, TRANSFER_NAME = "samples.csv", "broken.json", "samples_transfer.csv"
 COLUMNS = ("sample_id", "model", "seed", "attack", "modality", "epsilon", "label", "clean_prediction",
            "adversarial_prediction", "clean_p_abnormal", "adversarial_p_abnormal", "broken", "broken_by")
 
@@ -38,6 +38,20 @@ def sample_rows(cell: Cell, sample_ids: Sequence[str], labels: np.ndarray, clean
                              modality=cell.attack.modality, epsilon=cell.epsilon, label=labels, clean_prediction=clean,
                              adversarial_prediction=adv, clean_p_abnormal=clean_prob[:, 1].round(4),
                              adversarial_p_abnormal=adv_prob[:, 1].round(4), broken=(clean == labels) & (adv != labels)))
+
+
+def transfer_evidence(cells: Sequence[Cell], keys: Sequence[str], sample_ids: Sequence[str], labels: np.ndarray,
+                      cache: ArtifactCache) -> pd.DataFrame:
+    """Evidence of every transfer cell whose artifact is in the cache (samples.csv's columns but `broken_by`, and
+    `transfer_source`): the paired transfer gains read it."""
+    parts = []
+    for cell, key in zip(cells, keys):
+        artifact = cache.load(key) if cell.source is not None else None
+        if artifact is not None:
+            parts.append(sample_rows(cell, sample_ids, labels, artifact.clean_prob, artifact.adv_prob)
+                         .assign(transfer_source=cell.source.label))
+    columns = [*COLUMNS[:-1], "transfer_source"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
 
 def evidence(cells: Sequence[Cell], keys: Sequence[str], sample_ids: Sequence[str], labels: np.ndarray,
@@ -67,11 +81,13 @@ def evidence(cells: Sequence[Cell], keys: Sequence[str], sample_ids: Sequence[st
 
 def write_evidence(cells: Sequence[Cell], keys: Sequence[str], test: SplitArrays, cache: ArtifactCache,
                    folder: Path, per_model: int = 4) -> Path:
-    """samples.csv of a run folder, and broken.json: up to `per_model` broken samples per model with their images and
-    reports (the samples browser)."""
+    """samples.csv of a run folder (samples_transfer.csv for the transfer cells, where the suite has some), and
+    broken.json: up to `per_model` broken samples per model with their images and reports (the samples browser)."""
     path = Path(folder) / SAMPLES_NAME
     frame = evidence(cells, keys, test.uids, test.labels, cache)
     frame.to_csv(path, index=False)
+    if any(cell.source is not None for cell in cells):
+        transfer_evidence(cells, keys, test.uids, test.labels, cache).to_csv(Path(folder) / TRANSFER_NAME, index=False)
     examples = broken_examples(frame, cells, keys, test, cache, per_model)
     atomic_write(Path(folder) / BROKEN_NAME, json.dumps(examples, indent=1))
     return path
@@ -128,14 +144,14 @@ def correct_matrix(frame: pd.DataFrame, model: str, attack: str, epsilon: float 
     return table.sort_index().sort_index(axis=1).to_numpy(dtype=bool)
 
 
-def read_samples(folder: Path) -> pd.DataFrame | None:
-    """A run folder's samples.csv as written (sample ids as text, ε blank for the cells without one); None where the
-    run wrote none."""
-    path = Path(folder) / SAMPLES_NAME
+def read_samples(folder: Path, name: str = SAMPLES_NAME) -> pd.DataFrame | None:
+    """A run folder's samples.csv (`name`: or samples_transfer.csv) as written (sample ids as text, ε blank for the
+    cells without one); None where the run wrote none."""
+    path = Path(folder) / name
     if not path.is_file():
         return None
-    return pd.read_csv(path, dtype={"sample_id": str, "model": str, "attack": str}, keep_default_na=False,
-                       na_values={"epsilon": [""]})
+    return pd.read_csv(path, dtype={"sample_id": str, "model": str, "attack": str, "transfer_source": str},
+                       keep_default_na=False, na_values={"epsilon": [""]})
 
 
 def entry_evidence(folder: Path, model: str, attack: str, epsilon: float | None) -> dict[str, Any] | None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pandas as pd
 
 from benchmark.evaluation.evidence import correct_matrix
-from mmrb.core.paired import holm, paired_test
+from mmrb.core.paired import family, paired_test, verdict
 
 
 def joint_comparison(samples: pd.DataFrame | None) -> pd.DataFrame:
     """Which joint attack is stronger, per multimodal model and ε: each joint attack against the first joint attack of
     the run (its robust accuracy minus the reference's, in the same (seed, sample) pairs), with the two-level
-    bootstrap interval, McNemar's mid-p on the discordant pairs and Holm's correction over the table
-    (`mmrb.core.paired`). Negative: the attack is stronger than the reference."""
+    bootstrap interval, the clustered McNemar and bootstrap p-values Holm-adjusted over the table
+    (`mmrb.core.paired.family`). Negative: the attack is stronger than the reference."""
     columns = ["model", "epsilon", "attack", "reference", "difference", "low", "high", "attack_only", "reference_only",
                "p_holm", "verdict"]
     if samples is None or samples.empty:
@@ -30,11 +30,9 @@ def joint_comparison(samples: pd.DataFrame | None) -> pd.DataFrame:
                           "difference": result.difference, "low": result.low, "high": result.high,
                           "attack_only": result.a_only, "reference_only": result.b_only})
             results.append(result)
-    for entry, result, adjusted in zip(found, results, holm([r.p_mid for r in results])):
-        stronger = entry["attack"] if result.difference < 0 else entry["reference"]
-        entry["p_holm"] = adjusted
-        entry["verdict"] = f"{stronger} stronger (p_holm = {adjusted:.2g})" if adjusted < 0.05 else \
-            f"no difference detected (p_holm = {adjusted:.2g}; detectable: ≥ {100 * result.mdd:.1f} pt)"
+    for entry, decision in zip(found, family(results)):
+        entry["p_holm"] = decision.p
+        entry["verdict"] = verdict(decision, names=(entry["reference"], entry["attack"])).replace(" higher", " stronger")
     return pd.DataFrame(found, columns=columns)
 
 

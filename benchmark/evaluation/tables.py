@@ -2,19 +2,21 @@
 per-class figures and the convergence verdict, the per-modality attribution (clean / image / text / joint /
 floor), and the soundness flags.
 
-Every figure is the mean over training seeds ± the half-width of its 95 % interval (benchmark.evaluation.aggregate)."""
+Every figure is the mean over training seeds [its 95 % interval, inside the metric's range] (benchmark.evaluation.
+aggregate; how each interval is made: `interval_legend`)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from benchmark.evaluation.aggregate import aggregate, with_interval
 from benchmark.evaluation.baselines import baseline_table, below_text_only, operating_table
 from benchmark.evaluation.corruption_summary import corruption_table, rank_comparison
-from benchmark.evaluation.evidence import read_samples
+from benchmark.evaluation.evidence import TRANSFER_NAME, read_samples
 from benchmark.evaluation.joint_pairs import joint_comparison_markdown
 from benchmark.evaluation.reliance import reliance_table, shown
 from mmrb.core.stats import mean_interval
@@ -167,11 +169,13 @@ def transfer_matrices(rows: Iterable[dict[str, Any]], metric: str = "robust_f1")
     return out
 
 
-def transfer_gains(rows: Iterable[dict[str, Any]]) -> dict[str, pd.DataFrame]:
+def transfer_gains(rows: Iterable[dict[str, Any]], samples: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """What each transfer attack adds over the first one the suite lists (e.g. SGA over PGD) and each later joint
     attack over the first joint attack listed (e.g. SGA over the sequential joint attack: the text attack held equal):
-    per target (rows) and source (columns), attack − reference robust accuracy in points, paired by training seed
-    (mean ± t half-width; negative: the attack transfers better). Keyed 'ATTACK − REFERENCE, ε=…'."""
+    per target (rows) and source (columns), attack − reference robust accuracy in points, paired on the same (seed,
+    sample) pairs of samples_transfer.csv (`samples`) with the two-level bootstrap interval (mmrb.core.paired), or by
+    training seed alone (the seed t-interval, marked †) where a cell has no per-sample evidence; both inside
+    [−100, 100]. Negative: the attack transfers better. Keyed 'ATTACK − REFERENCE, ε=…'."""
     frame = pd.DataFrame([r for r in rows if r.get("transfer_source") and not r.get("error")])
     if frame.empty or frame["attack"].nunique() < 2:
         return {}
@@ -187,10 +191,30 @@ def transfer_gains(rows: Iterable[dict[str, Any]]) -> dict[str, pd.DataFrame]:
         other = frame[frame["attack"] == label].set_index(keys)["robust_accuracy"]
         paired = (other - base).dropna().reset_index()
         for epsilon, group in paired.groupby("epsilon", sort=True):
-            cells = group.groupby(["model", "transfer_source"], sort=False)["robust_accuracy"].apply(
-                lambda d: "{:+.1f} ± {:.1f}".format(*(100 * v for v in mean_interval(d.to_numpy(dtype=float)))))
-            out[f"{label} − {reference}, ε={float(epsilon):.4g}"] = cells.unstack("transfer_source").fillna("–")
+            cells = {(model, source): _gain(d["robust_accuracy"].to_numpy(dtype=float), samples, model, source, label,
+                                            reference, float(epsilon))
+                     for (model, source), d in group.groupby(["model", "transfer_source"], sort=False)}
+            table = pd.Series(cells).rename_axis(["model", "transfer_source"])
+            out[f"{label} − {reference}, ε={float(epsilon):.4g}"] = table.unstack("transfer_source").fillna("–")
     return out
+
+
+def _gain(per_seed: np.ndarray, samples: pd.DataFrame | None, model: str, source: str, attack: str, reference: str,
+          epsilon: float) -> str:
+    """One transfer gain in points: paired over (seed, sample) where both attacks' evidence is there, else over seeds
+    (†)."""
+    from benchmark.evaluation.evidence import correct_matrix
+    from mmrb.core.paired import paired_test
+
+    if samples is not None and len(samples):
+        here = samples[(samples["transfer_source"] == source) & samples["seed"].isin(
+            set(samples.loc[samples["attack"] == attack, "seed"]) & set(samples.loc[samples["attack"] == reference, "seed"]))]
+        a, b = correct_matrix(here, model, attack, epsilon), correct_matrix(here, model, reference, epsilon)
+        if a.size and a.shape == b.shape:
+            r = paired_test(a.astype(float), b.astype(float))
+            return f"{100 * r.difference:+.1f} [{100 * r.low:+.1f}, {100 * r.high:+.1f}]"
+    mean, half = mean_interval(per_seed)
+    return f"{100 * mean:+.1f} [{100 * max(-1.0, mean - half):+.1f}, {100 * min(1.0, mean + half):+.1f}] †"
 
 
 def soundness_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -224,7 +248,8 @@ def write_tables(rows: list[dict[str, Any]], out_dir: str | Path, baseline: str 
     from benchmark.evaluation.defense_table import defense_table
 
     out_dir = Path(out_dir)
-    frame = aggregate(rows)
+    samples = read_samples(out_dir)
+    frame = aggregate(rows, samples)
     flags = soundness_table(frame)
     if not frame.empty:
         flags = pd.concat([flags, below_text_only(frame)], ignore_index=True)
@@ -233,7 +258,8 @@ def write_tables(rows: list[dict[str, Any]], out_dir: str | Path, baseline: str 
     parts = []
     accuracy = accuracy_table(mark_blind(frame, flags) if len(frame) else frame)
     if not accuracy.empty:
-        parts += ["## Robust accuracy (%) per attack: mean over training seeds ± 95 % half-width · per class "
+        parts += [interval_legend(frame), "",
+                  "## Robust accuracy (%) per attack: mean over training seeds [95 % interval] · per class "
                   "(N normal / A abnormal recall) · gradient attacks after the escalating convergence check · ‡ not "
                   "converged: the check hit its cap while the figure still fell (the figure as run in brackets) · a "
                   "defended model: the adaptive figure (BPDA/EOT), then the naive one and the masking (naive − "
@@ -244,17 +270,18 @@ def write_tables(rows: list[dict[str, Any]], out_dir: str | Path, baseline: str 
         parts += ["## Per-modality attribution: robust accuracy (%), lowest over the attacks of each modality; "
                   "floor = no image can change the prediction; image decides = the share of decisions some replacement "
                   "image changes", "", markdown(attribution, "model"), ""]
-    defenses = defense_table(rows)
+    defenses = defense_table(rows, samples)
     if not defenses.empty:
         parts += ["## Defenses: adaptive robust accuracy (%; BPDA/EOT for input defenses: the ranked figure), the naive "
-                  "one, and the paired difference to the undefended model over training seeds (mean ± 95 % t; p "
-                  "Holm-corrected over this table)", "", defenses.to_markdown(index=False), ""]
-    samples = read_samples(out_dir)
+                  "one (mean over seeds [t-interval cut to 0–100]), and the paired difference to the undefended model "
+                  "on the same (seed, sample) pairs [95 % bootstrap] (†: over training seeds only); p: the larger of "
+                  "McNemar clustered by sample and the bootstrap, each Holm-corrected over this table", "",
+                  defenses.to_markdown(index=False), ""]
     reliance, compared = reliance_markdown(samples, rows), joint_comparison_markdown(samples)
     if compared:
         parts += ["## Joint attacks compared: each against the first joint attack of the run, on the same (seed, "
-                  "sample) pairs — two-level bootstrap over seeds and samples, McNemar mid-p, Holm over this table "
-                  "(negative: stronger than the reference)", "", compared, ""]
+                  "sample) pairs — two-level bootstrap over seeds and samples, McNemar clustered by sample, both "
+                  "Holm-adjusted over this table (negative: stronger than the reference)", "", compared, ""]
     if reliance:
         parts += ["## Modality reliance: the share of (seed, sample) pairs that only the joint attack breaks — no image "
                   "attack at the same ε and no text attack (report corruptions are not attacks) — with its two-level "
@@ -268,23 +295,42 @@ def write_tables(rows: list[dict[str, Any]], out_dir: str | Path, baseline: str 
     table = attack_table(frame)
     if not table.empty:
         table1 = ["## Robust F1 of the abnormal class (%) per attack — attacked branch alone in brackets; "
-                  "mean over training seeds ± 95 % interval half-width", "", markdown(table, "attack [modality]"), ""]
+                  "mean over training seeds [95 % interval]", "", markdown(table, "attack [modality]"), ""]
         (out_dir / "table1.md").write_text("\n".join(table1))
         parts += table1
     matrices = transfer_matrices(frame)
     transfer_parts = []
     for i, (name, matrix) in enumerate(matrices.items()):
         matrix.to_csv(out_dir / f"transfer_{i}.csv")
-        transfer_parts += [f"## Transfer: {name} — robust F1 (%), mean ± 95 % half-width; rows black-box target, "
+        transfer_parts += [f"## Transfer: {name} — robust F1 (%), mean [95 % interval: over training seeds, t, cut to 0–100]; "
+                           "rows black-box target, "
                            "columns generator", "",
                            markdown(matrix, "black-box \\ generator"), ""]
-    for name, gain in transfer_gains(rows).items():
-        transfer_parts += [f"## Transfer gain: {name} — robust accuracy difference (pt), paired by training seed, mean "
-                           "± 95 % half-width; negative: the attack transfers better than the reference; rows black-box target, "
-                           "columns generator", "", markdown(gain, "black-box \\ generator"), ""]
+    for name, gain in transfer_gains(rows, read_samples(out_dir, TRANSFER_NAME)).items():
+        transfer_parts += [f"## Transfer gain: {name} — robust accuracy difference (pt) [95 % interval]: paired on the "
+                           "same (seed, sample) pairs, two-level bootstrap (†: paired by training seed only, t-interval "
+                           "cut to ±100); negative: the attack transfers better than the reference; rows black-box "
+                           "target, columns generator", "", markdown(gain, "black-box \\ generator"), ""]
     if transfer_parts:
         (out_dir / "transfer.md").write_text("\n".join(transfer_parts))
     return "\n".join(parts + transfer_parts)
+
+
+def interval_legend(frame: pd.DataFrame) -> str:
+    """How this page's intervals are made and how many seeds and samples back them."""
+    from mmrb.core.paired import seed_correction
+
+    if frame.empty:
+        return ""
+    seeds, n = sorted(set(frame["seeds"].astype(int))), sorted(set(frame["n"].astype(int)))
+    boot = int((frame.get("interval", pd.Series(dtype=str)) == "bootstrap").sum())
+    k = seeds[-1]
+    return (f"Intervals: 95 %, never outside the metric's range, printed as mean [low, high]. {boot} of {len(frame)} cells "
+            f"(every white-box cell with per-sample evidence): the two-level bootstrap over {'/'.join(map(str, seeds))} "
+            f"training seed(s) × {'/'.join(map(str, n))} test samples (mmrb.core.paired), its seed part widened × "
+            f"{seed_correction(k):.2f} for {k} seeds (as wide as their t-interval). The others (transfer cells, cells "
+            "without evidence): accuracy the seed t-interval combined with the test set's Wilson interval, F1 / AUC / "
+            "attack success the seed t-interval, cut to the range. aggregate.csv names each cell's (`interval`).")
 
 
 def reference_attack(frame: pd.DataFrame) -> tuple[str, float | None] | None:

@@ -279,12 +279,12 @@ def check_protocol_folder(folder: Path, suite: Suite, fingerprint: str | None = 
 def make_entry(card: Card, entry, suite: Suite, record, digests: dict[str, Any]) -> Entry:
     """The entry document from a finished protocol run."""
     from benchmark.attacks.registry import traits
-    from benchmark.evaluation.aggregate import aggregate
+    from benchmark.evaluation.aggregate import aggregate_run
     from benchmark.evaluation.soundness import cell_label, flags_by_cell
     from benchmark.evaluation.tables import soundness_table
     from mmrb.core.provenance import git_commit, now, package_versions
 
-    cells = aggregate(record.rows)
+    cells = aggregate_run(record)
     flags = soundness_table(cells)
     marks = flags_by_cell(flags)
     cells["flags"] = [";".join(marks.get((r.model, cell_label(r.attack, r.epsilon, r.transfer_source)), []))

@@ -6,18 +6,25 @@ Overlapping intervals are a weak test when both are scored on one test set; a pa
 A figure measured on k training seeds × n test samples varies for two reasons: which models training produced
 (the seeds) and which samples the test set happens to hold. `bootstrap_means` resamples both — seeds with
 replacement, and samples with replacement (one draw of samples per replicate, shared by every seed, as every seed
-is scored on the same test set) — so its percentile interval covers both sources of error. Two methods scored on
-the same seeds and samples are compared on their per-(seed, sample) difference with the same resampling
-(`paired_test`): the pairing removes the variance the two share (an easy sample is easy for both), which is what
-makes differences of half a point detectable at all.
+is scored on the same test set) — so its percentile interval covers both sources of error. Resampling k seeds
+underestimates their spread when k is small (the bootstrap variance of a mean of k is (k − 1)/k of the unbiased one,
+and its normal tails are too thin for a t with k − 1 degrees of freedom): the seed part of every replicate (its
+departure from the all-seeds value on the same sample draw) is scaled by `seed_correction(k)` =
+√(k/(k − 1)) · t_{k−1}/z (2.69 at k = 3, 1.58 at k = 5, → 1 with many seeds), so the seed component is as wide as the
+t-interval of k seeds. Every interval is then cut to the metric's range (`bounds`): it never leaves [0, 1] for an
+accuracy, [−1, 1] for a difference of accuracies.
 
-p-value: two-sided, from the bootstrap standard error SE of the difference (normal approximation); Holm's
-step-down correction (`holm`) keeps the family-wise error at α over a table of comparisons. The minimal detectable
-difference (`mdd`) is (z_{1-α/2} + z_{power}) · SE, SE the bootstrap standard error: a true difference smaller
-than it would be missed more often than 1 − power, so "no difference found" below it means "not detectable".
-`mcnemar` gives the exact and mid-p McNemar tests on the discordant pairs pooled over seeds (which treats a
-sample's seeds as independent pairs: the leaderboard asks both it and the bootstrap to reject), and
-`detectable_difference` McNemar's detectable difference (Connor 1987, normal approximation).
+Two methods scored on the same seeds and samples are compared on their per-(seed, sample) difference with the same
+resampling (`paired_test`): the pairing removes the variance the two share (an easy sample is easy for both).
+
+Two p-values per comparison, both two-sided: the bootstrap's (from its standard error SE, normal approximation) and
+the **clustered McNemar** test (`clustered_mcnemar`): per test sample the discordance summed over seeds (seeds where
+A alone is right minus seeds where B alone is right); under "no difference" each sample's sum is as likely negative
+as positive, and the p-value is the exact sign-flip randomisation distribution of their total (Monte Carlo beyond 16
+discordant samples). A sample's decisions under different seeds are not independent pairs: pooling them
+(`mcnemar`, kept for reference) counts one hard sample three times. `family` Holm-adjusts both over the comparisons
+shown and calls a pair separable only when both adjusted p-values reject; its minimal detectable difference (`mdd`:
+(z_{1−α'/2} + z_{power}) · SE) is taken at α' = α/m, the strictest level Holm applies in a family of m.
 """
 from __future__ import annotations
 
@@ -30,17 +37,41 @@ from scipy import stats
 REPLICATES = 2000
 
 
-def bootstrap_means(values: np.ndarray, replicates: int = REPLICATES, seed: int = 0) -> np.ndarray:
+def seed_correction(k: int, confidence: float = 0.95) -> float:
+    """The factor on the seed part of a two-level bootstrap replicate that makes it as wide as the t-interval of k
+    seeds: √(k/(k − 1)) · t_{(1+c)/2, k−1} / z_{(1+c)/2}; 1 for a single seed (no seed part)."""
+    if k < 2:
+        return 1.0
+    tail = (1 + confidence) / 2
+    return float(np.sqrt(k / (k - 1)) * stats.t.ppf(tail, k - 1) / stats.norm.ppf(tail))
+
+
+def weights(k: int, n: int, replicates: int = REPLICATES, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The two-level bootstrap's draws: seed weights (R, k) and sample weights (R, n), each row summing to 1 (the
+    multinomial counts of a resample with replacement); one sample draw per replicate, shared by every seed."""
+    rng = np.random.default_rng(seed)
+    seed_weights = rng.multinomial(k, np.full(k, 1 / k), size=replicates) / k
+    sample_weights = rng.multinomial(n, np.full(n, 1 / n), size=replicates) / n
+    return seed_weights, sample_weights
+
+
+def combine_seeds(per_seed: np.ndarray, seed_weights: np.ndarray, confidence: float = 0.95) -> np.ndarray:
+    """Replicates (R,) from per-seed statistics on each replicate's sample draw (R, k): the all-seeds mean plus the
+    seed resample's departure from it, scaled by `seed_correction(k)`."""
+    plain = per_seed.mean(axis=1)
+    return plain + seed_correction(per_seed.shape[1], confidence) * ((seed_weights * per_seed).sum(axis=1) - plain)
+
+
+def bootstrap_means(values: np.ndarray, replicates: int = REPLICATES, seed: int = 0,
+                    confidence: float = 0.95) -> np.ndarray:
     """Bootstrap replicates of the grand mean of `values` (seeds × samples): seeds and samples both resampled with
-    replacement, the sample draw shared across seeds. NaN entries are not allowed."""
+    replacement, the sample draw shared across seeds, the seed part corrected for few seeds. NaN entries are not
+    allowed."""
     values = np.atleast_2d(np.asarray(values, dtype=float))
     if not np.isfinite(values).all():
         raise ValueError("bootstrap_means: values must be finite (one row per seed, one column per sample)")
-    k, n = values.shape
-    rng = np.random.default_rng(seed)
-    seed_weights = rng.multinomial(k, np.full(k, 1 / k), size=replicates) / k  # (R, k), rows sum to 1
-    sample_weights = rng.multinomial(n, np.full(n, 1 / n), size=replicates) / n  # (R, n)
-    return np.einsum("rk,kn,rn->r", seed_weights, values, sample_weights)
+    seed_weights, sample_weights = weights(*values.shape, replicates, seed)
+    return combine_seeds(sample_weights @ values.T, seed_weights, confidence)
 
 
 def percentile_interval(replicates: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
@@ -59,12 +90,18 @@ class Interval:
     high: float
 
 
+def bounded(mean: float, low: float, high: float, bounds: tuple[float, float]) -> Interval:
+    """An interval cut to the metric's range, always holding its mean."""
+    low, high = max(bounds[0], min(low, mean)), min(bounds[1], max(high, mean))
+    return Interval(float(mean), float(low), float(high))
+
+
 def mean_interval(values: np.ndarray, confidence: float = 0.95, replicates: int = REPLICATES,
-                  seed: int = 0) -> Interval:
-    """Grand mean of `values` (seeds × samples) and its percentile interval over seeds and samples."""
+                  seed: int = 0, bounds: tuple[float, float] = (0.0, 1.0)) -> Interval:
+    """Grand mean of `values` (seeds × samples) and its percentile interval over seeds and samples, within `bounds`."""
     values = np.atleast_2d(np.asarray(values, dtype=float))
-    low, high = percentile_interval(bootstrap_means(values, replicates, seed), confidence)
-    return Interval(float(values.mean()), low, high)
+    low, high = percentile_interval(bootstrap_means(values, replicates, seed, confidence), confidence)
+    return bounded(float(values.mean()), low, high, bounds)
 
 
 def mdd(standard_error: float, alpha: float = 0.05, power: float = 0.8) -> float:
@@ -86,8 +123,11 @@ class Paired:
     samples: int
     a_only: int = 0  # (seed, sample) pairs A got right and B wrong
     b_only: int = 0
-    p_exact: float = 1.0
+    p_exact: float = 1.0  # McNemar pooled over seeds (for reference: it counts a sample once per seed)
     p_mid: float = 1.0
+    p_clustered: float = 1.0  # McNemar clustered by sample (sign-flip randomisation): the test used
+    discordant_samples: int = 0  # samples whose summed discordance over seeds is not zero
+    standard_error: float = 0.0  # of the difference, from the bootstrap
 
     @property
     def ci_low(self) -> float:
@@ -102,8 +142,9 @@ class Paired:
         return self.p_value
 
     def separable(self, alpha: float = 0.05) -> bool:
-        """Whether the mid-p McNemar test rejects "same accuracy" at level alpha."""
-        return self.p_mid < alpha
+        """Whether both tests reject "same accuracy" at level alpha, uncorrected (a table of comparisons uses
+        `family`)."""
+        return self.p_clustered < alpha and self.p_value < alpha
 
 
 def mcnemar(a_only: int, b_only: int) -> tuple[float, float]:
@@ -113,6 +154,22 @@ def mcnemar(a_only: int, b_only: int) -> tuple[float, float]:
         return 1.0, 1.0
     tail = 2 * stats.binom.cdf(k, n, 0.5)
     return float(min(1.0, tail)), float(min(1.0, tail - stats.binom.pmf(k, n, 0.5)))
+
+
+def clustered_mcnemar(a: np.ndarray, b: np.ndarray, draws: int = 20000, seed: int = 0) -> tuple[float, int]:
+    """Two-sided p-value of McNemar's test clustered by sample, and the number of discordant samples: per sample
+    (column) d = seeds where only A is right − seeds where only B is right; p = P(|Σ ±d| ≥ |Σ d|) over independent
+    sign flips (exact up to 16 non-zero d, else `draws` Monte Carlo flips, counting the observed one)."""
+    d = ((a > 0.5) & (b <= 0.5)).sum(axis=0) - ((a <= 0.5) & (b > 0.5)).sum(axis=0)
+    d = d[d != 0].astype(float)
+    if not len(d):
+        return 1.0, 0
+    observed = abs(d.sum()) - 1e-9
+    if len(d) <= 16:
+        signs = 1 - 2 * ((np.arange(2 ** len(d))[:, None] >> np.arange(len(d))) & 1)
+        return float(np.mean(np.abs(signs @ d) >= observed)), len(d)
+    flips = np.random.default_rng(seed).choice((-1.0, 1.0), size=(draws, len(d)))
+    return float((1 + np.sum(np.abs(flips @ d) >= observed)) / (draws + 1)), len(d)
 
 
 def paired_test(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, replicates: int = REPLICATES,
@@ -127,16 +184,18 @@ def paired_test(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, replicat
                          f"and {b.shape}")
     diff = a - b
     observed = float(diff.mean())
-    draws_ = bootstrap_means(diff, replicates, seed)
+    draws_ = bootstrap_means(diff, replicates, seed, confidence)
     low, high = percentile_interval(draws_, confidence)
+    low, high = max(-1.0, min(low, observed)), min(1.0, max(high, observed))
     se = float(draws_.std(ddof=1))
     # two-sided p from the bootstrap standard error (normal approximation, as `mdd`): no floor at 1/replicates,
     # which Holm's correction over a large table would turn into "nothing can ever be significant"
     p_value = 1.0 if not np.any(diff) or se == 0 else float(2 * stats.norm.sf(abs(observed) / se))
     a_only, b_only = int(((a > 0.5) & (b <= 0.5)).sum()), int(((a <= 0.5) & (b > 0.5)).sum())
     exact, mid = mcnemar(a_only, b_only)
+    clustered, samples = clustered_mcnemar(a, b, seed=seed)
     return Paired(observed, low, high, p_value, mdd(se, 1 - confidence), *a.shape,
-                  a_only, b_only, exact, mid)
+                  a_only, b_only, exact, mid, clustered, samples, se)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -152,6 +211,37 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted.tolist()
 
 
+@dataclass(frozen=True)
+class Decision:
+    """One comparison of a family: both p-values Holm-adjusted over the family, the detectable difference at the
+    family's strictest level, and whether the pair is separable (both adjusted p-values below α)."""
+
+    result: Paired
+    p_holm: float  # the clustered McNemar's
+    p_holm_bootstrap: float
+    mdd: float
+    alpha: float = 0.05
+
+    @property
+    def separable(self) -> bool:
+        return self.p_holm < self.alpha and self.p_holm_bootstrap < self.alpha
+
+    @property
+    def p(self) -> float:
+        """The larger adjusted p-value: the one a separable verdict has to pass."""
+        return max(self.p_holm, self.p_holm_bootstrap)
+
+
+def family(results: Sequence[Paired], alpha: float = 0.05, power: float = 0.8) -> list[Decision]:
+    """Holm over a family of paired comparisons, for the clustered McNemar and the bootstrap p-values each; the MDD
+    of each comparison at α/m (m: the family's size), from its bootstrap standard error."""
+    m = max(1, len(results))
+    mcnemar_p = holm([r.p_clustered for r in results]) if results else []
+    boot_p = holm([r.p_value for r in results]) if results else []
+    return [Decision(r, pc, pb, mdd(r.standard_error, alpha / m, power), alpha)
+            for r, pc, pb in zip(results, mcnemar_p, boot_p)]
+
+
 def detectable_difference(n: int, seeds: int, discordance: float, alpha: float = 0.05, power: float = 0.8) -> float:
     """The smallest accuracy difference McNemar's test detects with `power` at level `alpha` on n samples × seeds
     pairs whose share of discordant pairs is `discordance` (Connor 1987, normal approximation)."""
@@ -159,10 +249,14 @@ def detectable_difference(n: int, seeds: int, discordance: float, alpha: float =
     return float((za + zb) * np.sqrt(discordance / pairs))
 
 
-def verdict(result: Paired, adjusted_p: float, names: tuple[str, str] = ("A", "B"), alpha: float = 0.05,
-            scale: float = 100.0, unit: str = "pt") -> str:
-    """A plain verdict: which is higher when the corrected test says so, else that no difference was detected and
-    the smallest one this comparison could have detected."""
-    if adjusted_p < alpha:
-        return f"{names[0] if result.difference > 0 else names[1]} higher (p_holm = {adjusted_p:.2g})"
-    return f"no difference detected (p_holm = {adjusted_p:.2g}; detectable: ≥ {scale * result.mdd:.1f} {unit})"
+def verdict(result: Paired | Decision, adjusted_p: float | None = None, names: tuple[str, str] = ("A", "B"),
+            alpha: float = 0.05, scale: float = 100.0, unit: str = "pt") -> str:
+    """A plain verdict: which is higher when the corrected tests say so, else that no difference was detected and
+    the smallest one this comparison could have detected. A `Decision` brings its own adjusted p-values and MDD."""
+    if isinstance(result, Decision):
+        separable, p, detectable, result = result.separable, result.p, result.mdd, result.result
+    else:
+        separable, p, detectable = adjusted_p < alpha, adjusted_p, result.mdd
+    if separable:
+        return f"{names[0] if result.difference > 0 else names[1]} higher (p_holm = {p:.2g})"
+    return f"no difference detected (p_holm = {p:.2g}; detectable: ≥ {scale * detectable:.1f} {unit})"

@@ -104,7 +104,7 @@ window.addEventListener("load", function () {
     assert "41.0 / 88.0 @ 95 % spec" in dom and "12.3 / 4.0" in dom
     assert ">50<" in dom and ">80<" in dom and ">100<" in dom  # mCE of fusion, weak and the baseline itself
     assert "constant: always abnormal" in dom and "text-only: text_model" in dom
-    assert "smallest difference McNemar detects" in dom and "&lt;b&gt;no&lt;/b&gt;" in dom
+    assert "smallest difference these comparisons detect" in dom and "&lt;b&gt;no&lt;/b&gt;" in dom
     assert dom.count('<figure class="sample"') == 1
     png = screenshot(board / HTML_NAME, tmp_path / "clinical.png", width=1400, height=2400)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

@@ -139,9 +139,9 @@ def test_markdown_has_a_section_per_suite_with_percentages(tmp_path):
     assert "suite `2222222222222222`" in paper and "seed 7" in paper
     assert "| model | clean | FastGradientMethod ε=0.03137 | FastGradientMethod ε=0.03 | " \
            "FastGradientMethod ε=0.2 |" in smoke
-    pm = r" ± \d+\.\d"  # every figure carries the half-width of its interval
+    pm = r" \[\d+\.\d, \d+\.\d\]"  # every figure carries its interval
     assert re.search(rf"\| early_fusion \| 80\.0{pm} \| 45\.7{pm} \| 45\.7{pm} \| 45\.7{pm} \|", smoke)  # accuracy %
-    assert "| early_fusion | 60.0 ± 0.0 | 60.0 ± 0.0 | 60.0 ± 0.0 | 60.0 ± 0.0 |" in smoke  # F1 %: one seed, no spread
+    assert "| early_fusion | 60.0 [60.0, 60.0] | 60.0 [60.0, 60.0] | 60.0 [60.0, 60.0] | 60.0 [60.0, 60.0] |" in smoke  # F1 %: one seed, no spread
     assert re.search(rf"\| late_fusion \| 80\.0{pm} \| 5\.1{pm} \|", paper)
     assert "late_fusion" not in smoke and "early_fusion" not in paper
 
@@ -151,8 +151,8 @@ def test_markdown_marks_missing_cells(tmp_path):
             make_row("text_only", robust_accuracy=0.7)]
     publish(rows, meta(), tmp_path)
     markdown = re.sub(" +", " ", (tmp_path / MD_NAME).read_text())  # (to_markdown pads the columns)
-    assert re.search(r"\| early_fusion \| 80\.0 ± \d+\.\d \| 30\.0 ± \d+\.\d \|", markdown)
-    assert re.search(r"\| text_only \| 70\.0 ± \d+\.\d \| – \|", markdown)
+    assert re.search(r"\| early_fusion \| 80\.0 \[\d+\.\d, \d+\.\d\] \| 30\.0 \[\d+\.\d, \d+\.\d\] \|", markdown)
+    assert re.search(r"\| text_only \| 70\.0 \[\d+\.\d, \d+\.\d\] \| – \|", markdown)
 
 
 # --- provenance ----------------------------------------------------------------------------------------------
@@ -211,8 +211,9 @@ def test_entries_aggregate_seeds_with_intervals(tmp_path):
     assert entry["seeds"] == 3 and entry["seed_list"] == "0,1,2"
     assert entry["robust_accuracy"] == pytest.approx(0.6)
     assert entry["robust_accuracy_ci_low"] < 0.5 and entry["robust_accuracy_ci_high"] > 0.7
-    half = 100 * (entry["robust_accuracy_ci_high"] - entry["robust_accuracy_ci_low"]) / 2
-    assert f"60.0 ± {half:.1f}" in (tmp_path / MD_NAME).read_text()
+    low, high = 100 * entry["robust_accuracy_ci_low"], 100 * entry["robust_accuracy_ci_high"]
+    assert f"60.0 [{low:.1f}, {high:.1f}]" in (tmp_path / MD_NAME).read_text()
+    assert 0 <= entry["robust_f1_ci_low"] <= entry["robust_f1_ci_high"] <= 1 and entry["interval"] == "seeds"
 
 
 def _publish_many(directory: str, worker: int, count: int) -> None:

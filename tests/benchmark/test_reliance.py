@@ -42,7 +42,7 @@ def test_a_planted_and_gate_model_is_clearly_positive_and_its_interval_stays_in_
                             ("PGD+swap", "joint"): joint}, right)
     row = reliance_table(frame, _names([("PGD", "pgd"), ("swap", "synonym_swap"), ("PGD+swap", "joint")])).iloc[0]
     assert row["reliance"] == pytest.approx(joint.mean())
-    assert 0.15 < row["low"] < row["reliance"] < row["high"] < 0.65 and row["said"] == ""
+    assert 0.1 < row["low"] < row["reliance"] < row["high"] < 0.65 and row["said"] == ""  # 3 seeds: the seed part widened
     assert row["only_joint"] == joint.sum() and row["pairs"] == 150 and row["seeds"] == 3 and row["missed"] == 0
 
 

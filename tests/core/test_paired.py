@@ -53,3 +53,44 @@ def test_shapes_must_match_and_mdd_grows_with_the_error():
     with pytest.raises(ValueError, match="same seeds and samples"):
         paired_test(np.ones((3, 10)), np.ones((2, 10)))
     assert mdd(0.01) == pytest.approx(0.028, abs=0.001) and mdd(0.02) > mdd(0.01)
+
+
+def _pair(differing: int, seeds: int = 3, samples: int = 120, accuracy: float = 0.6, seed: int = 0):
+    """Two models whose decisions agree on every sample but `differing` ones, where A is right and B wrong under every
+    seed (the same samples, as one test set scores every seed)."""
+    rng = np.random.default_rng(seed)
+    b = np.broadcast_to(rng.random(samples) < accuracy, (seeds, samples)).astype(float).copy()
+    a = b.copy()
+    wrong = np.flatnonzero(b[0] == 0)[:differing]
+    a[:, wrong] = 1.0
+    return a, b
+
+
+def test_three_of_120_samples_under_three_seeds_are_not_separable_and_twenty_points_are():
+    from mmrb.core.paired import family
+
+    small, large = paired_test(*_pair(3)), paired_test(*_pair(24))
+    assert small.a_only == 9 and small.discordant_samples == 3  # 9 pooled pairs: pooled McNemar would call it
+    assert small.p_mid < 0.01 and small.p_clustered == pytest.approx(0.25)  # 2 of 8 sign patterns reach |Σ d| = 9
+    decided = family([small, large])
+    assert not decided[0].separable and decided[1].separable
+    assert large.difference == pytest.approx(0.2) and decided[1].p < 0.001
+    assert decided[0].mdd > small.mdd  # the detectable difference at α/2 is larger than at α
+    assert "no difference detected" in verdict(decided[0]) and verdict(decided[1], names=("A", "B")).startswith("A higher")
+
+
+def test_intervals_stay_in_range_and_the_seed_part_is_widened_for_few_seeds():
+    from mmrb.core.paired import seed_correction
+
+    assert seed_correction(3) == pytest.approx(np.sqrt(1.5) * 4.303 / 1.96, rel=1e-3) and seed_correction(1) == 1.0
+    assert 1 < seed_correction(30) < seed_correction(5) < seed_correction(3)
+    near_one = np.ones((3, 40))
+    near_one[0, :8] = 0  # one seed far worse: its spread would push a t-interval above 100 %
+    interval = mean_interval(near_one)
+    assert 0 <= interval.low <= interval.mean <= interval.high <= 1 and interval.low < 0.85
+    diff = paired_test(np.ones((3, 40)), near_one)
+    assert -1 <= diff.low <= diff.difference <= diff.high <= 1
+    rng = np.random.default_rng(3)  # with many seeds the correction is small: coverage of a known mean near 95 %
+    hits = [mean_interval((rng.random((3, 60)) < 0.7 + rng.normal(0, 0.03, (3, 1))).astype(float), replicates=400,
+                          seed=i) for i in range(80)]
+    assert np.mean([h.low <= 0.7 <= h.high for h in hits]) >= 0.9

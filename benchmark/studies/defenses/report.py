@@ -128,22 +128,26 @@ def verdict_table(frame: pd.DataFrame, seeds: Sequence[int], methods: Sequence[s
 
 def paired_table(found: list[dict[str, Any]], alpha: float = 0.05, same_decision: bool = False) -> pd.DataFrame:
     """Paired comparisons -> their verdict table. Each of `found` holds its leading columns, `result` (a
-    `mmrb.core.paired` result) and `names` (A, B); the table adds A − B [95 % interval] in points, p, the Holm-adjusted
-    p over every row, the MDD and the verdict (`same_decision`: say so where A and B decided every sample alike)."""
-    adjusted = paired.holm([f["result"].p_value for f in found])
+    `mmrb.core.paired` result) and `names` (A, B); the table adds A − B [95 % interval] in points, the clustered
+    McNemar and bootstrap p-values each Holm-adjusted over every row (`mmrb.core.paired.family`: separable only when
+    both reject), the MDD at the family's strictest level and the verdict (`same_decision`: say so where A and B
+    decided every sample alike)."""
+    decisions = paired.family([f["result"] for f in found], alpha)
     return pd.DataFrame([{
         **{k: v for k, v in f.items() if k not in ("result", "names")},
         "A − B (pt)": f"{100 * f['result'].difference:+.2f} [{100 * f['result'].low:+.2f}, {100 * f['result'].high:+.2f}]",
-        "p": f"{f['result'].p_value:.2g}", "p (Holm)": f"{p:.2g}", "MDD (pt)": f"{100 * f['result'].mdd:.2f}",
-        "verdict": _verdict(f["result"], p, alpha, *f["names"], same_decision=same_decision)}
-        for f, p in zip(found, adjusted)])
+        "p McNemar (clustered; Holm)": f"{d.p_holm:.2g}", "p bootstrap (Holm)": f"{d.p_holm_bootstrap:.2g}",
+        "p (Holm)": f"{d.p:.2g}", "MDD (pt)": f"{100 * d.mdd:.2f}",
+        "verdict": _verdict(d, *f["names"], same_decision=same_decision)}
+        for f, d in zip(found, decisions)])
 
 
-def _verdict(result: Any, adjusted: float, alpha: float, a: str, b: str, same_decision: bool = False) -> str:
+def _verdict(decision: paired.Decision, a: str, b: str, same_decision: bool = False) -> str:
+    result = decision.result
     if same_decision and result.a_only == result.b_only == 0:
         return "the same decision on every sample"
-    if adjusted >= alpha:
-        return f"not detectable (≥ {100 * result.mdd:.1f} pt would be)"
+    if not decision.separable:
+        return f"not detectable (≥ {100 * decision.mdd:.1f} pt would be)"
     return f"{a if result.difference > 0 else b} higher"
 
 
