@@ -25,6 +25,9 @@ class Target:
     view: Any = None  # wrappers.estimators.ImageView, or None for a model without image input
     # the training reports, for attacks that model the report distribution (BERT-Attack's masked LM); None: unknown
     corpus: Sequence[str] | None = None
+    # the model's operating threshold on P(abnormal) (benchmark.evaluation.clinical), for attacks aimed at it; None:
+    # the suite sets no operating point
+    threshold: float | None = None
 
     def with_texts(self, texts: Sequence[str]) -> Target:
         """The same samples with other texts (a new view is bound to them)."""

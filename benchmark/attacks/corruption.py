@@ -1,7 +1,10 @@
 """mmrb's corruption track: ordinary degradations of radiographs and of their reports, at five severities each.
 
-Image corruptions (MedMNIST-C / ImageNet-C style, chosen for radiographs): Gaussian and speckle noise, blur, contrast,
-brightness, gamma, JPEG, pixelation, a smooth bias field. Report corruptions: typos, clinical abbreviations, dropped
+Image corruptions (MedMNIST-C / ImageNet-C style, chosen for radiographs): Gaussian and speckle noise, quantum
+(Poisson) noise of a low-dose exposure, blur, motion blur (the patient moved or breathed), rotation (patient
+positioning), contrast and brightness (exposure) and gamma in both directions (`*_up` / `*_down`: the physics is
+two-sided; the unsuffixed kinds keep their earlier direction), JPEG, pixelation, a smooth bias field. None changes a
+report. Report corruptions: typos, clinical abbreviations, dropped
 sentences (the lowercased report has no section headers left) and dictation-style (speech recognition) substitutions.
 `SEVERITIES[kind]` states each kind's amount at severities 1..5; a corruption is deterministic per (seed, kind,
 severity) and independent of the model. A suite names it as `{source: mmrb, name: corruption, modality: image,
@@ -16,7 +19,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import convolve, gaussian_filter, rotate
 
 from benchmark.attacks import Crafted, Target
 from benchmark.attacks.registry import register_attack
@@ -38,9 +41,18 @@ SEVERITIES: dict[str, tuple[float, ...]] = {
     "abbreviations": (0.2, 0.4, 0.6, 0.8, 1.0),  # fraction of abbreviable terms abbreviated
     "dropped_sections": (0.1, 0.2, 0.35, 0.5, 0.7),  # fraction of sentences dropped (one is always kept)
     "dictation": (0.2, 0.4, 0.6, 0.8, 1.0),  # fraction of confusable terms replaced by a homophone
+    # added later, after the report kinds: each kind's random stream is keyed by its position here
+    "quantum_noise": (2000, 1000, 500, 250, 100),  # photons per pixel at full intensity (Poisson): fewer, noisier
+    "motion_blur": (3, 5, 7, 9, 13),  # length in pixels of the straight motion path, in a random direction per study
+    "rotation": (2, 4, 6, 9, 12),  # degrees, clockwise or anticlockwise at random per study
+    "contrast_up": (1.25, 1.5, 1.8, 2.2, 2.8),  # factor on the deviation from each view's mean (a narrower window)
+    "brightness_down": (0.05, 0.1, 0.15, 0.2, 0.3),  # subtracted from every pixel (under-exposure)
+    "gamma_down": (1.2, 1.4, 1.7, 2.0, 2.5),  # x ** (1/γ): the image brightened
 }
 IMAGE_KINDS = ("gaussian_noise", "speckle_noise", "blur", "contrast", "brightness", "gamma", "jpeg", "pixelate",
-               "bias_field")
+               "bias_field", "quantum_noise", "motion_blur", "rotation", "contrast_up", "brightness_down", "gamma_down")
+#: kind -> its other direction (the unsuffixed kinds are contrast down, brightness and gamma darkening up).
+TWO_SIDED = {"contrast": "contrast_up", "brightness": "brightness_down", "gamma": "gamma_down"}
 REPORT_KINDS = ("typos", "abbreviations", "dropped_sections", "dictation")
 
 #: Clinical abbreviations a radiologist writes (term -> abbreviation).
@@ -103,6 +115,16 @@ def bias_field(shape: tuple[int, int], strength: float, rng: np.random.Generator
     return 1 + strength * surface / np.abs(surface).max()
 
 
+def motion_kernel(length: int, angle: float) -> np.ndarray:
+    """A normalised straight-line kernel of `length` pixels at `angle` radians (length × length)."""
+    kernel = np.zeros((length, length), dtype=np.float32)
+    centre, steps = (length - 1) / 2, np.linspace(-(length - 1) / 2, (length - 1) / 2, 4 * length)
+    rows = np.clip(np.round(centre + steps * np.sin(angle)).astype(int), 0, length - 1)
+    cols = np.clip(np.round(centre + steps * np.cos(angle)).astype(int), 0, length - 1)
+    kernel[rows, cols] = 1
+    return kernel / kernel.sum()
+
+
 def image_corruption(images: np.ndarray, kind: str, severity: int, seed: int) -> np.ndarray:
     """`images` (n, views, H, W) in [0,1] corrupted by `kind` at `severity`, clipped to [0,1]."""
     a, rng = amount(kind, severity), _rng(seed, kind, severity)
@@ -126,6 +148,21 @@ def image_corruption(images: np.ndarray, kind: str, severity: int, seed: int) ->
         out = _per_view(x, lambda v: _pixelate(v, int(a)))
     elif kind == "bias_field":
         out = np.stack([s * bias_field(x.shape[2:], a, rng) for s in x])
+    elif kind == "quantum_noise":
+        out = rng.poisson(np.clip(x, 0, 1) * a) / a
+    elif kind == "motion_blur":
+        out = np.stack([np.stack([convolve(v, motion_kernel(int(a), rng.uniform(0, np.pi)), mode="nearest") for v in s])
+                        for s in x])
+    elif kind == "rotation":
+        out = np.stack([rotate(s, rng.choice((-1.0, 1.0)) * a, axes=(1, 2), reshape=False, order=1, mode="nearest")
+                        for s in x])
+    elif kind == "contrast_up":
+        mean = x.mean(axis=(2, 3), keepdims=True)
+        out = (x - mean) * a + mean
+    elif kind == "brightness_down":
+        out = x - a
+    elif kind == "gamma_down":
+        out = np.clip(x, 0, 1) ** (1 / a)
     else:
         raise AttackError(f"mmrb corruption: {kind!r} is a report corruption (modality: text); image kinds: "
                           f"{', '.join(IMAGE_KINDS)}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -69,8 +70,12 @@ def _starts(images: np.ndarray, epsilon: float, seed: int, restart: int) -> np.n
 
 @register_attack("pgd", gradient=True, params=tuple(DEFAULTS), defaults=DEFAULTS, steps="steps", step_size="step_size",
                  random_start=("random_start", True), check=lambda params: check(params))
-def craft(params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
-    """Run PGD on every sample of `target` (module docstring); raises AttackError on bad parameters."""
+def craft(params: dict[str, Any], target: Target, epsilon: float | None, seed: int,
+          margin: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = true_margin,
+          attacked: np.ndarray | None = None) -> Crafted:
+    """Run PGD on every sample of `target` (module docstring); raises AttackError on bad parameters. For attacks built
+    on it: `margin(logits, labels)` is what PGD drives below 0 (negative: the sample is wrong; the true-class margin by
+    default) and `attacked` (booleans) the samples it may perturb (the rest are returned clean)."""
     problems = check(params)  # (unknown parameters: the registry refuses them before this runs)
     if problems:
         raise AttackError("mmrb pgd: " + "; ".join(f"{field}: {message}" for field, message in problems))
@@ -88,6 +93,8 @@ def craft(params: dict[str, Any], target: Target, epsilon: float | None, seed: i
     tokens = model.tokenize(list(target.texts)) if "text" in model.modalities else None
     best = clean.copy()
     best_margin = np.full(n, np.inf)
+    if attacked is not None:
+        best_margin[~np.asarray(attacked, dtype=bool)] = -np.inf  # never attacked: counts as done
     queries = np.zeros(n, dtype=np.int64)
     seen: dict[str, int] = {}
     with frozen(model):
@@ -96,7 +103,7 @@ def craft(params: dict[str, Any], target: Target, epsilon: float | None, seed: i
             p["bpda"] = takes_rounding_steps(model, torch.as_tensor(clean[rows], device=device),
                                              None if tokens is None else {k: v[rows].to(device) for k, v in tokens.items()})
         for restart in range(int(p["restarts"])):
-            standing = np.flatnonzero(best_margin >= 0) if p["early_stop"] else np.arange(n)
+            standing = np.flatnonzero(best_margin >= 0) if p["early_stop"] else np.flatnonzero(best_margin > -np.inf)
             if not len(standing):
                 break
             start = _starts(clean[standing], epsilon, seed, restart) if (p["random_start"] or restart) \
@@ -105,7 +112,7 @@ def craft(params: dict[str, Any], target: Target, epsilon: float | None, seed: i
                 rows = standing[b:b + int(p["batch_size"])]
                 found, found_margin, used = _run(model, clean[rows], start[b:b + len(rows)], labels_all[rows],
                                                  None if tokens is None else {k: v[rows] for k, v in tokens.items()},
-                                                 epsilon, steps, size, p, device, seen)
+                                                 epsilon, steps, size, p, device, seen, margin)
                 better = found_margin < best_margin[rows]
                 best[rows[better]] = found[better]
                 best_margin[rows[better]] = found_margin[better]
@@ -116,7 +123,8 @@ def craft(params: dict[str, Any], target: Target, epsilon: float | None, seed: i
 
 def _run(model: torch.nn.Module, clean: np.ndarray, start: np.ndarray, labels: np.ndarray,
          tokens: dict[str, torch.Tensor] | None, epsilon: float, steps: int, size: float, p: dict[str, Any],
-         device: torch.device, seen: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+         device: torch.device, seen: dict[str, int],
+         margin: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = true_margin) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One restart on one batch, with early stop unless `p["early_stop"]` is false: (best input, its margin, forward
     passes) per row."""
     x0 = torch.as_tensor(clean, device=device)
@@ -136,7 +144,7 @@ def _run(model: torch.nn.Module, clean: np.ndarray, start: np.ndarray, labels: n
             for name, count in (mode.seen.items() if mode is not None else ()):
                 seen[name] = seen.get(name, 0) + count
             used[active.cpu().numpy()] += draws
-            m = torch.stack([true_margin(z.detach(), y[active]) for z in logits]).mean(0)
+            m = torch.stack([margin(z.detach(), y[active]) for z in logits]).mean(0)
             better = m < best_margin[active]
             best[active[better]] = xa.detach()[better]
             best_margin[active[better]] = m[better]
@@ -147,7 +155,7 @@ def _run(model: torch.nn.Module, clean: np.ndarray, start: np.ndarray, labels: n
             if p["loss"] == "ce":
                 loss = torch.stack([F.cross_entropy(z, y[active], reduction="sum") for z in logits]).mean()
             else:
-                loss = -torch.stack([true_margin(z, y[active]) for z in logits]).mean(0).sum()
+                loss = -torch.stack([margin(z, y[active]) for z in logits]).mean(0).sum()
             (grad,) = torch.autograd.grad(loss, xa)
         with torch.no_grad():
             moved = xa.detach() + size * grad.sign()

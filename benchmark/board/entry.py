@@ -199,21 +199,50 @@ class Evidence(_Block):
 
 
 class Corruption(_Block):
-    """The corruption track: per kind the error summed over the five severities (mean over seeds)."""
+    """The corruption track: per kind the error summed over the severities the protocol runs (mean over seeds), each
+    kind's modality (protocol ≥ 7; older entries: image kinds by name) and the clean error (the relative mCE)."""
 
     baseline: str | None = None
     errors: dict[str, float]
     mean_ce: float
+    modalities: dict[str, str] = Field(default_factory=dict)
+    severities: Count = None
+    clean_error: Figure = None
+
+
+class Reassurance(_Block):
+    """The targeted false-reassurance attack (abnormal → normal at the threshold): sensitivity under it, with its
+    interval, and the abnormal studies it made the model miss (mean per seed)."""
+
+    attack: str
+    robust_sensitivity: Figure = None
+    robust_sensitivity_ci_low: Figure = None
+    robust_sensitivity_ci_high: Figure = None
+    missed: Figure = None
 
 
 class OperatingPoint(_Block):
-    """The rank cell at the decision threshold set on clean held-out data at `specificity`."""
+    """The rank cell at the decision threshold set on `calibration_n` clean held-out studies at `specificity`
+    (protocol ≥ 7: the threshold, clean and robust figures with intervals, and the false-reassurance attack)."""
 
     specificity: float
+    threshold: Figure = None
+    calibration_n: Count = None
+    clean_sensitivity: Figure = None
+    clean_sensitivity_ci_low: Figure = None
+    clean_sensitivity_ci_high: Figure = None
+    clean_specificity: Figure = None
+    clean_specificity_ci_low: Figure = None
+    clean_specificity_ci_high: Figure = None
     robust_sensitivity: Figure = None
+    robust_sensitivity_ci_low: Figure = None
+    robust_sensitivity_ci_high: Figure = None
     robust_specificity: Figure = None
-    false_reassurance: Count = None
-    false_alarm: Count = None
+    robust_specificity_ci_low: Figure = None
+    robust_specificity_ci_high: Figure = None
+    false_reassurance: Figure = None
+    false_alarm: Figure = None
+    reassurance: Reassurance | None = None
 
 
 class Reliance(_Block):

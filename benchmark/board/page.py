@@ -10,13 +10,13 @@ from benchmark.board import figures as fig
 from benchmark.board.figures import GENERATED, GLOSSARY, LEGEND
 from benchmark.board.paired import detectable_sentence
 from benchmark.board.ranking import TIED_TITLE, Ranked, tied_pairs
-from benchmark.board.references import below_text_only, corruption_mce, reference_rows
+from benchmark.board.references import below_constant, below_text_only, corruption_mce, reference_rows
 from benchmark.board.samples_page import entry_samples
 from benchmark.board.tables import rank_metric_sentence
 from benchmark.board.templating import template
 
 RANKING_HEAD = ("rank", "model", "family", "modalities", "trained by", "clean", "robust (rank metric)", "text floor",
-                "sens / spec @ op", "A→N / N→A", "corruption mCE", "flags", "submitted")
+                "sens / spec @ op", "A→N / N→A", "false reassurance", "corruption mCE", "flags", "submitted")
 BASELINE_HEAD = ("reference", "clean", "under any image attack", "what it says")
 ATTRIBUTION_HEAD = ("model", "clean", "best image attack", "best text attack", "best joint attack", "text floor",
                     "modality reliance (pt)")
@@ -26,10 +26,13 @@ CELL_HEAD = ("attack", "source", "modality", "ε", "transfer from", "n", "seeds"
              "normal / abnormal", "F1 (abnormal)", "AUC", "attack success", "flags")
 
 
-def render_html(board: dict[str, list[Ranked]], plots: dict[str, dict[str, Any]]) -> str:
+def render_html(board: dict[str, list[Ranked]], plots: dict[str, dict[str, Any]],
+                notes: dict[str, list[tuple[str, str]]] | None = None) -> str:
     """index.html: per protocol version the sortable ranking, attribution, transfer heatmaps and a section per
-    model (curves, flags, cells). `plots[version]` holds the relative paths written by `plots.write_plots`."""
-    protocols = [_protocol(i, version, ranked, plots[version]) for i, (version, ranked) in enumerate(board.items())]
+    model (curves, flags, cells). `plots[version]` holds the relative paths written by `plots.write_plots`; `notes`
+    what each protocol runs (benchmark.board.references.protocol_notes)."""
+    protocols = [{**_protocol(i, version, ranked, plots[version]), "notes": (notes or {}).get(version) or []}
+                 for i, (version, ranked) in enumerate(board.items())]
     return template().render(generated=GENERATED, legend=LEGEND, glossary=GLOSSARY, tied_title=TIED_TITLE,
                               protocols=protocols, heads=dict(ranking=RANKING_HEAD, attribution=ATTRIBUTION_HEAD,
                                                               flags=FLAG_HEAD, cells=CELL_HEAD, baselines=BASELINE_HEAD))
@@ -64,14 +67,16 @@ def interval(figures: fig.Interval, signed: bool = False) -> dict[str, str]:
 def _ranking_row(r: Ranked, anchor: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
     e, flags = r.entry, fig.flag_names(r.entry)
     point = e.get("operating_point") or {}
-    mce = corruption_mce(e, entries)
+    mce, report_mce = corruption_mce(e, entries), corruption_mce(e, entries, "text")
     return dict(ranked=r, anchor=anchor, sort=_sort_value(r.position),
                 tied_title=r.test.title if r.test else TIED_TITLE + " (95 % intervals overlap)",
-                operating=f"{_pct(point.get('robust_sensitivity'))} / {_pct(point.get('robust_specificity'))}"
+                operating=f"{_bounded(point, 'robust_sensitivity')} / {_bounded(point, 'robust_specificity')}"
                           + (f" @ {100 * point['specificity']:.0f} % spec" if point else ""),
+                reassurance=_reassurance(point),
                 flips=f"{_count(point.get('false_reassurance'))} / {_count(point.get('false_alarm'))}",
-                mce=dict(text=f"{100 * mce:.0f}" if mce is not None else "–", sort=_sort_value(mce)),
-                below_text=below_text_only(e, entries),
+                mce=dict(text=(f"{100 * mce:.0f}" if mce is not None else "–")
+                         + (f" · report {100 * report_mce:.0f}" if report_mce is not None else ""), sort=_sort_value(mce)),
+                below_text=below_text_only(e, entries), below_constant=below_constant(e, entries),
                 rank=r.group if r.position is not None else f"unranked: {r.reason}",
                 family=fig.field(e, "model", "family"), modalities=fig.modalities(e),
                 trained_by=fig.field(e, "card", "trained_by"), clean=interval(fig.clean_figure(e)),
@@ -123,6 +128,20 @@ def _cell(c: dict[str, Any]) -> dict[str, Any]:
                 classes=f"{_pct(c.get('robust_accuracy_normal'))} / {_pct(c.get('robust_accuracy_abnormal'))}",
                 f1=interval((f1, f1_low, f1_high)), auc=_pct(c.get("auc")),
                 success=_pct(c.get("attack_success_rate")), flags=c.get("flags") or "")
+
+
+def _bounded(block: dict[str, Any], metric: str) -> str:
+    """A figure of a block with its interval where recorded (`mean [low, high]`), else its mean."""
+    return fig.interval_text((fig.num(block.get(metric)), fig.num(block.get(f"{metric}_ci_low")),
+                              fig.num(block.get(f"{metric}_ci_high"))))
+
+
+def _reassurance(point: dict[str, Any]) -> str:
+    """Sensitivity under the targeted false-reassurance attack [interval] and the studies it made the model miss."""
+    block = point.get("reassurance") or {}
+    if not block:
+        return "–"
+    return f"{_bounded(block, 'robust_sensitivity')} · {_count(block.get('missed'))} missed"
 
 
 def _count(value: Any) -> str:

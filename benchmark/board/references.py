@@ -5,9 +5,14 @@ reaches them) and image-only entries; a multimodal entry below a text-only entry
 entry (benchmark.evaluation.corruption_summary)."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from benchmark.board import figures as fig
+
+#: Written by `mmrb submit` beside a protocol's entries (benchmark.submission.protocol_text).
+PROTOCOL_NAME = "protocol.json"
 
 
 def _class_counts(entries: list[dict[str, Any]]) -> tuple[float, float] | None:
@@ -59,12 +64,54 @@ def below_text_only(entry: dict[str, Any], entries: list[dict[str, Any]]) -> str
     return ""
 
 
-def corruption_mce(entry: dict[str, Any], entries: list[dict[str, Any]]) -> float | None:
-    """mCE of an entry: mean over kinds of its summed error / the baseline entry's (None without both)."""
+def protocol_notes(directory: Path, version: str, entries: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """What protocol `version` runs, as generated from its suite file when its entries were submitted: (term, text)
+    pairs; [] without the file; one line saying so where the file's suite hash is not its entries'."""
+    path = Path(directory) / f"v{version}" / PROTOCOL_NAME
+    if not path.is_file():
+        return []
+    document = json.loads(path.read_text())
+    hashes = {(e.get("provenance") or {}).get("suite_hash") for e in entries}
+    if hashes and hashes != {document.get("suite_hash")}:
+        return [("protocol file", f"{path.name} was generated from suite {document.get('suite_hash')}, the entries "
+                                  f"from {', '.join(sorted(map(str, hashes)))}: not shown")]
+    return list((document.get("describes") or {}).items())
+
+
+def below_constant(entry: dict[str, Any], entries: list[dict[str, Any]]) -> str:
+    """The constant classifier (the test split's majority class) whose accuracy lies above this entry's whole rank
+    interval, "" if none: a reader would do better ignoring the model."""
+    counts = _class_counts(entries)
+    mean, _, high = fig.rank_figure(entry)
+    top = high if fig.finite(high) else mean
+    if not counts or not fig.finite(top):
+        return ""
+    share = counts[1] / counts[0]
+    majority = max(share, 1 - share)
+    if top < majority:
+        return (f"below the constant classifier (always {'abnormal' if share >= 0.5 else 'normal'}: "
+                f"{100 * majority:.1f} %) under the rank attack: a reader would do better ignoring the model")
+    return ""
+
+
+#: Report corruption kinds of entries made before the entry recorded each kind's modality.
+REPORT_KINDS = ("typos", "abbreviations", "dropped_sections", "dictation")
+
+
+def corruption_mce(entry: dict[str, Any], entries: list[dict[str, Any]], modality: str = "image") -> float | None:
+    """mCE of an entry over its corruption kinds of `modality`: mean over kinds of its summed error / the reference
+    entry's — the named baseline (an image-only entry) for image kinds, a text-only entry for report kinds (None
+    without both)."""
     own = entry.get("corruption") or {}
-    base_name = own.get("baseline")
-    base = next((e.get("corruption") for e in entries if e["name"] == base_name), None) if base_name else None
-    if not own or not base:
+    if not own:
         return None
-    ratios = [own["errors"][k] / base["errors"][k] for k in own["errors"] if base["errors"].get(k)]
+    if modality == "image":
+        base = next((e.get("corruption") for e in entries if e["name"] == own.get("baseline")), None)
+    else:
+        base = next((e.get("corruption") for e in entries if fig.modalities(e) == "text"), None)
+    if not base:
+        return None
+    kinds = own.get("modalities") or {}
+    of = [k for k in own["errors"] if kinds.get(k, "text" if k in REPORT_KINDS else "image") == modality]
+    ratios = [own["errors"][k] / base["errors"][k] for k in of if base["errors"].get(k)]
     return sum(ratios) / len(ratios) if ratios else None

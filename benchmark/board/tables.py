@@ -11,6 +11,7 @@ from benchmark.board import figures as fig
 from benchmark.board.entry import CELL_FIELDS
 from benchmark.board.figures import GENERATED, GLOSSARY, LEGEND
 from benchmark.board.ranking import Ranked, tied_pairs
+from benchmark.board.references import below_constant, below_text_only
 
 RANKING_COLUMNS = ("protocol_version", "position", "rank_group", "separable_from_above", "model", "family", "modalities",
                    "trained_by", "clean_accuracy", "clean_ci_low", "clean_ci_high", "rank_attack", "rank_epsilon",
@@ -57,16 +58,21 @@ def md(text: Any) -> str:
     return html.escape(" ".join(str(text).split()), quote=False).replace("|", "\\|").replace("`", "\\`")
 
 
-def render_readme(board: dict[str, list[Ranked]]) -> str:
-    """README.md: one ranked table per protocol version, newest first."""
+def render_readme(board: dict[str, list[Ranked]], notes: dict[str, list[tuple[str, str]]] | None = None) -> str:
+    """README.md: one ranked table per protocol version, newest first, each with what its protocol runs (`notes`:
+    benchmark.board.references.protocol_notes)."""
     lines = ["# mmrb leaderboard", "", GENERATED, "",
              "Open `index.html` (from disk, no server) for the sortable tables, robustness curves, transfer heatmaps, "
              "per-modality attribution and flags; `ranking.csv` and `cells.csv` hold every figure.", ""]
     if not board:
         lines += ["No entries yet: submit a model with `mmrb submit CARD.yaml`.", ""]
     for version, ranked in board.items():
+        said = (notes or {}).get(version) or []
         lines += [f"## Protocol {md(version)}", "", rank_metric_sentence(ranked), "", markdown_ranking(ranked), "",
                   *_separability_sentence(ranked), LEGEND, ""]
+        if said:
+            lines += [f"**What protocol {md(version)} runs** (generated from its suite file by `mmrb submit`):", "",
+                      *(f"- **{md(k)}**: {md(v)}" for k, v in said), ""]
     lines += ["## What the figures mean", "", *(f"- **{md(k)}**: {md(v)}" for k, v in GLOSSARY.items()), ""]
     return "\n".join(lines)
 
@@ -87,17 +93,20 @@ def _separability_sentence(ranked: list[Ranked]) -> list[str]:
     pairs = [f"{md(name)} ≈ {md(above)}" for name, above in tied_pairs(ranked)]
     if not pairs:
         return []
-    return [f"Not separable (overlapping 95 % intervals with the model ranked directly above): {'; '.join(pairs)}.", ""]
+    return [f"Not separable from the model ranked directly above (paired tests that do not both reject, or overlapping "
+            f"95 % intervals without per-sample evidence): {'; '.join(pairs)}.", ""]
 
 
 def markdown_ranking(ranked: list[Ranked]) -> str:
-    """The ranked table of one protocol version, in Markdown."""
-    rows = []
+    """The ranked table of one protocol version, in Markdown (▼: below a text-only entry or the constant classifier)."""
+    rows, entries = [], [r.entry for r in ranked]
     for r in ranked:
         e, flags = r.entry, fig.flag_names(r.entry)
         beside = fig.lowered(e) + fig.naive(e) + fig.blind(e)  # md() drops a leading space
         rows.append({"rank": r.group if r.position is not None else f"unranked ({md(r.reason)})",
-                     "model": md(r.name) + (" ≈" if r.tied_above else ""),
+                     "model": md(r.name) + (" ≈" if r.tied_above else "")
+                     + (" ▼ text-only" if below_text_only(e, entries) else "")
+                     + (" ▼ constant" if below_constant(e, entries) else ""),
                      "family": md(fig.field(e, "model", "family")), "modalities": md(fig.modalities(e)),
                      "trained by": md(fig.field(e, "card", "trained_by")), "clean": fig.interval_text(fig.clean_figure(e)),
                      "robust (rank metric)": fig.interval_text(fig.rank_figure(e))

@@ -2,7 +2,8 @@
 split's majority class, and "always abnormal") scores the same under any attack; for a multimodal model the suite's
 own text-only and image-only models are references too. A multimodal model whose accuracy under an image attack falls
 below its suite's text-only model (which no image attack reaches) is worse than ignoring the image: the flag
-`below_text_only` says so."""
+`below_text_only` says so; any model whose figure under an attack lies below the constant classifier is worse than
+no model at all: `below_constant`."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 
 from mmrb.core.modality import INPUTS
 
-BELOW_TEXT_ONLY = "below_text_only"
+BELOW_TEXT_ONLY, BELOW_CONSTANT = "below_text_only", "below_constant"
 
 
 def model_modalities(model: str, frame: pd.DataFrame) -> tuple[str, ...]:
@@ -77,6 +78,29 @@ def below_text_only(frame: pd.DataFrame) -> pd.DataFrame:
                                   detail=f"under these image attacks below the text-only model {reference} "
                                          f"({100 * floor:.1f} %): worse than ignoring the image"))
     return pd.DataFrame(flags, columns=["flag", "model", "cells", "detail"])
+
+
+def below_constant(frame: pd.DataFrame, labels: np.ndarray | None) -> pd.DataFrame:
+    """Flags: a model's robust accuracy under an attack (image, text or joint; not a soundness probe or a corruption)
+    whose whole interval lies below the accuracy of the constant classifier that always answers the test split's
+    majority class (no attack changes it): a reader would do better ignoring the model."""
+    columns = ["flag", "model", "cells", "detail"]
+    if labels is None or not len(labels) or frame.empty:
+        return pd.DataFrame(columns=columns)
+    share = float(np.mean(labels))
+    majority, name = max(share, 1 - share), "abnormal" if share >= 0.5 else "normal"
+    white = frame[(frame["transfer_source"].fillna("") == "") & frame["modality"].isin(("image", "text", "joint"))]
+    white = white[[not _probe(r) and getattr(r, "attack_name", "") != "corruption" for r in white.itertuples()]]
+    flags = []
+    for model, group in white.groupby("model", sort=False):
+        high = group.get("robust_accuracy_ci_high", group["robust_accuracy"]).fillna(group["robust_accuracy"])
+        below = group[high < majority]
+        if len(below):
+            cells = ", ".join(f"{a}@{e:.4g}" if pd.notna(e) else a for a, e in zip(below["attack"], below["epsilon"]))
+            flags.append(dict(flag=BELOW_CONSTANT, model=model, cells=cells,
+                              detail=f"under these attacks below the constant classifier (always {name}: "
+                                     f"{100 * majority:.1f} %): a reader would do better ignoring the model"))
+    return pd.DataFrame(flags, columns=columns)
 
 
 def _probe(row: object) -> bool:

@@ -1,7 +1,10 @@
-"""The corruption track's tables: per model the corruption error of each kind (1 − accuracy, mean over the five
-severities and the training seeds), and the mCE: each kind's summed error over severities divided by that of a named
-baseline model, averaged over kinds (Hendrycks & Dietterich 2019, ImageNet-C; MedMNIST-C uses the same convention).
-100 % is the baseline's robustness; lower is better. The corruption rank is then compared with the attack rank."""
+"""The corruption track's tables: per model the corruption error of each kind (1 − accuracy, mean over the severities
+the suite runs and the training seeds), and the mCE: each kind's summed error over severities divided by that of a
+baseline model, averaged over kinds (Hendrycks & Dietterich 2019, ImageNet-C; MedMNIST-C uses the same convention);
+the relative mCE divides the error *added* by the corruption (corrupted − clean error) instead. Image kinds are
+normalised by the suite's `corruption_baseline` (an image-only model), report kinds by the suite's text-only model:
+a baseline that cannot see a modality cannot normalise its corruptions. 100 % is the baseline's robustness; lower is
+better. The corruption rank is then compared with the attack rank."""
 from __future__ import annotations
 
 import json
@@ -26,8 +29,17 @@ def corruption_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
+def text_baseline(frame: pd.DataFrame) -> str | None:
+    """The suite's text-only model: the baseline of the report corruptions (None without one)."""
+    from benchmark.evaluation.baselines import model_modalities
+
+    white = frame[frame["transfer_source"].fillna("") == ""]
+    return next((m for m in dict.fromkeys(white["model"]) if model_modalities(m, white) == ("text",)), None)
+
+
 def corruption_table(frame: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
-    """Corruption error (%) per kind (rows) and model (columns), then the mean CE and, with a baseline, the mCE (%)."""
+    """Corruption error (%) per kind (rows) and model (columns), then the mean CE and, per modality with its baseline
+    (image kinds: `baseline`; report kinds: the text-only model), the mCE and the relative mCE (%)."""
     rows = corruption_rows(frame)
     if rows.empty:
         return pd.DataFrame()
@@ -35,13 +47,26 @@ def corruption_table(frame: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
     table = (100 * errors).round(1)
     table.index = [f"{kind} [{modality}]" for modality, kind in table.index]
     table.loc["mean CE"] = (100 * errors.mean()).round(1)
-    if baseline is not None:
-        table.loc[f"mCE vs {baseline}"] = (100 * mce(rows, baseline)).round(1)
+    clean = clean_errors(frame)
+    for modality, name, reference in (("image", "image", baseline), ("text", "report", text_baseline(frame))):
+        part = rows[rows["modality"] == modality]
+        if reference is None or part.empty:
+            continue
+        table.loc[f"{name} mCE vs {reference}"] = (100 * mce(part, reference)).round(1)
+        table.loc[f"{name} relative mCE vs {reference}"] = (100 * mce(part, reference, clean)).round(1)
     return table
 
 
-def mce(rows: pd.DataFrame, baseline: str) -> pd.Series:
-    """mCE per model: mean over kinds of Σ_severity error / Σ_severity error of `baseline` (kinds the baseline saw)."""
+def clean_errors(frame: pd.DataFrame) -> pd.Series:
+    """Clean error (1 − clean accuracy) per model, from its white-box rows."""
+    white = frame[frame["transfer_source"].fillna("") == ""]
+    return 1 - white.groupby("model")["clean_accuracy"].mean()
+
+
+def mce(rows: pd.DataFrame, baseline: str, clean: pd.Series | None = None) -> pd.Series:
+    """mCE per model: mean over kinds of Σ_severity error / Σ_severity error of `baseline` (kinds the baseline saw);
+    with `clean` (clean error per model), the relative mCE: Σ (error − clean error) / the baseline's."""
+    rows = rows if clean is None else rows.assign(error=rows["error"] - rows["model"].map(clean))
     summed = rows.pivot_table(index="kind", columns="model", values="error", aggfunc="sum")
     if baseline not in summed:
         return pd.Series(dtype=float)
@@ -69,7 +94,8 @@ def rank_comparison(frame: pd.DataFrame, baseline: str | None, attack: str, epsi
     out["rank (report corruptions)"] = out.iloc[:, 1].rank(method="min").astype("Int64")
     out[f"rank ({attack})"] = (-out.iloc[:, 2]).rank(method="min").astype("Int64")
     if baseline is not None:
-        out[f"mCE vs {baseline} (%)"] = (100 * mce(rows, baseline)).reindex(out.index).round(1)
+        images = rows[rows["modality"] == "image"]
+        out[f"image mCE vs {baseline} (%)"] = (100 * mce(images, baseline)).reindex(out.index).round(1)
     return out.sort_values(f"rank ({attack})")
 
 
@@ -80,4 +106,8 @@ def corruption_figure(frame: pd.DataFrame, model: str, baseline: str | None) -> 
     if rows.empty:
         return None
     summed = rows.groupby("kind")["error"].sum()
-    return dict(baseline=baseline, errors={k: float(v) for k, v in summed.items()}, mean_ce=float(rows["error"].mean()))
+    kinds = rows.groupby("kind")["modality"].first()
+    clean = clean_errors(frame).get(model)
+    return dict(baseline=baseline, errors={k: float(v) for k, v in summed.items()}, mean_ce=float(rows["error"].mean()),
+                modalities={k: str(v) for k, v in kinds.items()}, severities=int(rows.groupby("kind").size().max()),
+                clean_error=None if clean is None else float(clean))

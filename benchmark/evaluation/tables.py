@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.evaluation.aggregate import aggregate, with_interval
-from benchmark.evaluation.baselines import baseline_table, below_text_only, operating_table
+from benchmark.evaluation.baselines import baseline_table, below_constant, below_text_only, operating_table
 from benchmark.evaluation.corruption_summary import corruption_table, rank_comparison
 from benchmark.evaluation.evidence import TRANSFER_NAME, read_samples
 from benchmark.evaluation.joint_pairs import joint_comparison_markdown
@@ -252,7 +252,7 @@ def write_tables(rows: list[dict[str, Any]], out_dir: str | Path, baseline: str 
     frame = aggregate(rows, samples)
     flags = soundness_table(frame)
     if not frame.empty:
-        flags = pd.concat([flags, below_text_only(frame)], ignore_index=True)
+        flags = pd.concat([flags, below_text_only(frame), below_constant(frame, labels)], ignore_index=True)
     frame.to_csv(out_dir / "aggregate.csv", index=False)
     flags.to_csv(out_dir / "flags.csv", index=False)
     parts = []

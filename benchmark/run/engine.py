@@ -179,9 +179,11 @@ class Work:
             test = self.test
             mark_randomised(model, test.images, test.texts)  # scored by the majority of draws if it draws afresh
             view = ImageView(model, test.images, test.texts, device=self.device) if "image" in model.modalities else None
-            target = Target(model, test.images, test.texts, test.labels, view, corpus=self.train_set.texts)
+            threshold = self._threshold(model)
+            target = Target(model, test.images, test.texts, test.labels, view, corpus=self.train_set.texts,
+                            threshold=threshold)
             self._models[spec.label, seed] = TrainedModel(spec, target, predict_proba(model, test.images, test.texts),
-                                                          self._threshold(model), twin)
+                                                          threshold, twin)
         return self._models[spec.label, seed]
 
     def _threshold(self, model: Any) -> float | None:

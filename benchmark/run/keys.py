@@ -109,6 +109,10 @@ class Keys:
             import benchmark.data.report_terms
 
             parts["report_rules"] = code_digest(benchmark.data.report_terms)
+        if "operating_point" in str(attack.params) or attack.name == "operating_point":  # aimed at the threshold
+            import benchmark.evaluation.clinical
+
+            parts["operating_point"] = [self.suite.operating_point, code_digest(benchmark.evaluation.clinical)]
         if attack.modality == "joint" and check:  # its image part escalated (benchmark.run.engine.escalation_of)
             parts["joint_escalation"] = JOINT_ESCALATION_VERSION
         return digest(parts, length=32)

@@ -220,6 +220,11 @@ class Suite(_Strict):
                 raise ValueError(f"attack {attack.label!r} refers to {missing}, which must be labels of attacks listed "
                                  f"before it; known so far: {earlier}")
         self._check_expectations(labels)
+        models = [m.label for m in self.models]
+        if self.corruption_baseline is not None and self.leaderboard is None and self.corruption_baseline not in models:
+            raise ValueError(f"corruption_baseline: {self.corruption_baseline!r} is not a model of this suite, so no mCE "
+                             f"could be computed; name one of its models {models} (e.g. the image-only one), or drop the "
+                             f"field")
         if self.leaderboard is not None:
             if len(self.training_seeds) < 3:
                 raise ValueError(f"a leaderboard protocol trains every model with at least 3 seeds (one seed is not a "

@@ -24,6 +24,7 @@ from benchmark import default_cache
 from benchmark.board.entry import CELL_FIELDS, ENTRY_VERSION, Entry, is_floor, read_entry
 from benchmark.spec.suite import Suite, load_suite
 from benchmark.submission.card import Card, SubmissionError, load_card
+from benchmark.submission.protocol_text import write_protocol
 from mmrb.core.errors import ModelError
 from mmrb.core.io import atomic_write
 
@@ -103,6 +104,7 @@ def submit(card_path: str | Path, board: str | Path = "leaderboard", protocol: s
                               f"{first['attack']} ε={first['epsilon']} seed {first['seed']}: {first['error']}")
     document = make_entry(card, entry, suite, record, {"submission": submission, "code": code, "weights": weights})
     write_entry(path, document.model_dump(mode="json"))
+    write_protocol(path.parents[1], suite, benchmark.PROTOCOL_VERSION)  # what the protocol runs, for the board
     rank = document.rank
     figure = "unranked (no image input)" if rank is None else \
         f"{100 * rank.robust_accuracy:.1f} % [{100 * rank.ci_low:.1f}, {100 * rank.ci_high:.1f}]"
@@ -356,11 +358,9 @@ def extras(record, suite: Suite, documents: list[dict[str, Any]], rank: dict[str
     reliance = entry_reliance(Path(record.results_path).parent, record.rows, model, rank_by.epsilon)
     if reliance is not None:
         out["reliance"] = reliance
-    if rank is not None and suite.operating_point is not None and rank.get("robust_sensitivity") is not None:
-        out["operating_point"] = {"specificity": suite.operating_point,
-                                  **{k: rank.get(k) for k in ("robust_sensitivity", "robust_specificity",
-                                                              "false_reassurance", "false_alarm")}}
-    return out
+    from benchmark.submission.operating import operating_block
+
+    return {**out, **(operating_block(suite, documents, rank) or {})}
 
 
 def entry_reliance(folder: Path, rows: list[dict[str, Any]], model: str, epsilon: float) -> dict[str, Any] | None:

@@ -15,4 +15,9 @@ __version__ = "0.1.0"
 #: report, and the modality-reliance index is per sample — the share of (seed, sample) pairs only the joint attack
 #: breaks, with a seeds × samples bootstrap interval; report corruptions are not text attacks; text attacks keep
 #: the words that carry the label and every adversarial report is re-labelled (`label_kept`).
-PROTOCOL_VERSION = "6"
+#: 7: intervals that stay in range (the two-level bootstrap over seeds × samples for every figure with per-sample
+#: evidence, its seed part widened for few seeds), adjacent entries separated by McNemar clustered by sample and the
+#: bootstrap, both Holm-adjusted; the targeted false-reassurance attack at the operating threshold; the radiographic
+#: corruptions (quantum noise, motion blur, rotation, under-exposure) in the subset, report mCE against a text-only
+#: entry; the protocol's own description written beside its entries.
+PROTOCOL_VERSION = "7"

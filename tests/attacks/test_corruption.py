@@ -58,6 +58,35 @@ def test_each_image_corruption_changes_the_image_by_its_stated_amount(severity):
     assert np.abs(field - 1).max() == pytest.approx(a["bias_field"], rel=1e-3)
     jpeg = np.abs(image_corruption(RAMP, "jpeg", severity, 0) - RAMP).mean()
     assert jpeg > 0
+    # the radiographic kinds and the other direction of the two-sided ones
+    photons = a["quantum_noise"]  # Poisson: variance = mean / photons at intensity 0.5
+    quantum = image_corruption(GREY, "quantum_noise", severity, 0) - GREY
+    assert quantum.var() == pytest.approx(0.5 / photons, rel=0.1) and abs(quantum.mean()) < 0.01
+    assert image_corruption(GREY, "brightness_down", severity, 0) - GREY == pytest.approx(-a["brightness_down"], abs=1e-6)
+    up = image_corruption(RAMP, "contrast_up", severity, 0)
+    assert (up.std(axis=(2, 3)) >= RAMP.std(axis=(2, 3)) * min(a["contrast_up"], 1.2)).all()  # clipped at 0 and 1
+    assert np.allclose(image_corruption(RAMP, "gamma_down", severity, 0), RAMP ** (1 / a["gamma_down"]), atol=1e-6)
+    dot = np.zeros((1, 1, 31, 31), dtype=np.float32)
+    dot[0, 0, 15, 15] = 1.0
+    streak = image_corruption(dot, "motion_blur", severity, 0)[0, 0]
+    assert streak.sum() == pytest.approx(1.0, rel=1e-4) and (streak > 0).sum() >= a["motion_blur"] // 2 + 1
+    bar = np.zeros((1, 1, 33, 33), dtype=np.float32)
+    bar[0, 0, 16, 4:29] = 1.0  # a horizontal line rotated by ±a degrees: its end moves by 12 px · tan(a)
+    turned = image_corruption(bar, "rotation", severity, 0)[0, 0]
+    rows = np.flatnonzero(turned[:, 28] > 0.2)
+    assert len(rows) and abs(rows.mean() - 16) == pytest.approx(12 * np.tan(np.radians(a["rotation"])), abs=1.0)
+
+
+def test_two_sided_kinds_go_both_ways():
+    from benchmark.attacks.corruption import TWO_SIDED
+
+    for kind, other in TWO_SIDED.items():
+        one, two = image_corruption(RAMP, kind, 3, 0) - RAMP, image_corruption(RAMP, other, 3, 0) - RAMP
+        if kind == "contrast":  # narrower and wider around the mean: the deviation shrinks, then grows
+            assert np.abs(RAMP + one - RAMP.mean()).mean() < np.abs(RAMP - RAMP.mean()).mean() < \
+                np.abs(RAMP + two - RAMP.mean()).mean()
+        else:  # darker and brighter
+            assert np.sign(one.mean()) == -np.sign(two.mean()) != 0
 
 
 @pytest.mark.parametrize("kind", REPORT_KINDS)

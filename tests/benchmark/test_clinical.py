@@ -91,3 +91,13 @@ def test_the_run_folder_has_a_samples_browser(run):
     assert broken and page.count('<figure class="sample"') == len(broken)
     images = sum(3 if b["images"].keys() == {"clean", "adversarial", "difference"} else 1 for b in broken)
     assert page.count("data:image/png;base64,") == images  # clean, attacked, difference (only clean: report attacks)
+
+
+def test_an_unknown_corruption_baseline_is_refused_before_any_work(tmp_path, capsys):
+    path = tmp_path / "suite.yaml"
+    path.write_text(SUITE.replace("corruption_baseline: vision_only", "corruption_baseline: resnet_xl"))
+    with pytest.raises(SystemExit) as stopped:
+        main(["run", str(path), "--out", str(tmp_path / "out")])
+    said = capsys.readouterr().err
+    assert stopped.value.code != 0 and "corruption_baseline" in said and "resnet_xl" in said and "vision_only" in said
+    assert str(path) in said and not (tmp_path / "out").exists()  # names the file; nothing was run or written
