@@ -171,7 +171,7 @@ def transfer_groups(entries: list[dict[str, Any]]) -> dict[str, list[tuple[str, 
 
 
 def plot_transfer(label: str, cells: list[tuple[str, dict[str, Any]]], path: Path) -> Path:
-    """Heatmap: rows = target models, columns = transfer sources, value = robust accuracy (%) ± half-width."""
+    """Heatmap: rows = target models, columns = transfer sources, value = robust accuracy (%) [95 % interval]."""
     import numpy as np
     from matplotlib import colormaps
 

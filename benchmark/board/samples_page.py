@@ -15,9 +15,23 @@ CLASSES = ("normal", "abnormal")
 SAMPLES_HTML = "samples.html"
 
 
+def word_diff(before: str, after: str) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
+    """Both reports as (word, changed) pairs: the words an attack removed or replaced, and those it put in."""
+    import difflib
+
+    old, new = before.split(), after.split()
+    left, right = [(w, False) for w in old], [(w, False) for w in new]
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
+        if tag != "equal":
+            left[i1:i2] = [(w, True) for w in old[i1:i2]]
+            right[j1:j2] = [(w, True) for w in new[j1:j2]]
+    return left, right
+
+
 def sample_rows(model: str, broken: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The browser's rows of one model's broken samples."""
+    """The browser's rows of one model's broken samples (the reports as words, those an attack changed marked)."""
     return [dict(model=model, sample_id=b.get("sample_id", ""), seed=b.get("seed", ""), attack=b.get("attack", ""),
+                 kind=b.get("kind", ""), words=word_diff(b.get("report", ""), b.get("adversarial_report", "")),
                  label=CLASSES[int(b.get("label", 0))], clean=CLASSES[int(b.get("clean_prediction", 0))],
                  adversarial=CLASSES[int(b.get("adversarial_prediction", 0))], report=b.get("report", ""),
                  adversarial_report=b.get("adversarial_report", ""),

@@ -80,15 +80,16 @@ def evidence(cells: Sequence[Cell], keys: Sequence[str], sample_ids: Sequence[st
 
 
 def write_evidence(cells: Sequence[Cell], keys: Sequence[str], test: SplitArrays, cache: ArtifactCache,
-                   folder: Path, per_model: int = 4) -> Path:
+                   folder: Path, per_kind: int = 2, rank: tuple[str, float | None] | None = None) -> Path:
     """samples.csv of a run folder (samples_transfer.csv for the transfer cells, where the suite has some), and
-    broken.json: up to `per_model` broken samples per model with their images and reports (the samples browser)."""
+    broken.json: per model a few broken samples of the rank cell (`rank`), a text and a joint attack, with their images
+    and reports (the samples browser; `pick_broken`)."""
     path = Path(folder) / SAMPLES_NAME
     frame = evidence(cells, keys, test.uids, test.labels, cache)
     frame.to_csv(path, index=False)
     if any(cell.source is not None for cell in cells):
         transfer_evidence(cells, keys, test.uids, test.labels, cache).to_csv(Path(folder) / TRANSFER_NAME, index=False)
-    examples = broken_examples(frame, cells, keys, test, cache, per_model)
+    examples = broken_examples(frame, cells, keys, test, cache, per_kind, rank)
     atomic_write(Path(folder) / BROKEN_NAME, json.dumps(examples, indent=1))
     return path
 
@@ -100,30 +101,55 @@ def png_uri(view: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+#: What the browser shows per model, in this order: (kind, modality of the attacks it is picked from).
+KINDS = (("rank cell", "image"), ("text attack", "text"), ("joint attack", "joint"))
+
+
+def pick_broken(frame: pd.DataFrame, rank: tuple[str, float | None] | None = None, corruptions: set[str] = frozenset(),
+                per_kind: int = 2) -> pd.DataFrame:
+    """Per model up to `per_kind` broken samples (first seed) of each of: the rank cell (`rank`: its attack label and
+    ε; else the image attack that broke the most), the text attack that broke the most, the joint attack that broke
+    the most — corruptions (`corruptions`: their labels) never stand for an attack; column `kind` says which."""
+    broken = frame[frame["broken"] & (frame["modality"] != "none") & ~frame["attack"].isin(corruptions)]
+    picked = []
+    for _model, rows in broken.groupby("model", sort=False):
+        for kind, modality in KINDS:
+            of = rows[rows["modality"] == modality]
+            if kind == "rank cell" and rank is not None:
+                same = of["attack"] == rank[0]
+                of = of[same & (of["epsilon"].isna() if rank[1] is None else np.isclose(of["epsilon"].astype(float), rank[1]))]
+            if of.empty:
+                continue
+            strongest = of.groupby(["attack", "epsilon"], dropna=False).size().idxmax()
+            cell = of[(of["attack"] == strongest[0]) & ((of["epsilon"] == strongest[1]) | of["epsilon"].isna())]
+            cell = cell[cell["seed"] == cell["seed"].min()]
+            picked.append(cell.drop_duplicates("sample_id").head(per_kind).assign(kind=kind))
+    return pd.concat(picked) if picked else broken.head(0).assign(kind="")
+
+
 def broken_examples(frame: pd.DataFrame, cells: Sequence[Cell], keys: Sequence[str], test: SplitArrays,
-                    cache: ArtifactCache, per_model: int = 4) -> list[dict[str, Any]]:
-    """Per model the first `per_model` broken samples (one attack each, the first seed), with the clean and attacked
-    frontal view, their difference (amplified to the full range) and the report before and after."""
+                    cache: ArtifactCache, per_kind: int = 2, rank: tuple[str, float | None] | None = None
+                    ) -> list[dict[str, Any]]:
+    """Per model broken samples of the rank cell, a text attack and a joint attack (`pick_broken`), with the clean and
+    attacked frontal view, their difference (amplified to the full range) and the report before and after."""
     index = {uid: i for i, uid in enumerate(test.uids)}
     key_of = {(c.model.label, c.seed, c.attack.label, c.epsilon): k for c, k in zip(cells, keys) if c.source is None}
+    corruptions = {c.attack.label for c in cells if c.attack.source == "mmrb" and c.attack.name == "corruption"}
     out = []
-    broken = frame[frame["broken"] & (frame["modality"] != "none")]
-    for model, rows in broken.groupby("model", sort=False):
-        picked = rows.drop_duplicates("sample_id").head(per_model)
-        for r in picked.itertuples():
-            epsilon = None if pd.isna(r.epsilon) else r.epsilon
-            artifact = cache.load(key_of[model, r.seed, r.attack, epsilon])
-            i = index[r.sample_id]
-            clean = test.images[i, 0]
-            adv = artifact.images[i, 0] if artifact.images is not None else clean
-            diff = np.abs(adv - clean)
-            out.append(dict(model=model, sample_id=str(r.sample_id), seed=int(r.seed),
-                            attack=r.attack + ("" if epsilon is None else f"@{epsilon:.4g}"), label=int(r.label),
-                            clean_prediction=int(r.clean_prediction), adversarial_prediction=int(r.adversarial_prediction),
-                            report=test.texts[i], adversarial_report=artifact.texts[i] if artifact.texts else test.texts[i],
-                            images=dict(clean=png_uri(clean)) if artifact.images is None else  # report attacks
-                            dict(clean=png_uri(clean), adversarial=png_uri(adv),
-                                 difference=png_uri(diff / max(float(diff.max()), 1e-8)))))
+    for r in pick_broken(frame, rank, corruptions, per_kind).itertuples():
+        model, epsilon = r.model, None if pd.isna(r.epsilon) else r.epsilon
+        artifact = cache.load(key_of[model, r.seed, r.attack, epsilon])
+        i = index[r.sample_id]
+        clean = test.images[i, 0]
+        adv = artifact.images[i, 0] if artifact.images is not None else clean
+        diff = np.abs(adv - clean)
+        out.append(dict(model=model, kind=r.kind, sample_id=str(r.sample_id), seed=int(r.seed),
+                        attack=r.attack + ("" if epsilon is None else f"@{epsilon:.4g}"), label=int(r.label),
+                        clean_prediction=int(r.clean_prediction), adversarial_prediction=int(r.adversarial_prediction),
+                        report=test.texts[i], adversarial_report=artifact.texts[i] if artifact.texts else test.texts[i],
+                        images=dict(clean=png_uri(clean)) if artifact.images is None else  # report attacks
+                        dict(clean=png_uri(clean), adversarial=png_uri(adv),
+                             difference=png_uri(diff / max(float(diff.max()), 1e-8)))))
     return out
 
 

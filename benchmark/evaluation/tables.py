@@ -31,7 +31,7 @@ def _pct(value: Any) -> str:
 
 
 def accuracy_cell(row: pd.Series) -> str:
-    """`mean ± hw · N normal / A abnormal`, with the attack's own figure where the convergence check lowered it."""
+    """`mean [low, high] · N normal / A abnormal`, with the attack's own figure where the convergence check lowered it."""
     text = with_interval(row, "robust_accuracy")
     if "robust_accuracy_normal" in row and pd.notna(row.get("robust_accuracy_normal")):
         text += f" · N {_pct(row['robust_accuracy_normal'])} / A {_pct(row.get('robust_accuracy_abnormal'))}"

@@ -136,7 +136,8 @@ def _run(suite: Suite, store: RunStore, cache_dir: Path, device: str, progress: 
             steps.task_done()
     rows = store.rows(cell_keys)
     write_csv(rows, results_path)
-    write_evidence(cells, cell_keys, data.test, ArtifactCache(cache_dir / "attacks"), store.folder)
+    rank = (suite.leaderboard.rank_by.attack, suite.leaderboard.rank_by.epsilon) if suite.leaderboard else None
+    write_evidence(cells, cell_keys, data.test, ArtifactCache(cache_dir / "attacks"), store.folder, rank=rank)
     write_costs(suite.models, suite.training_seeds, keys, cache_dir, store.folder)
     write_samples_page(store.folder, f"{suite.name}: broken samples")
     tables = write_tables(rows, store.folder, suite.corruption_baseline, data.test.labels)

@@ -65,13 +65,16 @@ def seed_interval(values: Sequence[float] | np.ndarray, n: int, confidence: floa
 
 
 def format_interval(mean: float, low: float | None = None, high: float | None = None, digits: int = 1,
-                    scale: float = 100.0, halfwidth: float | None = None) -> str:
-    """'53.3 [44.5, 62.1]' (a low/high interval) or '53.3 ± 8.8' (a half-width), in percent by default;
-    '—' for a missing mean."""
+                    scale: float = 100.0, halfwidth: float | None = None,
+                    bounds: tuple[float, float] = (0.0, 1.0)) -> str:
+    """'53.3 [44.5, 62.1]' in percent by default: a low/high interval, or mean ± `halfwidth` (a t-interval), cut to
+    the metric's range `bounds` and holding the mean — never printed as a symmetric '±' that an asymmetric interval
+    would make a lie; '—' for a missing mean, the mean alone without bounds."""
     if mean is None or not np.isfinite(mean):
         return "—"
-    if halfwidth is not None:
-        return f"{mean * scale:.{digits}f} ± {halfwidth * scale:.{digits}f}"
+    if halfwidth is not None and np.isfinite(halfwidth):
+        low, high = mean - halfwidth, mean + halfwidth
     if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
         return f"{mean * scale:.{digits}f}"
+    low, high = max(bounds[0], min(low, mean)), min(bounds[1], max(high, mean))
     return f"{mean * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"

@@ -28,16 +28,18 @@ def make_suite(models, attacks, epsilons=(0.1, 0.2)) -> Suite:
 # --- smoke.yaml ----------------------------------------------------------------------------------------------
 
 
-IMAGE_CORRUPTIONS = ["gaussian_noise", "blur", "contrast", "jpeg"]  # the default suite's subset, severity 3
+IMAGE_CORRUPTIONS = ["gaussian_noise", "blur", "contrast", "jpeg", "quantum_noise", "motion_blur", "rotation",
+                     "brightness_down"]  # the default suite's subset, severity 3
 REPORT_CORRUPTIONS = ["typos", "dictation"]
 
 
-def test_smoke_grid_has_57_cells_per_seed_and_3_seeds():
+def test_smoke_grid_has_77_cells_per_seed_and_3_seeds():
     cells = expand(load_suite(SMOKE), registered_modalities)
     per_model = Counter(c.model.name for c in cells)
-    # image models: 8 attack cells + 4 image corruptions (+ 2 report corruptions when they read text)
-    assert per_model == {"vision_only": 36, "text_only": 9, "early_fusion": 42, "late_fusion": 42, "ensemble_fusion": 42}
-    assert len(cells) == 57 * 3 and Counter(c.seed for c in cells) == {0: 57, 1: 57, 2: 57}
+    # image models: 8 attack cells + the false-reassurance attack + 8 image corruptions (+ 2 report corruptions when
+    # they read text)
+    assert per_model == {"vision_only": 51, "text_only": 9, "early_fusion": 57, "late_fusion": 57, "ensemble_fusion": 57}
+    assert len(cells) == 77 * 3 and Counter(c.seed for c in cells) == {0: 77, 1: 77, 2: 77}
 
 
 def test_smoke_text_only_gets_the_clean_cell_and_the_report_corruptions():
@@ -56,6 +58,7 @@ def test_smoke_image_model_cells_in_order():
         *[("ProjectedGradientDescent", e, seed) for e in eps],
         *[("random_noise", e, seed) for e in eps],
         ("image_replacement", None, seed),  # the floor has no budget: one cell
+        ("operating_point", 0.0313725, seed),  # the false-reassurance attack, at 8/255 only
         *[("corruption", None, seed) for _ in IMAGE_CORRUPTIONS + REPORT_CORRUPTIONS],  # no ε: a fixed severity
     )]
 

@@ -53,15 +53,15 @@ def write_reports(frame: pd.DataFrame, suite: DefenseSuite, meta: dict, out: Pat
     (out / "tables.md").write_text(
         header + f"Accuracy in %: mean [95 % interval over {len(seeds)} seeds × test samples (bootstrap)]; test samples "
         f"{n}; attacks on the first {suite.attack_limit} samples of their domains, converged (the cascade and the "
-        "escalating check); AUC: mean ± 95 % t over seeds.\n\n" + report.accuracy_tables(frame, seeds, methods) + "\n")
+        "escalating check); AUC: mean [95 % seed t-interval, in 0–100].\n\n" + report.accuracy_tables(frame, seeds, methods) + "\n")
     verdicts, table = report.verdict_table(frame, seeds, methods, controls)
     (out / "verdicts.md").write_text(
         header + report.control_statement(table) + "\n\nA − B in points on the same seeds and samples, with its 95 % "
         "bootstrap interval (seeds × samples); p two-sided; Holm's correction over the whole table; MDD: the smallest "
         "true difference this comparison detects with 80 % power at α = 0.05.\n\n" + verdicts + "\n")
     (out / "spectrum.md").write_text(header + "Share of the top-k singular values of the ID test features (L2-normalised, centred), "
-                                     "mean ± 95 % t over seeds:\n\n" + report.spectrum_table(frame, suite.spectrum_k) + "\n")
-    (out / "zeroshot.md").write_text(header + "Zero-shot accuracy of each CLIP, mean ± 95 % t over seeds:\n\n"
+                                     "mean [95 % seed t-interval, in 0–100]:\n\n" + report.spectrum_table(frame, suite.spectrum_k) + "\n")
+    (out / "zeroshot.md").write_text(header + "Zero-shot accuracy of each CLIP, mean [95 % seed t-interval, in 0–100]:\n\n"
                                      + report.zero_shot_table(frame) + "\n")
     (out / "search.md").write_text(header + "The learning-rate search (the same grid for every defense: "
                                    f"lr {suite.search.lr}, epochs {suite.search.epochs}):\n\n" + report.search_table(frame) + "\n")

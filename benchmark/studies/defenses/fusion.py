@@ -215,7 +215,7 @@ def accuracy_tables(results: pd.DataFrame, samples: pd.DataFrame, costs: pd.Data
         parts.append(f"## {base}\n\nAccuracy (%) with 95 % intervals over seeds × test samples; under attack the "
                      f"adaptive figure (the one that counts and is ranked); {_floor_note(results)}; training cost: "
                      "mean seconds per seed.\n\n" + _markdown(accuracy))
-        parts.append(f"### {base}: naive beside adaptive\n\nMean ± t over seeds (%); masking = naive − adaptive "
+        parts.append(f"### {base}: naive beside adaptive\n\nMean [95 % seed t-interval, in 0–100] (%); masking = naive − adaptive "
                      "(points a non-adaptive evaluation would have credited the defense with).\n\n" + _markdown(masking))
         parts.append(f"### {base}: per class\n\nRecall (%) of each class, 95 % intervals over seeds × samples.\n\n"
                      + _markdown(per_class))
@@ -265,7 +265,7 @@ def blind_verdict(verdict: str, sides: list[tuple[str, bool]]) -> str:
 
 
 def plot_curves(results: pd.DataFrame, out: Path) -> list[Path]:
-    """Adaptive robust accuracy (mean ± t over seeds) against ε per defense, one figure per undefended model and
+    """Adaptive robust accuracy (mean over seeds) against ε per defense, one figure per undefended model and
     attack; ε = 0 is the clean accuracy."""
     import matplotlib
 
