@@ -272,6 +272,8 @@ def _noise_as_strong(image: pd.DataFrame, noise: pd.DataFrame) -> list[dict[str,
     than noise. One flag per noise row, naming every such attack."""
     out = []
     own = image[image["transfer_source"] == ""]
+    if "attack_name" in own:  # an attack aimed at the operating threshold is not scored by its argmax accuracy
+        own = own[own["attack_name"] != "operating_point"]
     for _, probe in noise[(noise["transfer_source"] == "") & noise["eps_key"].notna()].iterrows():
         same = own[(own["model"] == probe["model"]) & (own["eps_key"] == probe["eps_key"])]
         weak = same[probe["robust_accuracy"] <= same["robust_accuracy_ci_high"] + TOL]

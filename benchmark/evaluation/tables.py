@@ -15,7 +15,7 @@ import pandas as pd
 
 from benchmark.evaluation.aggregate import aggregate, with_interval
 from benchmark.evaluation.baselines import baseline_table, below_constant, below_text_only, operating_table
-from benchmark.evaluation.corruption_summary import corruption_table, rank_comparison
+from benchmark.evaluation.corruption_summary import corruption_rows, corruption_table, rank_comparison
 from benchmark.evaluation.evidence import TRANSFER_NAME, read_samples
 from benchmark.evaluation.joint_pairs import joint_comparison_markdown
 from benchmark.evaluation.reliance import reliance_table, shown
@@ -354,9 +354,12 @@ def clinical_parts(frame: pd.DataFrame, baseline: str | None, labels: Any) -> li
     parts = []
     corruption = corruption_table(frame, baseline)
     if not corruption.empty:
-        parts += ["## Corruption error (%): 1 − accuracy, mean over 5 severities and the training seeds; mCE: Σ "
-                  f"error / Σ error of {baseline or 'a baseline (none named: set corruption_baseline)'}, mean over "
-                  "kinds (100 = the baseline; lower is better)", "", markdown(corruption, "corruption [modality]"), ""]
+        severities = sorted(set(corruption_rows(frame)["severity"]))
+        parts += [f"## Corruption error (%): 1 − accuracy, mean over the severities run ({', '.join(map(str, severities))}) "
+                  "and the training seeds; mCE: Σ error / Σ error of the baseline, mean over kinds — image kinds "
+                  f"against {baseline or 'a baseline (none named: set corruption_baseline)'}, report kinds against the "
+                  "text-only model; relative mCE: the same on the error added over clean (100 = the baseline; lower "
+                  "is better)", "", markdown(corruption, "corruption [modality]"), ""]
         reference = reference_attack(frame)
         ranks = rank_comparison(frame, baseline, *reference) if reference else pd.DataFrame()
         if not ranks.empty:

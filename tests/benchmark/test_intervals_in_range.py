@@ -1,7 +1,7 @@
 """No published interval lies outside its metric's range or fails to hold its figure: every generated page, table and
 CSV of the default suite's board, the leaderboard and the committed study results (docs/results) is scanned, and so
-is every file a small real run writes. Intervals are printed `mean [low, high]`; a symmetric `mean ± half-width`
-is not printed any more (it hid asymmetric, clipped intervals)."""
+is every file a small real run writes. Intervals are printed `mean [low, high]`; a `mean ± half-width` left in an
+older committed copy must stay inside the range too (a run folder's files never print one: they are checked for it)."""
 from __future__ import annotations
 
 import re
@@ -15,7 +15,7 @@ from mmrb.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 #: `12.3 [4.5, 20.1]`, `+2.5 [-1.0, +6.0]` (a signed difference), an optional † or % after the bracket.
 BRACKET = re.compile(r"(?<![\w.])([+-]?\d+(?:\.\d+)?) \[([+-]?\d+(?:\.\d+)?), ([+-]?\d+(?:\.\d+)?)\]")
-SYMMETRIC = re.compile(r"\d ± \d")
+SYMMETRIC = re.compile(r"(?<![\w.])([+−-]?\d+(?:\.\d+)?) ± (\d+(?:\.\d+)?)")
 TOLERANCE = 0.051  # printed to one decimal
 
 
@@ -28,8 +28,9 @@ def generated_files(root: Path) -> list[Path]:
     return [p for p in found if p.is_file()]
 
 
-def problems(path: Path) -> list[str]:
-    """Intervals of one file outside their range or not holding their figure (printed or as CSV columns)."""
+def problems(path: Path, symmetric: bool = True) -> list[str]:
+    """Intervals of one file outside their range or not holding their figure (printed or as CSV columns);
+    `symmetric`: whether a `mean ± half-width` may appear at all (it must lie inside the range in any case)."""
     if path.suffix == ".csv":
         frame, out = pd.read_csv(path, low_memory=False), []
         for low in [c for c in frame.columns if c.endswith("_ci_low")]:
@@ -48,15 +49,21 @@ def problems(path: Path) -> list[str]:
         floor = -100.0 if signed or low < 0 else 0.0
         if not (floor - TOLERANCE <= low <= mean + TOLERANCE and mean - TOLERANCE <= high <= 100 + TOLERANCE):
             out.append(f"{path.relative_to(ROOT) if ROOT in path.parents else path.name}: {match.group(0)}")
-    out += [f"{path.name}: symmetric interval near '{text[m.start() - 20:m.end() + 10]}'" for m in SYMMETRIC.finditer(text)]
+    for match in SYMMETRIC.finditer(text):
+        signed = match.group(1)[0] in "+−-"
+        mean, half = float(match.group(1).replace("−", "-")), float(match.group(2))
+        if not symmetric or mean - half < (-100 if signed else 0) - TOLERANCE or mean + half > 100 + TOLERANCE:
+            out.append(f"{path.name}: {match.group(0)}" + ("" if symmetric else " (printed as ±)"))
     return out
 
 
 def test_the_scan_finds_what_it_looks_for(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("| a | 31.6 [0.0, 118.0] | 45.6 ± 65.2 | 53.3 [44.4, 62.0] | +3.0 [-1.0, +7.5] | 12.0 [13.0, 20.0] |")
+    page.write_text("| a | 31.6 [0.0, 118.0] | 45.6 ± 65.2 | 53.3 [44.4, 62.0] | +3.0 [-1.0, +7.5] | 12.0 [13.0, 20.0] "
+                    "| 55.0 ± 10.8 |")
     found = problems(page)
-    assert len(found) == 3 and "118.0" in found[0] and "12.0 [13.0" in found[1] and "±" in found[2]
+    assert len(found) == 3 and "118.0" in found[0] and "12.0 [13.0" in found[1] and "45.6 ± 65.2" in found[2]
+    assert len(problems(page, symmetric=False)) == 4  # a run's own files print no ± at all
     table = tmp_path / "cells.csv"
     pd.DataFrame({"robust_f1": [0.5, 0.2], "robust_f1_ci_low": [0.1, -0.3], "robust_f1_ci_high": [0.9, 0.7]}).to_csv(
         table, index=False)
@@ -105,7 +112,7 @@ def test_every_file_a_run_writes_keeps_its_intervals_in_range(run):
     files = [p for p in [*(run / "out").glob("*.md"), *(run / "out").glob("*.csv"), *(run / "lb").glob("*")]
              if p.suffix in (".md", ".csv") and p.name not in ("results.csv", "samples.csv", "samples_transfer.csv")]
     assert {"accuracy.md", "aggregate.csv", "LEADERBOARD.md", "clinical.md", "transfer.md"} <= {p.name for p in files}
-    found = [p for path in files for p in problems(path)]
+    found = [p for path in files for p in problems(path, symmetric=False)]
     assert not found, "\n".join(found[:20])
     cells = pd.read_csv(run / "out" / "aggregate.csv")
     white = cells[cells["transfer_source"].isna()]
