@@ -20,6 +20,17 @@ TEST_OVERRIDES = {"early_fusion": {"recipe": {"epochs": 12}}}
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
+def run_suite_text(root: Path, text: str, leaderboard: bool = True) -> Path:
+    """Run the suite `text` as a user would (`mmrb run`) in `root`: suite.yaml, out/, cache/ and, with `leaderboard`,
+    lb/; returns `root`."""
+    from mmrb.cli import main
+
+    (root / "suite.yaml").write_text(text)
+    board = ["--leaderboard", str(root / "lb")] if leaderboard else ["--no-leaderboard"]
+    main(["run", str(root / "suite.yaml"), "--out", str(root / "out"), "--cache", str(root / "cache"), *board, "--quiet"])
+    return root
+
+
 def load_example(relative: str):
     """The module of an example plug-in file (examples/<relative>), imported from its path as a user would."""
     import importlib.util

@@ -104,13 +104,13 @@ def markdown_ranking(ranked: list[Ranked]) -> str:
         e, flags = r.entry, fig.flag_names(r.entry)
         beside = fig.lowered(e) + fig.naive(e) + fig.blind(e)  # md() drops a leading space
         rows.append({"rank": r.group if r.position is not None else f"unranked ({md(r.reason)})",
-                     "model": md(r.name) + (" ≈" if r.tied_above else "")
-                     + (" ▼ text-only" if below_text_only(e, entries) else "")
-                     + (" ▼ constant" if below_constant(e, entries) else ""),
+                     "model": md(r.name) + (" ≈" if r.tied_above else ""),
                      "family": md(fig.field(e, "model", "family")), "modalities": md(fig.modalities(e)),
                      "trained by": md(fig.field(e, "card", "trained_by")), "clean": fig.interval_text(fig.clean_figure(e)),
                      "robust (rank metric)": fig.interval_text(fig.rank_figure(e))
-                     + (" ‡" if fig.rank_not_converged(e) else "") + (" " + md(beside) if beside else ""),
+                     + (" ‡" if fig.rank_not_converged(e) else "") + (" " + md(beside) if beside else "")
+                     + (" ▼ text-only" if below_text_only(e, entries) else "")
+                     + (" ▼ constant" if below_constant(e, entries) else ""),
                      "text floor": fig.interval_text(fig.floor_figure(e)) + fig.image_decides_text(e),
                      "flags": f"{len(e.get('flags') or [])}: {', '.join(map(md, flags))}" if flags else "none",
                      "submitted": md(fig.field(e, "provenance", "date")[:10])})

@@ -73,11 +73,15 @@ def below_text_only(frame: pd.DataFrame) -> pd.DataFrame:
             high = low.get("robust_accuracy_ci_high", low["robust_accuracy"])
             below = low[high < floor]
             if len(below):
-                cells = ", ".join(f"{a}@{e:.4g}" if pd.notna(e) else a for a, e in zip(below["attack"], below["epsilon"]))
-                flags.append(dict(flag=BELOW_TEXT_ONLY, model=model, cells=cells,
-                                  detail=f"under these image attacks below the text-only model {reference} "
-                                         f"({100 * floor:.1f} %): worse than ignoring the image"))
+                flags.append(_flag(BELOW_TEXT_ONLY, model, below, f"under these image attacks below the text-only "
+                                   f"model {reference} ({100 * floor:.1f} %): worse than ignoring the image"))
     return pd.DataFrame(flags, columns=["flag", "model", "cells", "detail"])
+
+
+def _flag(flag: str, model: str, below: pd.DataFrame, detail: str) -> dict[str, str]:
+    """One flag row naming the cells (attack@ε) it was raised on."""
+    cells = ", ".join(f"{a}@{e:.4g}" if pd.notna(e) else a for a, e in zip(below["attack"], below["epsilon"]))
+    return dict(flag=flag, model=model, cells=cells, detail=detail)
 
 
 def below_constant(frame: pd.DataFrame, labels: np.ndarray | None) -> pd.DataFrame:
@@ -96,10 +100,8 @@ def below_constant(frame: pd.DataFrame, labels: np.ndarray | None) -> pd.DataFra
         high = group.get("robust_accuracy_ci_high", group["robust_accuracy"]).fillna(group["robust_accuracy"])
         below = group[high < majority]
         if len(below):
-            cells = ", ".join(f"{a}@{e:.4g}" if pd.notna(e) else a for a, e in zip(below["attack"], below["epsilon"]))
-            flags.append(dict(flag=BELOW_CONSTANT, model=model, cells=cells,
-                              detail=f"under these attacks below the constant classifier (always {name}: "
-                                     f"{100 * majority:.1f} %): a reader would do better ignoring the model"))
+            flags.append(_flag(BELOW_CONSTANT, model, below, f"under these attacks below the constant classifier "
+                               f"(always {name}: {100 * majority:.1f} %): a reader would do better ignoring the model"))
     return pd.DataFrame(flags, columns=columns)
 
 

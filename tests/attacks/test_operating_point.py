@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmark.attacks.operating_point import threshold_margin
-from mmrb.cli import main
+from tests.conftest import run_suite_text
 
 SUITE = """
 name: tiny_operating_point
@@ -40,10 +40,7 @@ def test_the_margin_is_negative_exactly_when_the_decision_at_the_threshold_is_wr
 
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory):
-    root = tmp_path_factory.mktemp("operating")
-    (root / "suite.yaml").write_text(SUITE)
-    main(["run", str(root / "suite.yaml"), "--out", str(root / "out"), "--cache", str(root / "cache"), "--quiet",
-          "--no-leaderboard"])
+    root = run_suite_text(tmp_path_factory.mktemp("operating"), SUITE, leaderboard=False)
     return pd.read_csv(root / "out" / "results.csv"), pd.read_csv(root / "out" / "aggregate.csv")
 
 

@@ -130,10 +130,11 @@ def test_readme_ranks_by_mean_and_marks_overlapping_intervals(board):
     assert [r[1] for r in rows] == ["gated_fusion", "early_fusion", "&lt;script&gt;alert(\"x\")&lt;/script&gt; \\| \\`evil\\` ≈"]
     assert [r[0] for r in rows] == ["1", "2–3", "2–3"]  # early/evil overlap: a shared rank range
     assert "≈" not in rows[1][1]  # early_fusion is clearly below gated_fusion: no mark
-    assert rows[0][6] == "70.0 ± 6.0" and rows[1][6] == "45.0 ± 7.0"
+    # early_fusion's whole interval lies below the constant classifier (76 of 120 abnormal: 63.3 %): marked
+    assert rows[0][6] == "70.0 [64.0, 76.0]" and rows[1][6] == "45.0 [38.0, 52.0] ▼ constant"
     text = (board / README_NAME).read_text()
     assert text.startswith("# mmrb leaderboard") and "`mmrb leaderboard build`" in text.splitlines()[2]
-    assert "95 % interval (training seeds and test set combined)" in text
+    assert "mean [95 % interval], never outside 0–100" in text
     assert "Not separable" in text and "≈ early_fusion" in text
 
 
@@ -144,7 +145,7 @@ def test_protocol_versions_never_mix(board):
     assert [r[1] for r in sections["2"]] == ["vision_only", "early_fusion", "text_only"]
     assert [r[0] for r in sections["2"]] == ["1", "2", "unranked (no rank figure)"]  # separated; text_only: none
     assert sections["2"][1][7] == "–"  # no floor: NaN-safe
-    assert sections["2"][1][6] == "10.0 ± 5.0 ‡" and "‡" not in sections["2"][0][6]
+    assert sections["2"][1][6] == "10.0 [5.0, 15.0] ‡ ▼ constant" and "‡" not in sections["2"][0][6]
     assert not any("gated_fusion" in r[1] for r in sections["2"])
     page = (board / HTML_NAME).read_text()
     for version, names in (("3", 3), ("2", 3)):
@@ -281,7 +282,7 @@ window.addEventListener("load", function () {
     finally:
         copy.unlink()
     assert 'data-order="scriptalertxscriptevil,early_fusion,gated_fusion"' in dom
-    assert 'data-robust="70.0 ± 6.0,45.0 ± 7.0,42.0 ± 7.0"' in dom
+    assert 'data-robust="70.0 [64.0, 76.0],45.0 [38.0, 52.0] ▼ constant,42.0 [35.0, 49.0] ▼ constant"' in dom
 
 
 @needs_chromium

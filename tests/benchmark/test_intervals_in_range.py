@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mmrb.cli import main
+from tests.conftest import run_suite_text
 
 ROOT = Path(__file__).resolve().parents[2]
 #: `12.3 [4.5, 20.1]`, `+2.5 [-1.0, +6.0]` (a signed difference), an optional † or % after the bracket.
@@ -101,11 +101,7 @@ limit: 16
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("intervals")
-    (root / "suite.yaml").write_text(SUITE)
-    main(["run", str(root / "suite.yaml"), "--out", str(root / "out"), "--cache", str(root / "cache"), "--leaderboard",
-          str(root / "lb"), "--quiet"])
-    return root
+    return run_suite_text(tmp_path_factory.mktemp("intervals"), SUITE)
 
 
 def test_every_file_a_run_writes_keeps_its_intervals_in_range(run):

@@ -141,7 +141,7 @@ def test_markdown_has_a_section_per_suite_with_percentages(tmp_path):
            "FastGradientMethod ε=0.2 |" in smoke
     pm = r" \[\d+\.\d, \d+\.\d\]"  # every figure carries its interval
     assert re.search(rf"\| early_fusion \| 80\.0{pm} \| 45\.7{pm} \| 45\.7{pm} \| 45\.7{pm} \|", smoke)  # accuracy %
-    assert "| early_fusion | 60.0 [60.0, 60.0] | 60.0 [60.0, 60.0] | 60.0 [60.0, 60.0] | 60.0 [60.0, 60.0] |" in smoke  # F1 %: one seed, no spread
+    assert "| early_fusion | " + " | ".join(["60.0 [60.0, 60.0]"] * 4) + " |" in smoke  # F1 %: one seed, no spread
     assert re.search(rf"\| late_fusion \| 80\.0{pm} \| 5\.1{pm} \|", paper)
     assert "late_fusion" not in smoke and "early_fusion" not in paper
 
