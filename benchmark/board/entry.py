@@ -182,6 +182,7 @@ class BrokenSample(_Block):
     sample_id: str
     seed: int
     attack: str
+    kind: str = Field("", description="what it shows: rank cell, text attack, joint attack (or what stood in)")
     label: int
     clean_prediction: int
     adversarial_prediction: int

@@ -101,23 +101,30 @@ def png_uri(view: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-#: What the browser shows per model, in this order: (kind, modality of the attacks it is picked from).
-KINDS = (("rank cell", "image"), ("text attack", "text"), ("joint attack", "joint"))
+#: What the browser shows per model, in this order: (kind, modality of the attacks it is picked from, what stands in
+#: where the suite has no such attack: a report corruption for a text attack).
+KINDS = (("rank cell", "image", ""), ("text attack", "text", "report corruption"), ("joint attack", "joint", ""))
 
 
 def pick_broken(frame: pd.DataFrame, rank: tuple[str, float | None] | None = None, corruptions: set[str] = frozenset(),
-                per_kind: int = 2) -> pd.DataFrame:
+                per_kind: int = 2, probes: set[str] = frozenset()) -> pd.DataFrame:
     """Per model up to `per_kind` broken samples (first seed) of each of: the rank cell (`rank`: its attack label and
-    ε; else the image attack that broke the most), the text attack that broke the most, the joint attack that broke
-    the most — corruptions (`corruptions`: their labels) never stand for an attack; column `kind` says which."""
-    broken = frame[frame["broken"] & (frame["modality"] != "none") & ~frame["attack"].isin(corruptions)]
+    ε; else the image attack that broke the most, called "strongest image attack"), the text attack that broke the
+    most (else the report corruption that did, so that a report diff is shown), the joint attack that broke the most.
+    Corruptions (`corruptions`: their labels) never stand for an attack, nor do soundness probes (`probes`: the text
+    floor, random noise); column `kind` says which each sample shows."""
+    broken = frame[frame["broken"] & (frame["modality"] != "none") & ~frame["attack"].isin(probes)]
     picked = []
     for _model, rows in broken.groupby("model", sort=False):
-        for kind, modality in KINDS:
-            of = rows[rows["modality"] == modality]
+        for kind, modality, fallback in KINDS:
+            of = rows[(rows["modality"] == modality) & ~rows["attack"].isin(corruptions)]
             if kind == "rank cell" and rank is not None:
                 same = of["attack"] == rank[0]
                 of = of[same & (of["epsilon"].isna() if rank[1] is None else np.isclose(of["epsilon"].astype(float), rank[1]))]
+            elif kind == "rank cell":
+                kind = "strongest image attack"
+            if of.empty and fallback:
+                of, kind = rows[(rows["modality"] == modality) & rows["attack"].isin(corruptions)], fallback
             if of.empty:
                 continue
             strongest = of.groupby(["attack", "epsilon"], dropna=False).size().idxmax()
@@ -134,9 +141,12 @@ def broken_examples(frame: pd.DataFrame, cells: Sequence[Cell], keys: Sequence[s
     attacked frontal view, their difference (amplified to the full range) and the report before and after."""
     index = {uid: i for i, uid in enumerate(test.uids)}
     key_of = {(c.model.label, c.seed, c.attack.label, c.epsilon): k for c, k in zip(cells, keys) if c.source is None}
+    from benchmark.attacks.registry import traits
+
     corruptions = {c.attack.label for c in cells if c.attack.source == "mmrb" and c.attack.name == "corruption"}
+    probes = {c.attack.label for c in cells if traits(c.attack.source, c.attack.name).probe is not None}
     out = []
-    for r in pick_broken(frame, rank, corruptions, per_kind).itertuples():
+    for r in pick_broken(frame, rank, corruptions, per_kind, probes).itertuples():
         model, epsilon = r.model, None if pd.isna(r.epsilon) else r.epsilon
         artifact = cache.load(key_of[model, r.seed, r.attack, epsilon])
         i = index[r.sample_id]
