@@ -57,8 +57,9 @@ def write_reports(frame: pd.DataFrame, suite: DefenseSuite, meta: dict, out: Pat
     verdicts, table = report.verdict_table(frame, seeds, methods, controls)
     (out / "verdicts.md").write_text(
         header + report.control_statement(table) + "\n\nA − B in points on the same seeds and samples, with its 95 % "
-        "bootstrap interval (seeds × samples); p two-sided; Holm's correction over the whole table; MDD: the smallest "
-        "true difference this comparison detects with 80 % power at α = 0.05.\n\n" + verdicts + "\n")
+        "bootstrap interval (seeds × samples); p two-sided, McNemar clustered by sample and the bootstrap's, each "
+        "with Holm's correction over the whole table, separable only when both reject; MDD: the smallest true "
+        "difference this comparison detects with 80 % power at α = 0.05/rows.\n\n" + verdicts + "\n")
     (out / "spectrum.md").write_text(header + "Share of the top-k singular values of the ID test features (L2-normalised, centred), "
                                      "mean [95 % seed t-interval, in 0–100]:\n\n" + report.spectrum_table(frame, suite.spectrum_k) + "\n")
     (out / "zeroshot.md").write_text(header + "Zero-shot accuracy of each CLIP, mean [95 % seed t-interval, in 0–100]:\n\n"

@@ -308,8 +308,10 @@ def write_fusion_reports(folder: str | Path) -> dict[str, Path]:
     text, _ = verdict_table(results, samples, blind=blind)
     verdicts = folder / "verdicts.md"
     atomic_write(verdicts, "# Defense comparison: paired tests\n\nA − B in points on the same seeds and test samples "
-                 "(a bootstrap over seeds × samples); p from the bootstrap's standard error, Holm-adjusted over every "
-                 "row; MDD: the smallest difference this run would detect at 80 % power. \"Robust because blind\": the "
+                 "(a bootstrap over seeds × samples, its seed part widened for few seeds); two tests, each "
+                 "Holm-adjusted over every row — McNemar clustered by sample and the bootstrap's — separable only when "
+                 "both reject (p, p (Holm): the larger of the two); MDD: the smallest difference this run would detect "
+                 "at 80 % power at α/rows. \"Robust because blind\": the "
                  f"higher figure is that of a model flagged {BLIND_FLAG} in that condition ({BLIND_SAYS}: within its "
                  "interval of the text floor, at most 1 decision in 100 changed by replacing the image), not a defense "
                  "that holds.\n\n" + text + "\n")

@@ -130,12 +130,14 @@ def paired_table(found: list[dict[str, Any]], alpha: float = 0.05, same_decision
     """Paired comparisons -> their verdict table. Each of `found` holds its leading columns, `result` (a
     `mmrb.core.paired` result) and `names` (A, B); the table adds A − B [95 % interval] in points, the clustered
     McNemar and bootstrap p-values each Holm-adjusted over every row (`mmrb.core.paired.family`: separable only when
-    both reject), the MDD at the family's strictest level and the verdict (`same_decision`: say so where A and B
+    both reject; `p` the larger unadjusted one, `p (Holm)` the larger adjusted one), the MDD at the family's strictest
+    level and the verdict (`same_decision`: say so where A and B
     decided every sample alike)."""
     decisions = paired.family([f["result"] for f in found], alpha)
     return pd.DataFrame([{
         **{k: v for k, v in f.items() if k not in ("result", "names")},
         "A − B (pt)": f"{100 * f['result'].difference:+.2f} [{100 * f['result'].low:+.2f}, {100 * f['result'].high:+.2f}]",
+        "p": f"{max(f['result'].p_clustered, f['result'].p_value):.2g}",
         "p McNemar (clustered; Holm)": f"{d.p_holm:.2g}", "p bootstrap (Holm)": f"{d.p_holm_bootstrap:.2g}",
         "p (Holm)": f"{d.p:.2g}", "MDD (pt)": f"{100 * d.mdd:.2f}",
         "verdict": _verdict(d, *f["names"], same_decision=same_decision)}
