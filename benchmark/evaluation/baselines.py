@@ -69,7 +69,7 @@ def below_text_only(frame: pd.DataFrame) -> pd.DataFrame:
             if set(kind) != {"image", "text"}:
                 continue
             low = white[(white["model"] == model) & (white["modality"] == "image")]
-            low = low[[not _probe(r) for r in low.itertuples()]]  # the probes (text floor, noise) have their own flags
+            low = low[np.array([not _probe(r) for r in low.itertuples()], dtype=bool)]  # probes have their own flags
             high = low.get("robust_accuracy_ci_high", low["robust_accuracy"])
             below = low[high < floor]
             if len(below):
@@ -94,7 +94,8 @@ def below_constant(frame: pd.DataFrame, labels: np.ndarray | None) -> pd.DataFra
     share = float(np.mean(labels))
     majority, name = max(share, 1 - share), "abnormal" if share >= 0.5 else "normal"
     white = frame[(frame["transfer_source"].fillna("") == "") & frame["modality"].isin(("image", "text", "joint"))]
-    white = white[[not _probe(r) and getattr(r, "attack_name", "") != "corruption" for r in white.itertuples()]]
+    white = white[np.array([not _probe(r) and getattr(r, "attack_name", "") != "corruption" for r in white.itertuples()],
+                           dtype=bool)]  # a mask even when empty (a list [] would select no columns)
     flags = []
     for model, group in white.groupby("model", sort=False):
         high = group.get("robust_accuracy_ci_high", group["robust_accuracy"]).fillna(group["robust_accuracy"])

@@ -42,8 +42,9 @@ def test_smoke_suite_loads_as_documented():
                                               "ensemble_fusion"]
     assert all(m.params == {} and m.label == m.name for m in suite.models)
     assert [a.name for a in suite.attacks] == ["none", "FastGradientMethod", "ProjectedGradientDescent", "random_noise",
-                                               "image_replacement", *["corruption"] * 6]
-    assert [a.modality for a in suite.attacks[5:]] == ["image"] * 4 + ["text"] * 2
+                                               "image_replacement", "operating_point", *["corruption"] * 10]
+    assert suite.attacks[5].params == {"direction": "false_reassurance", "steps": 50, "restarts": 2}
+    assert [a.modality for a in suite.attacks[5:]] == ["image"] * 9 + ["text"] * 2
     assert suite.operating_point == 0.95 and suite.corruption_baseline == "vision_only"
     assert suite.epsilons == pytest.approx([0.0313725, 0.2])
     assert suite.dataset.name == "indiana_synth" and suite.dataset.n == 600 and suite.dataset.image_size == 64
