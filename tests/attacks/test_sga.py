@@ -85,7 +85,8 @@ class _DualEncoder(torch.nn.Module):
         return self.image_tower(images)
 
     def tokenize(self, texts):
-        return {"input_ids": torch.tensor([[hash(w) % 50 for w in (t.split() + ["."] * 4)[:4]] for t in texts])}
+        # sum of code points, not hash(): str hashes change per process unless PYTHONHASHSEED is set
+        return {"input_ids": torch.tensor([[sum(map(ord, w)) % 50 for w in (t.split() + ["."] * 4)[:4]] for t in texts])}
 
     def forward(self, images, tokens):
         return self.head(torch.cat([self.encode_image(images), self.encoder.encode_text(tokens["input_ids"])], 1))
@@ -107,7 +108,8 @@ def test_on_a_dual_encoder_the_image_stage_lowers_the_image_text_alignment():
             return torch.nn.functional.cosine_similarity(model.encode_image(torch.as_tensor(x)),
                                                          model.encoder.encode_text(tokens["input_ids"]), dim=1)
     assert np.abs(adv - images).max() <= 0.1 + 1e-6
-    assert (alignment(adv) < alignment(images)).float().mean() >= 0.75, (alignment(adv), alignment(images))
+    drop = alignment(images) - alignment(adv)  # the returned iterate is the classifier's pick, not the loss's best
+    assert (drop > 0).sum() >= 3 and drop.mean() > 0.25, drop
 
 
 def test_pgd_without_early_stop_runs_every_step_on_every_sample(trained, test_split):
