@@ -1,5 +1,6 @@
-"""The data of a defense comparison and its CLIPs: a general CLIP pre-trained on a corpus disjoint from the noisy
-one, then, per seed, noise type and ratio γ, that CLIP continued on the downstream-domain corpus with a share γ of
+"""The data of a defense comparison and its CLIPs: per seed, a general CLIP pre-trained on a corpus disjoint from the
+noisy one (CT-like pairs, with or without chest pairs of another generator seed), then, per noise type and ratio γ,
+that CLIP continued on the downstream-domain corpus with a share γ of
 its pairs made noisy.
 
 Noise types (a share γ of the pairs, nested: the 10 % pairs are among the 30 % ones):
@@ -93,14 +94,17 @@ def load_data(suite: DefenseSuite, cache_dir: Path) -> Data:
                 {"ID": generated(suite.data.id, size, cache_dir), "OOD": generated(suite.data.ood, size, cache_dir)})
 
 
-def general_clip(data: Data, suite: DefenseSuite, cache_dir: Path) -> str:
-    """The general CLIP (the DataComp stand-in; one for all seeds): the base chest corpus plus the CT-like pairs."""
+def general_clip(data: Data, suite: DefenseSuite, cache_dir: Path, seed: int) -> str:
+    """The general CLIP of a seed (the DataComp stand-in, pre-trained from that seed's initialisation): the CT-like
+    pairs, plus the base chest corpus unless `base.chest` is false (then the chest domain is first seen in the noisy
+    phase, as in Han et al.)."""
     from wrappers.clip_encoder import PretrainRecipe, obtain_pretrained_clip
 
-    images = np.concatenate([data.base.images[:, 0], data.target_images[:, 0]])
-    texts = list(data.base.texts) + list(data.target_captions)
+    images, texts = data.target_images[:, 0], list(data.target_captions)
+    if suite.base.chest:
+        images, texts = np.concatenate([data.base.images[:, 0], images]), list(data.base.texts) + texts
     return obtain_pretrained_clip(suite.clip, None, images, texts, PretrainRecipe.from_dict(suite.base.recipe, "base.recipe"),
-                                  cache_dir, 0, suite.image_size)
+                                  cache_dir, seed, suite.image_size)
 
 
 def noise_order(n: int, seed: int) -> np.ndarray:

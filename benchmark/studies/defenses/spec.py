@@ -28,6 +28,8 @@ class CorpusSpec(_Strict):
     n: int = Field(600, ge=8)
     data_seed: int = 0
     target_n: int = Field(0, ge=0, description="abdominal CT-like pairs added (the MEDICAT stand-in)")
+    chest: bool = Field(True, description="the general corpus holds chest pairs; false: CT-like pairs only, so the "
+                                          "chest domain is first learned in the noisy phase (Han et al.'s setting)")
     recipe: dict[str, Any] = {"epochs": 10}
 
 
@@ -165,6 +167,9 @@ def load_defense_suite(path: str | Path) -> DefenseSuite:
     kinds = [n.type for n in suite.noise]
     if len(set(kinds)) != len(kinds):
         raise SuiteError(f"{path}: field 'noise': each noise type once; got {kinds}")
+    if not suite.base.chest and suite.base.target_n == 0:
+        raise SuiteError(f"{path}: field 'base.target_n': a general corpus without chest pairs (base.chest: false) "
+                         "needs CT-like pairs (target_n > 0) to pre-train on")
     if {"image"} & set(kinds) and suite.base.target_n == 0:
         raise SuiteError(f"{path}: field 'base.target_n': image noise needs target-domain pairs (> 0) to aim at")
     attack_labels = [a.label for a in suite.attacks]

@@ -62,7 +62,6 @@ def run_study(suite: DefenseSuite, out: Path, cache_dir: Path, fresh: bool = Fal
             print(f"{suite.name}: {len(units)} units ({len(suite.seeds)} seeds × {len(corpora.grid(suite))} CLIPs × "
                   f"{len(suite.defenses)} defenses); {len(done)} already committed in {out}, {len(pending)} to run",
                   flush=True)
-        general = corpora.general_clip(data, suite, cache_dir) if pending else ""
         memo: dict = {}
         loaded: dict[tuple[int, str, float], dict[str, Any]] = {}
         with tqdm(total=len(pending), disable=not progress, desc=suite.name, unit="unit") as bar:
@@ -70,6 +69,7 @@ def run_study(suite: DefenseSuite, out: Path, cache_dir: Path, fresh: bool = Fal
                 bar.set_postfix_str(f"seed {seed} · {kind} γ={ratio:g} · {entry.label}")
                 if (seed, kind, ratio) not in loaded:
                     loaded.clear()  # one CLIP in memory at a time
+                    general = corpora.general_clip(data, suite, cache_dir, seed)
                     spec = corpora.noisy_clip(data, general, suite, cache_dir, seed, kind, ratio, memo)
                     loaded[seed, kind, ratio] = _clip_state(spec, data, suite)
                 rows = _unit_rows(loaded[seed, kind, ratio], data, suite, seed, entry, base)
