@@ -156,16 +156,15 @@ def cmd_compare_defenses(args: argparse.Namespace) -> None:
     if is_run_suite(args.suite):  # defenses on suite models (fusion_defenses.yaml): run, then compare
         compare_model_defenses(args)
         return
-    if args.backend != "local":
-        raise MmrbError(f"{args.suite}: --backend {args.backend} runs the comparison of defenses on suite models "
-                        "(a run suite such as suites/fusion_defenses.yaml); a head-defense study runs locally: "
-                        "drop --backend")
+    if args.backend not in ("local", "ray"):
+        raise MmrbError(f"{args.suite}: a head-defense study runs on --backend local or ray, not {args.backend}")
+    backend = backend_of(args)
     suite = load_defense_suite(args.suite)
     out = Path(args.out or Path("runs") / suite.name)
     if out.exists() and not out.is_dir():
         raise MmrbError(f"{out} is a file, not a folder: give --out a folder")
     frame = compare_defenses(suite, out, args.cache, progress=not args.quiet, fresh=args.fresh,
-                             base=Path(args.suite).parent)
+                             base=Path(args.suite).parent, backend=backend)
     print(f"results: {out / 'results.csv'} ({len(frame)} rows); tables: {out / 'tables.md'}, verdicts: "
           f"{out / 'verdicts.md'}")
     if not args.quiet:
@@ -261,7 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = verbs.add_parser("compare-defenses", help="compare defenses: the CLIP heads (LP, MLP, RAN, NMTune) under "
                                "noisy pre-training (suites/defenses.yaml), or defenses on suite models, attacked "
-                               "naively and adaptively (suites/fusion_defenses.yaml)")
+                               "naively and adaptively (suites/fusion_defenses.yaml)",
+                               description="With --backend ray, a head-defense study runs a Ray task per seed and "
+                               "noise type (every γ of that type, after the seed's general-CLIP task); a run suite's "
+                               "cells run as with `mmrb run --backend ray`. Units are committed as their tasks finish: "
+                               "the same command resumes.")
     compare.add_argument("suite", help="a defense study (suites/defenses.yaml) or a run suite whose models carry "
                          "defense: (suites/fusion_defenses.yaml)")
     compare.add_argument("--out", help="folder for results.csv, tables and plots (default runs/<suite name>)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -29,10 +30,11 @@ __all__ = ["DefenseSuite", "compare_defenses", "load_defense_suite", "write_repo
 
 
 def compare_defenses(suite: DefenseSuite, out: str | Path, cache_dir: str | Path, progress: bool = True,
-                     fresh: bool = False, base: Path | None = None) -> pd.DataFrame:
-    """Run (or resume) the comparison into `out` and write its results and reports; the rows as a frame."""
+                     fresh: bool = False, base: Path | None = None, backend: Any = None) -> pd.DataFrame:
+    """Run (or resume) the comparison into `out` and write its results and reports; the rows as a frame.
+    `backend`: where the units run, "local" (None, the default) or "ray" / a `RayBackend` (study.run_study)."""
     out = Path(out)
-    frame, meta = run_study(suite, out, Path(cache_dir), fresh, progress, base)
+    frame, meta = run_study(suite, out, Path(cache_dir), fresh, progress, base, backend)
     from mmrb.core.io import atomic_write
 
     columns = {k: v for k, v in meta.items() if k not in ("seeds",)}
