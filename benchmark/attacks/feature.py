@@ -58,7 +58,8 @@ def target_similarity(encoder: Callable[[torch.Tensor], torch.Tensor], images: t
         return F.cosine_similarity(encoder(images), encoder(target_images), dim=1).numpy()
 
 
-@register_attack("feature_pgd", params=PARAMS)
+@register_attack("feature_pgd", params=PARAMS, gradient=True, steps="steps", step_size="alpha",
+                 random_start=("random_start", True))
 def craft(params: dict, target: Target, epsilon: float | None, seed: int) -> Crafted:
     """The `feature_pgd` attack of source mmrb: needs a model with `encode_image` (the CLIP models)."""
     from benchmark.data.synth_domains import target_domain

@@ -128,6 +128,7 @@ class Paired:
     p_clustered: float = 1.0  # McNemar clustered by sample (sign-flip randomisation): the test used
     discordant_samples: int = 0  # samples whose summed discordance over seeds is not zero
     standard_error: float = 0.0  # of the difference, from the bootstrap
+    p_floor: float = 0.0  # the smallest p the clustered McNemar's Monte Carlo can resolve (0: exact)
 
     @property
     def ci_low(self) -> float:
@@ -156,11 +157,15 @@ def mcnemar(a_only: int, b_only: int) -> tuple[float, float]:
     return float(min(1.0, tail)), float(min(1.0, tail - stats.binom.pmf(k, n, 0.5)))
 
 
-def clustered_mcnemar(a: np.ndarray, b: np.ndarray, draws: int = 20000, seed: int = 0) -> tuple[float, int]:
+def clustered_mcnemar(a: np.ndarray, b: np.ndarray, draws: int = 20000, seed: int = 0,
+                      clusters: np.ndarray | None = None) -> tuple[float, int]:
     """Two-sided p-value of McNemar's test clustered by sample, and the number of discordant samples: per sample
-    (column) d = seeds where only A is right − seeds where only B is right; p = P(|Σ ±d| ≥ |Σ d|) over independent
-    sign flips (exact up to 16 non-zero d, else `draws` Monte Carlo flips, counting the observed one)."""
+    (column, or `clusters` id) d = seeds where only A is right − seeds where only B is right; p = P(|Σ ±d| ≥ |Σ d|)
+    over independent sign flips (exact up to 16 non-zero d, else `draws` Monte Carlo flips, counting the observed
+    one: never below 1/(draws + 1))."""
     d = ((a > 0.5) & (b <= 0.5)).sum(axis=0) - ((a <= 0.5) & (b > 0.5)).sum(axis=0)
+    if clusters is not None:
+        d = np.bincount(np.unique(np.asarray(clusters), return_inverse=True)[1], weights=d)
     d = d[d != 0].astype(float)
     if not len(d):
         return 1.0, 0
@@ -172,30 +177,114 @@ def clustered_mcnemar(a: np.ndarray, b: np.ndarray, draws: int = 20000, seed: in
     return float((1 + np.sum(np.abs(flips @ d) >= observed)) / (draws + 1)), len(d)
 
 
+def cluster_means(values: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """Seeds × columns -> seeds × clusters: the mean of each cluster's columns (e.g. one test sample's outcomes under
+    several CLIPs laid side by side); clusters numbered 0..G−1 in `clusters` (one entry per column)."""
+    clusters = np.asarray(clusters)
+    if clusters.shape != (values.shape[1],):
+        raise ValueError(f"clusters: one cluster id per column ({values.shape[1]}); got shape {clusters.shape}")
+    _, index = np.unique(clusters, return_inverse=True)
+    counts = np.bincount(index)
+    return np.stack([np.bincount(index, weights=row) / counts for row in values])
+
+
+def seed_t_p(diff: np.ndarray) -> float:
+    """Two-sided p of the one-sample t-test on the per-seed mean differences (seeds × samples -> k means, k − 1
+    degrees of freedom): the seeds are the units of training variance; 1 with fewer than 2 seeds or no difference."""
+    per_seed = np.atleast_2d(diff).mean(axis=1)
+    k = len(per_seed)
+    if k < 2 or not np.any(per_seed):
+        return 1.0
+    sd = per_seed.std(ddof=1)
+    if sd == 0:  # every seed moved by exactly the same amount: t is unbounded
+        return 0.0
+    return float(2 * stats.t.sf(abs(per_seed.mean()) / (sd / np.sqrt(k)), k - 1))
+
+
 def paired_test(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, replicates: int = REPLICATES,
-                seed: int = 0, draws: int | None = None) -> Paired:
+                seed: int = 0, draws: int | None = None, clusters: np.ndarray | None = None,
+                reference: str = "bootstrap", flips: int = 20000) -> Paired:
     """Compare per-(seed, sample) outcomes `a` and `b` (seeds × samples each, 1 = correct) of two methods scored on
     the same seeds and samples: the two-level bootstrap of their difference (module docstring) and McNemar on the
-    discordant pairs; `draws`: another name for `replicates`."""
+    discordant pairs; `draws`: another name for `replicates`.
+
+    `clusters` (one id per column): columns that are the same test sample (e.g. one sample scored under several
+    CLIPs, laid side by side) are resampled together and their discordances summed before the sign flips, so copies
+    of a sample never count as independent evidence. `reference`: the second p-value's — "bootstrap" (the bootstrap
+    standard error, normal reference) or "seed_t" (a t-test on the per-seed differences, k − 1 degrees of freedom:
+    the honest reference with few training seeds). `flips`: Monte Carlo draws of the clustered McNemar, whose p is
+    never below 1/(flips + 1) (`Paired.p_floor`)."""
     replicates = draws or replicates
     a, b = np.atleast_2d(np.asarray(a, dtype=float)), np.atleast_2d(np.asarray(b, dtype=float))
     if a.shape != b.shape:
         raise ValueError(f"paired_test: both methods must be scored on the same seeds and samples; shapes {a.shape} "
                          f"and {b.shape}")
+    if reference not in ("bootstrap", "seed_t"):
+        raise ValueError(f"paired_test: reference must be 'bootstrap' or 'seed_t'; got {reference!r}")
     diff = a - b
     observed = float(diff.mean())
-    draws_ = bootstrap_means(diff, replicates, seed, confidence)
+    units = diff if clusters is None else cluster_means(diff, clusters)
+    draws_ = bootstrap_means(units, replicates, seed, confidence)
     low, high = percentile_interval(draws_, confidence)
     low, high = max(-1.0, min(low, observed)), min(1.0, max(high, observed))
     se = float(draws_.std(ddof=1))
-    # two-sided p from the bootstrap standard error (normal approximation, as `mdd`): no floor at 1/replicates,
-    # which Holm's correction over a large table would turn into "nothing can ever be significant"
-    p_value = 1.0 if not np.any(diff) or se == 0 else float(2 * stats.norm.sf(abs(observed) / se))
+    if reference == "seed_t" and a.shape[0] >= 2:
+        p_value = seed_t_p(diff)
+    else:
+        # two-sided p from the bootstrap standard error (normal approximation, as `mdd`): no floor at 1/replicates,
+        # which Holm's correction over a large table would turn into "nothing can ever be significant"
+        p_value = 1.0 if not np.any(diff) or se == 0 else float(2 * stats.norm.sf(abs(observed) / se))
     a_only, b_only = int(((a > 0.5) & (b <= 0.5)).sum()), int(((a <= 0.5) & (b > 0.5)).sum())
     exact, mid = mcnemar(a_only, b_only)
-    clustered, samples = clustered_mcnemar(a, b, seed=seed)
-    return Paired(observed, low, high, p_value, mdd(se, 1 - confidence), *a.shape,
-                  a_only, b_only, exact, mid, clustered, samples, se)
+    clustered, samples = clustered_mcnemar(a, b, draws=flips, seed=seed, clusters=clusters)
+    return Paired(observed, low, high, p_value, mdd(se, 1 - confidence), a.shape[0], units.shape[1],
+                  a_only, b_only, exact, mid, clustered, samples, se, 1 / (flips + 1) if samples > 16 else 0.0)
+
+
+def format_p(p: float, floor: float = 0.0) -> str:
+    """A p-value as the resampling resolves it: "< floor" at the Monte Carlo floor, else two significant digits."""
+    return f"< {floor:.1g}" if floor and p <= floor * (1 + 1e-9) else f"{p:.2g}"
+
+
+def trend_test(outcomes: Sequence[np.ndarray], doses: Sequence[float], confidence: float = 0.95,
+               replicates: int = REPLICATES, draws: int = 20000, seed: int = 0) -> dict[str, float]:
+    """Dose–response on the same seeds and samples: `outcomes[j]` (seeds × samples, 1 = correct) at dose `doses[j]`.
+
+    The slope is the least-squares slope of accuracy on dose (per unit dose), computed per (seed, sample) as the
+    contrast Σ_j c_j y_j with c_j = (d_j − d̄)/Σ(d − d̄)², so its mean is the slope of the mean accuracies; its interval
+    is the two-level bootstrap's (seeds × samples, `bootstrap_means`). The p-value is a permutation test clustered by
+    sample: under "no dose effect" the dose labels of one sample's outcomes are exchangeable, so each draw permutes
+    them per sample (the same permutation for every seed of that sample), `draws` Monte Carlo draws counting the
+    observed one (p ≥ 1/(draws + 1), `p_floor`). `monotone`: the mean accuracies never rise from one dose to the
+    next; `steps`: those mean differences (next − previous)."""
+    import itertools
+
+    y = np.stack([np.atleast_2d(np.asarray(o, dtype=float)) for o in outcomes], axis=-1)  # seeds × samples × doses
+    d = np.asarray(doses, dtype=float)
+    if y.shape[-1] != len(d) or len(d) < 3:
+        raise ValueError(f"trend_test: one outcome matrix per dose and at least 3 doses; got {y.shape[-1]} and {len(d)}")
+    c = (d - d.mean()) / ((d - d.mean()) ** 2).sum()
+    contrast = y @ c  # seeds × samples
+    slope = float(contrast.mean())
+    low, high = percentile_interval(bootstrap_means(contrast, replicates, seed, confidence), confidence)
+    totals = y.sum(axis=0)  # samples × doses, summed over seeds
+    rng = np.random.default_rng(seed)
+    if len(d) <= 7:  # every relabelling enumerated once; each draw picks one per sample
+        perms = np.array(list(itertools.permutations(range(len(d)))))
+        table = totals @ c[perms].T  # samples × permutations: each sample's contrast under each relabelling
+        null = np.zeros(draws)
+        for start in range(0, draws, 2000):  # in chunks: draws × samples indices
+            picks = rng.integers(0, len(perms), size=(min(2000, draws - start), totals.shape[0]))
+            null[start:start + len(picks)] = table[np.arange(totals.shape[0])[None, :], picks].sum(axis=1)
+    else:
+        null = np.array([(totals * c[rng.permuted(np.tile(np.arange(len(d)), (totals.shape[0], 1)), axis=1)]).sum()
+                         for _ in range(draws)])
+    observed = abs(float((totals @ c).sum())) - 1e-9
+    p = float((1 + np.sum(np.abs(null) >= observed)) / (draws + 1))
+    means = y.mean(axis=(0, 1))
+    steps = np.diff(means)
+    return {"slope": slope, "low": float(low), "high": float(high), "p": p, "p_floor": 1 / (draws + 1),
+            "monotone": bool(np.all(steps <= 0) or np.all(steps >= 0)), "means": means.tolist(), "steps": steps.tolist()}
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

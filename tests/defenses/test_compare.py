@@ -85,7 +85,14 @@ def test_shipped_suites_validate():
     assert full.data.id.n >= 2000 and full.data.ood.n >= 2000 and full.data.ood.shift >= 1.0
     assert len({full.base.data_seed, full.noisy.data_seed, full.data.train.data_seed, full.data.id.data_seed,
                 full.data.ood.data_seed}) == 5
-    assert all(len(a.epsilons) >= 1 for a in full.attacks) and any(a.converge for a in full.attacks)
+    assert all(len(a.epsilons) >= 1 and a.converge and a.domains == ["ID", "OOD"] for a in full.attacks)
+    assert full.attack_limit >= 1000 and "standard" in {a.name for a in full.attacks} and full.attack_clips == "noisy"
+    assert not full.base.chest and len(full.noise[-1].ratios) >= 4  # the paper's setting; a dose–response control
+    prior = load_defense_suite(SUITES / "defenses_prior.yaml")  # the in-domain-prior arm: only the base differs
+    assert prior.base.chest and prior.model_dump(exclude={"base", "name", "content_hash"}) == \
+        full.model_dump(exclude={"base", "name", "content_hash"})
+    measured = load_defense_suite(SUITES / "defenses_measured.yaml")
+    assert measured.noise == full.noise and measured.data == full.data and measured.base == full.base
     smoke = load_defense_suite(SUITES / "defenses_smoke.yaml")
     assert "ran_centroids" in smoke.labels
 
@@ -174,17 +181,22 @@ def test_smoke_suite_end_to_end_then_a_kill_resumes_without_recomputing(tmp_path
     clips = 1 + sum(len(n.ratios) for n in suite.noise)
     units = len(suite.seeds) * clips * len(suite.defenses)
     assert frame.drop_duplicates(["seed", "noise", "ratio", "method"]).shape[0] == units
-    # per unit: clean on ID and OOD, PGD at two ε and the feature attack on ID
-    assert len(frame) == units * (2 + 2 + 1)
+    # per unit: clean on ID and OOD; on every CLIP but the control's, PGD at two ε and the feature attack on both
+    attacked_units = len(suite.seeds) * (clips - len(suite.noise[-1].ratios)) * len(suite.defenses)
+    assert suite.noise[-1].control and len(frame) == units * 2 + attacked_units * (2 + 1) * 2
     attacked = frame[frame["attack"] != "clean"]
     assert (attacked["accuracy"] <= attacked["clean_accuracy"] + 1e-9).all()  # on the same samples, never helps
     feature = frame[frame["attack"] == "feature"]
     assert (feature["target_similarity_adv"] > feature["target_similarity_clean"]).all()
     assert frame["lr"].isin(suite.search.lr).all() and frame["outcomes"].str.len().gt(0).all()
     verdicts = (out / "verdicts.md").read_text()
-    assert "Positive control (mismatch γ 80 % − γ 0 (lp), ID clean)" in verdicts and "MDD (pt)" in verdicts
-    assert "ran − nmtune" in verdicts and "ID PGD@0.003922" in verdicts
-    for name in ("tables.md", "spectrum.md", "zeroshot.md", "search.md", "clip_scores.md", "accuracy_vs_noise_image.png"):
+    assert verdicts.split("\n")[3].startswith("Positive control (dose–response)") and "MDD (pt)" in verdicts
+    assert "mismatch, ID clean (lp)**: accuracy" in verdicts and "at γ 0, 40, 80 %" in verdicts
+    assert "ran − nmtune" in verdicts and "ID PGD@0.003922" in verdicts and "OOD feature@0.03137" in verdicts
+    assert "methods, noisy CLIPs pooled" in verdicts and "p seed t (Holm)" in verdicts
+    claims = (out / "claims.md").read_text()
+    assert "| Han et al. §5.5, Fig. 7 | RAN improves over MLP tuning" in claims and "this study's own findings" in claims
+    for name in ("tables.md", "claims.md", "spectrum.md", "zeroshot.md", "search.md", "clip_scores.md", "accuracy_vs_noise_image.png"):
         assert (out / name).stat().st_size > 100, name
     meta = json.loads((out / "provenance.json").read_text())
     assert meta["suite"] == "defenses_smoke" and meta["computed"] == units and "open_clip_torch=" in meta["packages"]

@@ -11,7 +11,8 @@ compared by paired tests on the same seeds and samples (`mmrb.core.paired`) with
 beside the smallest difference the run could detect.
 
 Outputs in the run folder: results.csv (one row per seed × noise × γ × method × domain × attack × ε), tables.md,
-verdicts.md (with the positive control's statement first), spectrum.md, zeroshot.md, search.md, clip_scores.md,
+verdicts.md (with the positive control's dose–response first), claims.md (each claim of the papers beside
+this study's verdict), spectrum.md, zeroshot.md, search.md, clip_scores.md,
 accuracy_vs_noise_*.png, provenance.json; run.sqlite is the run store (resume). docs/clip-defenses.md.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.studies.defenses import report
+from benchmark.studies.defenses import claims, report
 from benchmark.studies.defenses.spec import DefenseSuite, load_defense_suite
 from benchmark.studies.defenses.study import run_study
 
@@ -52,16 +53,25 @@ def write_reports(frame: pd.DataFrame, suite: DefenseSuite, meta: dict, out: Pat
               f"{meta['seconds']:.0f} s ({meta.get('computed', 0)} units computed, {meta.get('loaded', 0)} resumed)\n"
               f"{meta['packages']}\n\n")
     n = {d: int(frame.loc[(frame["domain"] == d) & (frame["attack"] == "clean"), "n"].max()) for d in frame["domain"].unique()}
+    attacked = {a.label: a.domains for a in suite.attacks}
     (out / "tables.md").write_text(
-        header + f"Accuracy in %: mean [95 % interval over {len(seeds)} seeds × test samples (bootstrap)]; test samples "
-        f"{n}; attacks on the first {suite.attack_limit} samples of their domains, converged (the cascade and the "
-        "escalating check); AUC: mean [95 % seed t-interval, in 0–100].\n\n" + report.accuracy_tables(frame, seeds, methods) + "\n")
+        header + f"Accuracy in %: mean [95 % interval over {len(seeds)} seeds × test samples (bootstrap, the seed part "
+        f"widened for few seeds)]; test samples {n}; attacks {attacked} on the first {suite.attack_limit} samples of "
+        "each domain, on every CLIP but the controls', escalated on the survivors until the figure stops falling "
+        "(the cascade and the convergence check); AUC: mean [95 % seed t-interval, in 0–100].\n\n"
+        + report.accuracy_tables(frame, seeds, methods)
+        + "\n\n### Convergence of the attacks\n\n" + report.convergence_table(frame) + "\n")
     verdicts, table = report.verdict_table(frame, seeds, methods, controls)
+    trends = report.dose_response(frame, seeds, methods, controls)
+    control_line = report.control_statement(table, trends)
     (out / "verdicts.md").write_text(
-        header + report.control_statement(table) + "\n\nA − B in points on the same seeds and samples, with its 95 % "
-        "bootstrap interval (seeds × samples); p two-sided, McNemar clustered by sample and the bootstrap's, each "
-        "with Holm's correction over the whole table, separable only when both reject; MDD: the smallest true "
-        "difference this comparison detects with 80 % power at α = 0.05/rows.\n\n" + verdicts + "\n")
+        header + control_line + "\n\nThe analysis plan (fixed in docs/clip-defenses.md before the run): A − B in "
+        "points on the same seeds and samples, with its 95 % two-level bootstrap interval (seeds × samples; pooled "
+        "CLIPs resampled by sample id); two tests, both two-sided — McNemar clustered by sample (sign flips, p never "
+        "below 1/20001) and a t-test on the per-seed differences (k − 1 degrees of freedom) — each Holm-adjusted "
+        "within its family, separable only when both reject at α = 0.05; MDD: the smallest true difference detected "
+        "with 80 % power at the family's strictest Holm level (α/m).\n\n" + verdicts + "\n")
+    (out / "claims.md").write_text(header + claims.claims_markdown(frame, table, methods, controls, control_line))
     (out / "spectrum.md").write_text(header + "Share of the top-k singular values of the ID test features (L2-normalised, centred), "
                                      "mean [95 % seed t-interval, in 0–100]:\n\n" + report.spectrum_table(frame, suite.spectrum_k) + "\n")
     (out / "zeroshot.md").write_text(header + "Zero-shot accuracy of each CLIP, mean [95 % seed t-interval, in 0–100]:\n\n"

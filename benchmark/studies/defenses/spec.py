@@ -100,7 +100,7 @@ class AttackSpec(_Strict):
     name: str
     params: dict[str, Any] = {}
     epsilons: list[float] = Field(min_length=1)
-    domains: list[Literal["ID", "OOD"]] = ["ID"]
+    domains: list[Literal["ID", "OOD"]] = ["ID", "OOD"]
     converge: bool = Field(True, description="escalate on the survivors until the figure stops falling")
 
     @field_validator("epsilons")
@@ -128,7 +128,10 @@ class DefenseSuite(_Strict):
     defenses: list[DefenseEntry] = [DefenseEntry(name=n) for n in ("lp", "mlp", "nmtune", "ran")]
     search: SearchSpec = SearchSpec()
     attacks: list[AttackSpec] = []
-    attack_limit: int | None = Field(300, ge=1, description="attack at most this many test samples per domain")
+    attack_limit: int | None = Field(1000, ge=1, description="attack at most this many test samples per domain")
+    attack_clips: Literal["primary", "noisy", "all"] = Field(
+        "noisy", description="which CLIPs' heads are attacked: primary (γ 0 only), noisy (γ 0 and every noisy CLIP but "
+                             "the controls'), all (the controls' too)")
     convergence_check: ConvergenceSpec = ConvergenceSpec(max_rounds=3)
     spectrum_k: int = Field(5, ge=1, description="top-k singular values in the feature-spectrum diagnostic")
     content_hash: str = ""

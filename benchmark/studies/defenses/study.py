@@ -42,7 +42,7 @@ def unit_key(suite: DefenseSuite, data_fingerprint: str, seed: int, kind: str, r
     from benchmark.studies.defenses import heads as heads_module
     from wrappers.cache import code_digest, digest
 
-    recipe = suite.model_dump(include={"clip", "image_size", "base", "noisy", "noise_attack", "data", "search", "attacks",
+    recipe = suite.model_dump(include={"clip", "image_size", "base", "noisy", "noise_attack", "data", "search", "attacks", "attack_clips",
                                        "attack_limit", "convergence_check", "spectrum_k"})
     return digest({"v": STUDY_VERSION, "recipe": recipe, "data": data_fingerprint, "seed": seed, "noise": kind,
                    "ratio": ratio, "defense": entry.model_dump(),
@@ -118,7 +118,7 @@ def _local_units(suite: DefenseSuite, data: corpora.Data, cache_dir: Path, base:
             loaded.clear()  # one CLIP in memory at a time
             general = corpora.general_clip(data, suite, cache_dir, seed)
             spec = corpora.noisy_clip(data, general, suite, cache_dir, seed, kind, ratio, memo)
-            loaded[seed, kind, ratio] = _clip_state(spec, data, suite)
+            loaded[seed, kind, ratio] = _clip_state(spec, data, suite, attacked(suite, kind, ratio))
         yield key, _record(suite, seed, kind, ratio, entry, _unit_rows(loaded[seed, kind, ratio], data, suite, seed,
                                                                        entry, base))
 
@@ -201,7 +201,7 @@ def _group_task(context: _TaskContext, seed: int, kind: str, units: list[tuple[f
             if i == 0 or units[i - 1][0] != ratio:
                 state = None  # one CLIP in memory at a time
                 spec = corpora.noisy_clip(data, general, suite, context.cache_dir, seed, kind, ratio, memo)
-                state = _clip_state(spec, data, suite)
+                state = _clip_state(spec, data, suite, attacked(suite, kind, ratio))
             where = _where(seed, kind, ratio, entry.label)
             done.append((key, _record(suite, seed, kind, ratio, entry,
                                       _unit_rows(state, data, suite, seed, entry, context.base))))
@@ -274,15 +274,23 @@ def _ray_units(backend: Any, suite: DefenseSuite, data: corpora.Data, cache_dir:
             ray.shutdown()
 
 
-def _clip_state(spec: str, data: corpora.Data, suite: DefenseSuite) -> dict[str, Any]:
-    """One CLIP's frozen raw features of every split, its zero-shot scores and its feature spectrum."""
+def attacked(suite: DefenseSuite, kind: str, ratio: float) -> bool:
+    """Whether the heads on this CLIP are attacked (`attack_clips`: primary = γ 0 only; noisy = all but the
+    controls'; all)."""
+    controls = {n.type for n in suite.noise if n.control}
+    return {"primary": kind == "none", "noisy": kind not in controls, "all": True}[suite.attack_clips]
+
+
+def _clip_state(spec: str, data: corpora.Data, suite: DefenseSuite, attack: bool = True) -> dict[str, Any]:
+    """One CLIP's frozen raw features of every split, its zero-shot scores and its feature spectrum; `attack`:
+    whether its heads are attacked."""
     from wrappers.clip_encoder import ClipEncoder
 
     encoder = ClipEncoder(spec).eval().requires_grad_(False)
     splits = {"train": data.train, "validation": data.validation, **data.tests}
     raw = {name: encoder.embed_images(split.images, normalize=False) for name, split in splits.items()}
     spectrum = spectrum_share(raw["ID"], suite.spectrum_k)
-    return {"spec": spec, "raw": raw, "spectrum": spectrum, "zero_shot": _zero_shot(spec, data)}
+    return {"spec": spec, "raw": raw, "spectrum": spectrum, "zero_shot": _zero_shot(spec, data), "attack": attack}
 
 
 def _zero_shot(spec: str, data: corpora.Data) -> dict[str, float]:
@@ -306,7 +314,7 @@ def _unit_rows(state: dict[str, Any], data: corpora.Data, suite: DefenseSuite, s
     fitted = fit_searched(entry, features, labels, suite.search, seed, base)
     head = fitted.head
     rows = clean_rows(head, features, data.tests)
-    if suite.attacks:
+    if suite.attacks and state.get("attack", True):
         model = classifier(state["spec"], head)
         for attack in suite.attacks:
             rows += attack_rows(model, attack, data.tests, suite, seed)
