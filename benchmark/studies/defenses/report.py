@@ -243,8 +243,8 @@ def control_statement(table: pd.DataFrame, trends: Sequence[dict[str, Any]] = ()
         means = " → ".join(f"{100 * m:.1f}" for m in t["means"])
         lines.append(
             f"- **{t['kind']}, {t['domain']} clean ({t['method']})**: accuracy {means} % at γ "
-            f"{', '.join(f'{100 * d:g}' for d in t['doses'])} %; slope {10 * 100 * t['slope']:+.2f} pt per 10 % γ "
-            f"[{10 * 100 * t['low']:+.2f}, {10 * 100 * t['high']:+.2f}], permutation p {paired.format_p(t['p'], t['p_floor'])}; "
+            f"{', '.join(f'{100 * d:g}' for d in t['doses'])} %; slope {10 * t['slope']:+.2f} pt per 10 % γ "
+            f"[{10 * t['low']:+.2f}, {10 * t['high']:+.2f}], permutation p {paired.format_p(t['p'], t['p_floor'])}; "
             + ("**registered**" if registered else "**NOT registered**")
             + (", falling at every step" if all(x <= 0 for x in t["steps"]) and any(x < 0 for x in t["steps"]) else ", not monotone (steps "
                + ", ".join(f"{100 * x:+.1f}" for x in t["steps"]) + " pt)")
