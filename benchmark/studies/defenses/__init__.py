@@ -1,14 +1,15 @@
 """`mmrb compare-defenses`: Han et al. (2025) as an experiment that could show its effect — or its opposite.
 
-A general CLIP (the DataComp stand-in, one for all seeds) is pre-trained on a corpus disjoint from the noisy one
-(chest pairs of another generator seed plus CT-like pairs). Per seed, it is continued on the downstream-domain corpus
+Per seed, a general CLIP (the DataComp stand-in) is pre-trained on a corpus disjoint from the noisy one (CT-like pairs,
+plus chest pairs of another generator seed unless `base.chest` is false), then continued on the downstream-domain corpus
 (the ROCOv2 stand-in) with a share γ of its pairs made noisy (image: feature PGD towards CT images; caption:
 rule rewrites; random: uniform noise of the same ε, the paper's baseline; mismatch: swapped reports, the positive
 control). Each defense (LP, MLP, NMTune, RAN, or your own `DefenseHead`) is fit on frozen features of a separate
 downstream training split with the same learning-rate search on a validation split, then scored on large ID and OOD
 test sets, clean and under mmrb's converged attacks along an ε curve. Rows keep per-sample outcomes, so methods are
-compared by paired tests on the same seeds and samples (`mmrb.core.paired`) with Holm's correction, each verdict
-beside the smallest difference the run could detect.
+compared by paired tests on the same seeds and samples (`mmrb.core.paired`), per CLIP and pooled by sample, with
+Holm's correction within each family of the analysis plan (docs/clip-defenses.md), each verdict beside the smallest
+difference the run could detect; `claims.py` judges each claim of the papers from them.
 
 Outputs in the run folder: results.csv (one row per seed × noise × γ × method × domain × attack × ε), tables.md,
 verdicts.md (with the positive control's dose–response first), claims.md (each claim of the papers beside
