@@ -58,7 +58,8 @@ def threshold_margin(threshold: float):
 
 
 @register_attack("operating_point", gradient=False, params=tuple(DEFAULTS), defaults=DEFAULTS, steps="steps",
-                 step_size="step_size", random_start=("random_start", True), check=lambda params: check(params))
+                 step_size="step_size", random_start=("random_start", True), check=lambda params: check(params),
+                 threshold=True)
 def craft(params: dict[str, Any], target: Target, epsilon: float | None, seed: int) -> Crafted:
     """PGD on the threshold-aware margin at the model's operating threshold (module docstring)."""
     problems = check(params)

@@ -65,7 +65,8 @@ class AttackInfo:
     `module`: the module holding its code (its imports are followed for the cache key). `files`: the parameters that
     name a user's file or module (`"file.py:object"`, `"package.module:object"`): their contents are part of the key.
     `calls`: (parameter, default source) of the parameters that name other attacks it crafts ({source, name, params},
-    or a list of them): their code is part of its key.
+    or a list of them): their code is part of its key. `threshold`: it attacks the model at the run's decision
+    threshold (the suite's `operating_point`), which is then part of its cells' keys.
     """
 
     source: str
@@ -87,6 +88,7 @@ class AttackInfo:
     module: str = ""
     files: tuple[str, ...] = ()
     calls: tuple[tuple[str, str], ...] = ()
+    threshold: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ def register_attack(name: str, *, source: str = MMRB, modality: str = "image", g
                     step_size: str | None = None,
                     random_start: tuple[str, Any] | None = None,
                     defaults: dict[str, Any] | None = None, files: tuple[str, ...] = (),
-                    calls: tuple[tuple[str, str], ...] = ()) -> Callable[[Craft], Craft]:
+                    calls: tuple[tuple[str, str], ...] = (), threshold: bool = False) -> Callable[[Craft], Craft]:
     """Declare the attack `name` whose craft function the decorator wraps (see the module's docstring)."""
     if modality not in MODALITIES:
         raise AttackError(f"register_attack({name!r}): modality {modality!r}; allowed: {', '.join(MODALITIES)}")
@@ -127,7 +129,7 @@ def register_attack(name: str, *, source: str = MMRB, modality: str = "image", g
     def decorate(craft: Craft) -> Craft:
         _ATTACKS[source, name] = AttackInfo(source, name, modality, gradient, black_box, white_box, bounded, probe, combines,
                                             tuple(params), steps, step_size, random_start, dict(defaults or {}),
-                                            craft, check, craft.__module__, tuple(files), tuple(calls))
+                                            craft, check, craft.__module__, tuple(files), tuple(calls), threshold)
         return craft
 
     return decorate

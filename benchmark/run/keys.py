@@ -42,6 +42,18 @@ def attack_code(source: str, name: str, params: dict[str, Any] | None = None) ->
     return {**code, **({"files": files} if files else {}), **({"calls": calls} if calls else {})}
 
 
+def uses_threshold(source: str, name: str, params: dict[str, Any] | None = None) -> bool:
+    """Whether an attack, or an attack it crafts (its traits' `calls`), aims at the run's decision threshold (its
+    registry trait `threshold`): the suite's operating point is then part of its cells' keys."""
+    from benchmark.attacks import registry
+
+    attack, params = registry.traits(source, name), params or {}
+    return attack.threshold or any(
+        uses_threshold(entry.get("source", default), entry["name"], entry.get("params") or {})
+        for p, default in attack.calls if params.get(p) is not None
+        for entry in _listed(params[p]) if isinstance(entry, dict) and "name" in entry)
+
+
 def _listed(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -109,7 +121,7 @@ class Keys:
             import benchmark.data.report_terms
 
             parts["report_rules"] = code_digest(benchmark.data.report_terms)
-        if "operating_point" in str(attack.params) or attack.name == "operating_point":  # aimed at the threshold
+        if uses_threshold(attack.source, attack.name, attack.params):  # aimed at the decision threshold
             import benchmark.evaluation.clinical
 
             parts["operating_point"] = [self.suite.operating_point, code_digest(benchmark.evaluation.clinical)]

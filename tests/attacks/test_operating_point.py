@@ -69,3 +69,14 @@ def test_every_clinical_interval_lies_in_range_and_holds_its_figure(rows):
                 & (have[metric] <= have[f"{metric}_ci_high"] + 1e-12) & (have[f"{metric}_ci_high"] <= 1)).all(), metric
     assert (cells.loc[cells["attack"] != "none", "interval"] == "bootstrap").all()
     assert np.isfinite(cells["threshold"]).all()
+
+
+def test_the_threshold_keys_an_attack_aimed_at_it_and_one_that_crafts_it_no_other():
+    from benchmark.run.keys import uses_threshold
+
+    assert uses_threshold("mmrb", "operating_point") and not uses_threshold("mmrb", "pgd")
+    aimed = {"image": {"source": "mmrb", "name": "operating_point", "params": {"steps": 5}},
+             "text": {"source": "mmrb", "name": "hotflip"}}
+    assert uses_threshold("mmrb", "joint", aimed)
+    assert not uses_threshold("mmrb", "joint", {**aimed, "image": {"source": "mmrb", "name": "pgd"}})
+    assert not uses_threshold("mmrb", "pgd", {"note": "operating_point"})  # a word in the params is not a trait
