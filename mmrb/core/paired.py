@@ -165,7 +165,7 @@ def clustered_mcnemar(a: np.ndarray, b: np.ndarray, draws: int = 20000, seed: in
     one: never below 1/(draws + 1))."""
     d = ((a > 0.5) & (b <= 0.5)).sum(axis=0) - ((a <= 0.5) & (b > 0.5)).sum(axis=0)
     if clusters is not None:
-        d = np.bincount(np.unique(np.asarray(clusters), return_inverse=True)[1], weights=d)
+        d = np.bincount(_cluster_index(clusters, a.shape[1]), weights=d)
     d = d[d != 0].astype(float)
     if not len(d):
         return 1.0, 0
@@ -177,13 +177,18 @@ def clustered_mcnemar(a: np.ndarray, b: np.ndarray, draws: int = 20000, seed: in
     return float((1 + np.sum(np.abs(flips @ d) >= observed)) / (draws + 1)), len(d)
 
 
+def _cluster_index(clusters: np.ndarray, columns: int) -> np.ndarray:
+    """Each column's cluster as 0..G−1 (`clusters`: any id per column)."""
+    clusters = np.asarray(clusters)
+    if clusters.shape != (columns,):
+        raise ValueError(f"clusters: one cluster id per column ({columns}); got shape {clusters.shape}")
+    return np.unique(clusters, return_inverse=True)[1]
+
+
 def cluster_means(values: np.ndarray, clusters: np.ndarray) -> np.ndarray:
     """Seeds × columns -> seeds × clusters: the mean of each cluster's columns (e.g. one test sample's outcomes under
-    several CLIPs laid side by side); clusters numbered 0..G−1 in `clusters` (one entry per column)."""
-    clusters = np.asarray(clusters)
-    if clusters.shape != (values.shape[1],):
-        raise ValueError(f"clusters: one cluster id per column ({values.shape[1]}); got shape {clusters.shape}")
-    _, index = np.unique(clusters, return_inverse=True)
+    several CLIPs laid side by side); `clusters`: one id per column."""
+    index = _cluster_index(clusters, values.shape[1])
     counts = np.bincount(index)
     return np.stack([np.bincount(index, weights=row) / counts for row in values])
 
@@ -255,8 +260,8 @@ def trend_test(outcomes: Sequence[np.ndarray], doses: Sequence[float], confidenc
     is the two-level bootstrap's (seeds × samples, `bootstrap_means`). The p-value is a permutation test clustered by
     sample: under "no dose effect" the dose labels of one sample's outcomes are exchangeable, so each draw permutes
     them per sample (the same permutation for every seed of that sample), `draws` Monte Carlo draws counting the
-    observed one (p ≥ 1/(draws + 1), `p_floor`). `monotone`: the mean accuracies never rise from one dose to the
-    next; `steps`: those mean differences (next − previous)."""
+    observed one (p ≥ 1/(draws + 1), `p_floor`). `falling`: the mean accuracy falls from the first dose to the last
+    and never rises from one dose to the next; `steps`: those mean differences (next − previous)."""
     import itertools
 
     y = np.stack([np.atleast_2d(np.asarray(o, dtype=float)) for o in outcomes], axis=-1)  # seeds × samples × doses
@@ -284,7 +289,7 @@ def trend_test(outcomes: Sequence[np.ndarray], doses: Sequence[float], confidenc
     means = y.mean(axis=(0, 1))
     steps = np.diff(means)
     return {"slope": slope, "low": float(low), "high": float(high), "p": p, "p_floor": 1 / (draws + 1),
-            "monotone": bool(np.all(steps <= 0) or np.all(steps >= 0)), "means": means.tolist(), "steps": steps.tolist()}
+            "falling": bool(np.all(steps <= 0) and np.any(steps < 0)), "means": means.tolist(), "steps": steps.tolist()}
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

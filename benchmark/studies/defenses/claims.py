@@ -117,16 +117,15 @@ def claims(frame: pd.DataFrame, methods: Sequence[str], controls: Sequence[str])
                                  for r in shared for d in ("ID", "OOD")), +1,
                            "the paper's random noise is Gaussian noise on captions; here uniform noise on images of the "
                            "same ε as the crafted image noise"))
-    zs = [(k, *_smallest_largest(roles, k)) for k in kinds]
     found.append(Claim("Han et al. §5.4, Table 4", "Slight noise improves zero-shot accuracy.",
                        tuple(("zero-shot", f"{k} γ {100 * lo:g} % − γ 0 (zero-shot {d})", "per seed")
-                             for k, lo, _ in zs for d in ("ID", "OOD")), +1))
+                             for k, lo, _ in small for d in ("ID", "OOD")), +1))
     found.append(Claim("Han et al. §5.4, Table 4", "Excessive noise hurts zero-shot accuracy.",
                        tuple(("zero-shot", f"{k} γ {100 * hi:g} % − γ 0 (zero-shot {d})", "per seed")
-                             for k, lo, hi in zs if hi > lo for d in ("ID", "OOD")), -1))
+                             for k, lo, hi in small if hi > lo for d in ("ID", "OOD")), -1))
     if {"ran", "mlp"} <= set(methods) and roles["noisy"]:
         found.append(Claim("Han et al. §5.5, Fig. 7", "RAN improves over MLP tuning in and out of domain on CLIPs "
-                           "pre-trained with noise.", (("" + report.POOLED, "ran − mlp", "ID clean"),
+                           "pre-trained with noise.", ((report.POOLED, "ran − mlp", "ID clean"),
                                                        (report.POOLED, "ran − mlp", "OOD clean")), +1))
     found.append(Claim("Chen et al. 2024 (NMTune), §3; RAN's L_COV builds on it", "Noise in pre-training diminishes "
                        "the top dominant singular values of the features (share of the top-k in the spectrum).",
@@ -141,7 +140,7 @@ def claims(frame: pd.DataFrame, methods: Sequence[str], controls: Sequence[str])
 
 def judge(claim: Claim, table: pd.DataFrame) -> tuple[str, str]:
     """A claim's verdict from its tests' rows, and the evidence (each test: A − B [interval] pt, verdict)."""
-    outcomes, evidence = [], []
+    outcomes, evidence, mdds = [], [], []
     for family, comparison, condition in claim.tests:
         rows = table[(table["family"] == family) & (table["comparison"] == comparison) & (table["condition"] == condition)]
         if rows.empty:
@@ -152,8 +151,8 @@ def judge(claim: Claim, table: pd.DataFrame) -> tuple[str, str]:
         difference = float(row["A − B (pt)"].split(" ")[0])
         if row["verdict"].startswith("not detectable") or row["verdict"].startswith("the same"):
             outcomes.append("not detectable")
-            mdd = row["MDD (pt)"]
-            evidence.append(f"{comparison}, {condition}: {row['A − B (pt)']} pt, not detectable (MDD {mdd})")
+            mdds.append(float(row["MDD (pt)"]))
+            evidence.append(f"{comparison}, {condition}: {row['A − B (pt)']} pt, not detectable (MDD {row['MDD (pt)']})")
         else:
             outcomes.append("reproduced" if np.sign(difference) == claim.sign else "contradicted")
             evidence.append(f"{comparison}, {condition}: {row['A − B (pt)']} pt, p_holm {row['p (Holm)']}")
@@ -166,8 +165,6 @@ def judge(claim: Claim, table: pd.DataFrame) -> tuple[str, str]:
     elif all(o == "missing" for o in outcomes):
         verdict = "not tested in this run"
     else:
-        mdds = [float(table[(table["family"] == f) & (table["comparison"] == c) & (table["condition"] == d)]
-                      ["MDD (pt)"].iloc[0]) for (f, c, d), o in zip(claim.tests, outcomes) if o == "not detectable"]
         verdict = f"**not detectable** at MDD {min(mdds):.1f}–{max(mdds):.1f} pt"
     return verdict, "; ".join(evidence)
 

@@ -173,8 +173,7 @@ def verdict_table(frame: pd.DataFrame, seeds: Sequence[int], methods: Sequence[s
              "names": (a_name, rest.split(" (", 1)[0])})
     if not by_family:
         return "(no comparison: a single method and no noise)", pd.DataFrame()
-    tables = {f: paired_table(rows, alpha, second="seed t") for f, rows in sorted(by_family.items(), key=lambda x: FAMILIES.index(x[0])
-                                                                  if x[0] in FAMILIES else len(FAMILIES))}
+    tables = {f: paired_table(by_family[f], alpha, second="seed t") for f in FAMILIES if f in by_family}
     text = "\n\n".join(f"### {family} ({len(t)} comparisons, Holm within)\n\n" + t.drop(columns="family").to_markdown(index=False)
                         for family, t in tables.items())
     return text, pd.concat(tables.values(), ignore_index=True)
@@ -246,7 +245,7 @@ def control_statement(table: pd.DataFrame, trends: Sequence[dict[str, Any]] = ()
             f"{', '.join(f'{100 * d:g}' for d in t['doses'])} %; slope {10 * t['slope']:+.2f} pt per 10 % γ "
             f"[{10 * t['low']:+.2f}, {10 * t['high']:+.2f}], permutation p {paired.format_p(t['p'], t['p_floor'])}; "
             + ("**registered**" if registered else "**NOT registered**")
-            + (", falling at every step" if all(x <= 0 for x in t["steps"]) and any(x < 0 for x in t["steps"]) else ", not monotone (steps "
+            + (", falling at every step" if t["falling"] else ", not monotone (steps "
                + ", ".join(f"{100 * x:+.1f}" for x in t["steps"]) + " pt)")
             + (f"; first dose separable from γ 0 after Holm: {first}" if first else "; no dose separable from γ 0 after Holm"))
     registered = any(t["p"] < alpha and t["slope"] < 0 for t in trends if t["domain"] == "ID")

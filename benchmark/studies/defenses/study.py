@@ -111,14 +111,16 @@ def _local_units(suite: DefenseSuite, data: corpora.Data, cache_dir: Path, base:
                  bar: Any) -> Iterator[tuple[str, dict[str, Any]]]:
     """The local backend: the pending units one after another in this process, one CLIP in memory at a time."""
     memo: dict = {}
+    generals: dict[int, str] = {}  # each seed's general CLIP, looked up in the cache once
     loaded: dict[tuple[int, str, float], dict[str, Any]] = {}
     for (seed, kind, ratio, entry), key in pending:
         bar.set_postfix_str(f"seed {seed} · {kind} γ={ratio:g} · {entry.label}")
         if (seed, kind, ratio) not in loaded:
             loaded.clear()  # one CLIP in memory at a time
-            general = corpora.general_clip(data, suite, cache_dir, seed)
-            spec = corpora.noisy_clip(data, general, suite, cache_dir, seed, kind, ratio, memo)
-            loaded[seed, kind, ratio] = _clip_state(spec, data, suite, attacked(suite, kind, ratio))
+            if seed not in generals:
+                generals[seed] = corpora.general_clip(data, suite, cache_dir, seed)
+            spec = corpora.noisy_clip(data, generals[seed], suite, cache_dir, seed, kind, ratio, memo)
+            loaded[seed, kind, ratio] = _clip_state(spec, data, suite, attacked(suite, kind))
         yield key, _record(suite, seed, kind, ratio, entry, _unit_rows(loaded[seed, kind, ratio], data, suite, seed,
                                                                        entry, base))
 
@@ -201,7 +203,7 @@ def _group_task(context: _TaskContext, seed: int, kind: str, units: list[tuple[f
             if i == 0 or units[i - 1][0] != ratio:
                 state = None  # one CLIP in memory at a time
                 spec = corpora.noisy_clip(data, general, suite, context.cache_dir, seed, kind, ratio, memo)
-                state = _clip_state(spec, data, suite, attacked(suite, kind, ratio))
+                state = _clip_state(spec, data, suite, attacked(suite, kind))
             where = _where(seed, kind, ratio, entry.label)
             done.append((key, _record(suite, seed, kind, ratio, entry,
                                       _unit_rows(state, data, suite, seed, entry, context.base))))
@@ -274,7 +276,7 @@ def _ray_units(backend: Any, suite: DefenseSuite, data: corpora.Data, cache_dir:
             ray.shutdown()
 
 
-def attacked(suite: DefenseSuite, kind: str, ratio: float) -> bool:
+def attacked(suite: DefenseSuite, kind: str) -> bool:
     """Whether the heads on this CLIP are attacked (`attack_clips`: primary = γ 0 only; noisy = all but the
     controls'; all)."""
     controls = {n.type for n in suite.noise if n.control}
