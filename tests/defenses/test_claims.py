@@ -82,3 +82,16 @@ def test_the_docs_claims_table_is_the_generated_one():
     block = doc.split(publish.START, 1)[1].split(publish.END, 1)[0].strip()
     generated = publish.claims_body((ROOT / "docs" / "results" / "clip_defenses" / "claims.md").read_text())
     assert block == generated
+
+
+def test_a_figure_whose_escalation_hit_its_cap_is_flagged_where_it_is_read():
+    frame = planted_frame()
+    attacked = frame[(frame["noise"] == "none") & (frame["domain"] == "ID")].assign(
+        attack="PGD", epsilon=0.0039216, check_capped=lambda f: (f["method"] == "ran") & (f["seed"] == 1))
+    frame = pd.concat([frame, attacked], ignore_index=True)
+    tables = report.accuracy_tables(frame, [0, 1, 2], ["lp", "mlp", "ran"])
+    row = {line.split("|")[2].strip(): line for line in tables.splitlines() if line.startswith("|     0 |")}
+    assert "‡" in row["ran"] and "‡" not in row["lp"] and "‡" not in row["mlp"]
+    _, table = report.verdict_table(frame, [0, 1, 2], ["lp", "mlp", "ran"], ["mismatch"])
+    findings = dict(claims.beyond_the_paper(table, frame))
+    assert findings["ID PGD@0.003922"].endswith("upper bounds)")

@@ -169,22 +169,27 @@ def judge(claim: Claim, table: pd.DataFrame) -> tuple[str, str]:
     return verdict, "; ".join(evidence)
 
 
-def beyond_the_paper(table: pd.DataFrame) -> list[tuple[str, str]]:
+def beyond_the_paper(table: pd.DataFrame, frame: pd.DataFrame) -> list[tuple[str, str]]:
     """The study's own robustness findings (no claim in the paper): per attacked condition of the primary family,
-    the separable method pairs, or that none is detectable."""
+    the separable method pairs, or that none is detectable; ‡ where an attack's escalation hit its cap on the γ 0
+    CLIP while its figure still fell (its figures are upper bounds)."""
     found = []
     primary = table[table["family"] == report.PRIMARY]
+    labels = {report._label(*c): c for c in report.conditions(frame)}
     for condition in primary["condition"].unique():
         if condition.endswith("clean"):
             continue
         rows = primary[primary["condition"] == condition]
         separable = rows[~rows["verdict"].str.startswith("not")]
+        domain, attack, epsilon = labels[condition]
+        flag = (" ‡ (an escalation hit its cap while the figure still fell: upper bounds)"
+                if report.capped(frame, domain=domain, attack=attack, epsilon=epsilon, noise="none") else "")
         if separable.empty:
             mdds = rows["MDD (pt)"].astype(float)
-            found.append((condition, f"no method pair detectable (MDD {mdds.min():.1f}–{mdds.max():.1f} pt)"))
+            found.append((condition, f"no method pair detectable (MDD {mdds.min():.1f}–{mdds.max():.1f} pt){flag}"))
         else:
             found.append((condition, "; ".join(f"{r['verdict']}: {r['comparison']} {r['A − B (pt)']} pt"
-                                               for _, r in separable.iterrows())))
+                                               for _, r in separable.iterrows()) + flag))
     return found
 
 
@@ -199,7 +204,7 @@ def claims_markdown(frame: pd.DataFrame, table: pd.DataFrame, methods: Sequence[
         note = f" *Setting: {claim.note}.*" if claim.note else ""
         lines.append(f"| {claim.source} | {claim.text}{note} | {verdict} | {evidence} |")
     own = ["| condition (clean-corpus CLIP, γ 0) | finding |", "|---|---|"] + \
-        [f"| {c} | {f} |" for c, f in beyond_the_paper(table)]
+        [f"| {c} | {f} |" for c, f in beyond_the_paper(table, frame)]
     seed_part = ("\n\n### Per-seed tests (zero-shot accuracy, feature spectrum)\n\n"
                  + per_seed.to_markdown(index=False)) if len(per_seed) else ""
     return (control_line + "\n\n### Claims of the papers\n\n" + "\n".join(lines)

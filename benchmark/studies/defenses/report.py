@@ -59,7 +59,8 @@ def _cell(values: np.ndarray | None) -> str:
 
 def accuracy_tables(frame: pd.DataFrame, seeds: Sequence[int], methods: Sequence[str]) -> str:
     """Per noise type: rows γ × method (γ 0 = the CLIP continued on the clean corpus), columns accuracy (with the
-    interval over seeds × samples) in each condition, and AUC clean (t-interval over seeds)."""
+    interval over seeds × samples) in each condition, and AUC clean (t-interval over seeds). ‡ after a figure: the
+    escalation of at least one seed's attack hit its cap while the figure still fell (an upper bound)."""
     parts = []
     for kind in [k for k in frame["noise"].unique() if k != "none"] or ["none"]:
         table = {}
@@ -68,6 +69,7 @@ def accuracy_tables(frame: pd.DataFrame, seeds: Sequence[int], methods: Sequence
             for method in methods:
                 pick = dict(noise=noise, ratio=ratio, method=method)
                 cells = {_label(*c): _cell(outcomes(frame, seeds, domain=c[0], attack=c[1], epsilon=c[2], **pick))
+                         + (" ‡" if capped(frame, domain=c[0], attack=c[1], epsilon=c[2], **pick) else "")
                          for c in conditions(frame)}
                 for domain in sorted(frame["domain"].unique()):
                     cells[f"{domain} AUC"] = _t_cell(_select(frame, domain=domain, attack="clean", **pick)["auc"])
@@ -75,6 +77,12 @@ def accuracy_tables(frame: pd.DataFrame, seeds: Sequence[int], methods: Sequence
         parts.append(f"### {kind} noise\n\n" + pd.DataFrame.from_dict(table, orient="index")
                      .rename_axis(["γ %", "method"]).reset_index().to_markdown(index=False))
     return "\n\n".join(parts)
+
+
+def capped(frame: pd.DataFrame, **pick: Any) -> bool:
+    """Whether any selected row's escalation hit its cap while its figure still fell."""
+    rows = _select(frame, **pick)
+    return "check_capped" in rows and bool(rows["check_capped"].fillna(False).astype(bool).any())
 
 
 def _select(frame: pd.DataFrame, **pick: Any) -> pd.DataFrame:
